@@ -1,0 +1,70 @@
+"""Turn a field into a boolean mask: the six TOS2CA operators and polygon masking."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+OPERATORS = (
+    "lessThan",
+    "lessThanOrEqualTo",
+    "greaterThan",
+    "greaterThanOrEqualTo",
+    "equalTo",
+    "anomalyEvent",
+)
+
+# Names used in the masks file's ``event_type`` attribute (TOS2CA wording).
+EVENT_TYPES = {
+    "lessThan": "less_than_threshold",
+    "lessThanOrEqualTo": "less_than_or_equal_to_threshold",
+    "greaterThan": "greater_than_threshold",
+    "greaterThanOrEqualTo": "greater_than_or_equal_to_threshold",
+    "equalTo": "equal_to_threshold",
+    "anomalyEvent": "anomaly_event",
+}
+
+
+def binarize(
+    values: np.ndarray,
+    operator: str,
+    value: float,
+    mean: np.ndarray | None = None,
+    std: np.ndarray | None = None,
+) -> np.ndarray:
+    """Boolean mask of ``values`` satisfying the inequality; NaN is never in a mask.
+
+    For ``anomalyEvent`` ``value`` is k and a pixel is anomalous when
+    ``(x - mean) >= k*std`` (k > 0) or ``<= k*std`` (k < 0). Pixels whose std is 0 or
+    undefined (no valid samples) are never anomalous: a constant pixel has no anomaly.
+    """
+    x = values
+    with np.errstate(invalid="ignore"):
+        if operator == "lessThan":
+            mask = x < value
+        elif operator == "lessThanOrEqualTo":
+            mask = x <= value
+        elif operator == "greaterThan":
+            mask = x > value
+        elif operator == "greaterThanOrEqualTo":
+            mask = x >= value
+        elif operator == "equalTo":
+            mask = x == value
+        elif operator == "anomalyEvent":
+            if mean is None or std is None:
+                raise ValueError("anomalyEvent needs per-pixel mean and std")
+            diff = x.astype(np.float64) - mean
+            bound = value * std
+            mask = (diff >= bound) if value > 0 else (diff <= bound)
+            mask &= std > 0
+        else:
+            raise ValueError(f"operator must be one of {', '.join(OPERATORS)}; got {operator!r}")
+    # Comparisons with NaN are already False; this keeps the rule explicit for equalTo/NaN.
+    mask &= ~np.isnan(x)
+    return mask
+
+
+def polygon_mask(lat: np.ndarray, lon: np.ndarray, polygon: shapely.Geometry) -> np.ndarray:
+    """Pixels (lat x lon) whose centre lies inside or on ``polygon`` (lon/lat degrees)."""
+    lon2, lat2 = np.meshgrid(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
+    return shapely.intersects_xy(polygon, lon2, lat2)

@@ -1,0 +1,59 @@
+"""Streaming map of one chunk: label each step of a tile and keep its small tables.
+
+Steps arrive one at a time (the halo step first, if any), so memory holds two steps of one
+tile whatever the block length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.components import (
+    component_table,
+    concat_tables,
+    empty_components,
+    empty_overlaps,
+    label,
+    overlap_pairs,
+    seam_strips,
+)
+
+
+class BlockMapper:
+    """Accumulates component tables, overlap pairs and seam strips of one (block, tile)."""
+
+    def __init__(self, row0: int, col0: int, job_width: int, connectivity: int):
+        self.row0, self.col0, self.job_width = row0, col0, job_width
+        self.connectivity = connectivity
+        self._prev: np.ndarray | None = None
+        self._components: list[dict[str, np.ndarray]] = []
+        self._overlaps: list[dict[str, np.ndarray]] = []
+        self._strips: list[dict[str, np.ndarray]] = []
+
+    def add_halo(self, mask: np.ndarray) -> None:
+        """The step before the block: only its labels are kept, to link the first step."""
+        self._prev, _ = label(mask, self.connectivity)
+
+    def add(self, step: int, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Label one step of the block; returns its local labels (int32)."""
+        labels, _ = label(mask, self.connectivity)
+        self._components.append(
+            component_table(labels, values, step, self.row0, self.col0, self.job_width)
+        )
+        if self._prev is not None:
+            self._overlaps.append(
+                overlap_pairs(self._prev, labels, step, self.row0, self.col0, self.job_width)
+            )
+        self._strips.append(seam_strips(labels))
+        self._prev = labels
+        return labels
+
+    def tables(self) -> dict[str, dict[str, np.ndarray]]:
+        strips = {
+            side: np.stack([s[side] for s in self._strips]) for side in ("top", "bottom", "left", "right")
+        }
+        return {
+            "components": concat_tables(self._components, empty_components()),
+            "overlaps": concat_tables(self._overlaps, empty_overlaps()),
+            "strips": strips,
+        }

@@ -1,0 +1,139 @@
+"""Labelling, per-step component tables, overlap pairs and seam strips of one tile.
+
+Tables are dicts of equal-length 1-D columns. Pixel positions are given in the *job* grid
+(row-major linear index ``row * job_width + col``) so tables from different tiles merge
+exactly: areas and sums add, bboxes union, first indices take the minimum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+COMPONENT_COLUMNS = (
+    "step", "label", "area", "first_index", "min_row", "min_col", "max_row", "max_col",
+    "sum_row", "sum_col", "value_sum", "value_min", "value_max",
+)
+OVERLAP_COLUMNS = ("step", "prev_label", "cur_label", "overlap", "first_overlap_index")
+
+
+def label(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """Connected components (1 = 4-neighbour, 2 = 8-neighbour), int32, numbered in raster order."""
+    structure = ndimage.generate_binary_structure(2, connectivity)
+    labels = np.zeros(mask.shape, np.int32)
+    n = ndimage.label(mask, structure=structure, output=labels)
+    return labels, int(n)
+
+
+def _grouped(labels_flat_nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort order by label (stable, so raster order inside a label) and group starts."""
+    order = np.argsort(labels_flat_nz, kind="stable")
+    sorted_labels = labels_flat_nz[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    return order, sorted_labels[starts], starts
+
+
+def component_table(
+    labels: np.ndarray,
+    values: np.ndarray,
+    step: int,
+    row0: int,
+    col0: int,
+    job_width: int,
+) -> dict[str, np.ndarray]:
+    """One row per label of ``labels`` (a tile at job offset ``row0, col0``)."""
+    height, width = labels.shape
+    flat = labels.ravel()
+    idx = np.flatnonzero(flat)
+    lab = flat[idx]
+    rows = idx // width + row0
+    cols = idx % width + col0
+    vals = values.ravel()[idx].astype(np.float64)
+    if idx.size == 0:
+        return empty_components()
+    order, ulab, starts = _grouped(lab)
+    r, c, v = rows[order], cols[order], vals[order]
+    lin = r.astype(np.int64) * job_width + c
+    counts = np.diff(np.r_[starts, idx.size])
+    n = ulab.size
+    return {
+        "step": np.full(n, step, np.int32),
+        "label": ulab.astype(np.int32),
+        "area": counts.astype(np.int64),
+        "first_index": np.minimum.reduceat(lin, starts),
+        "min_row": np.minimum.reduceat(r, starts).astype(np.int32),
+        "min_col": np.minimum.reduceat(c, starts).astype(np.int32),
+        "max_row": (np.maximum.reduceat(r, starts) + 1).astype(np.int32),
+        "max_col": (np.maximum.reduceat(c, starts) + 1).astype(np.int32),
+        "sum_row": np.add.reduceat(r.astype(np.int64), starts),
+        "sum_col": np.add.reduceat(c.astype(np.int64), starts),
+        "value_sum": np.add.reduceat(v, starts),
+        "value_min": np.minimum.reduceat(v, starts),
+        "value_max": np.maximum.reduceat(v, starts),
+    }
+
+
+_COMPONENT_DTYPES = {
+    "step": np.int32, "label": np.int32, "area": np.int64, "first_index": np.int64,
+    "min_row": np.int32, "min_col": np.int32, "max_row": np.int32, "max_col": np.int32,
+    "sum_row": np.int64, "sum_col": np.int64, "value_sum": np.float64,
+    "value_min": np.float64, "value_max": np.float64,
+}
+_OVERLAP_DTYPES = {
+    "step": np.int32, "prev_label": np.int32, "cur_label": np.int32,
+    "overlap": np.int64, "first_overlap_index": np.int64,
+}
+
+
+def empty_components() -> dict[str, np.ndarray]:
+    return {k: np.zeros(0, t) for k, t in _COMPONENT_DTYPES.items()}
+
+
+def empty_overlaps() -> dict[str, np.ndarray]:
+    return {k: np.zeros(0, t) for k, t in _OVERLAP_DTYPES.items()}
+
+
+def overlap_pairs(
+    prev_labels: np.ndarray,
+    cur_labels: np.ndarray,
+    step: int,
+    row0: int,
+    col0: int,
+    job_width: int,
+) -> dict[str, np.ndarray]:
+    """Pixel overlaps between labels of step ``step-1`` and ``step`` on the same tile."""
+    width = cur_labels.shape[1]
+    p = prev_labels.ravel()
+    c = cur_labels.ravel()
+    idx = np.flatnonzero((p != 0) & (c != 0))
+    if idx.size == 0:
+        return empty_overlaps()
+    pl = p[idx].astype(np.int64)
+    cl = c[idx].astype(np.int64)
+    key = pl * (int(c.max()) + 1) + cl
+    ukey, first, counts = np.unique(key, return_index=True, return_counts=True)
+    fidx = idx[first]
+    lin = (fidx // width + row0).astype(np.int64) * job_width + (fidx % width + col0)
+    return {
+        "step": np.full(ukey.size, step, np.int32),
+        "prev_label": pl[first].astype(np.int32),
+        "cur_label": cl[first].astype(np.int32),
+        "overlap": counts.astype(np.int64),
+        "first_overlap_index": lin,
+    }
+
+
+def seam_strips(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The labels on the four edges of a tile (copies, so the tile can be freed)."""
+    return {
+        "top": labels[0, :].copy(),
+        "bottom": labels[-1, :].copy(),
+        "left": labels[:, 0].copy(),
+        "right": labels[:, -1].copy(),
+    }
+
+
+def concat_tables(tables: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not tables:
+        return empty
+    return {k: np.concatenate([t[k] for t in tables]) for k in empty}

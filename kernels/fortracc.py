@@ -1,0 +1,138 @@
+"""ForTraCC linking of per-step components into anomalies (SPEC section 5, exactly).
+
+Works on tables only: per step the components' areas (already filtered by ``min_size`` and
+ordered by ``first_index``) and the overlap pairs between consecutive steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+INITIATION = "initiation"
+CONTINUATION = "continuation"
+MERGE = "continuation - merge"
+SPLIT = "continuation - split"
+DISSIPATION = "dissipation"
+DISSIPATION_MERGE = "dissipation - merge"
+INITIATION_SPLIT = "initiation - split"
+TAGS = (INITIATION, CONTINUATION, MERGE, SPLIT, DISSIPATION, DISSIPATION_MERGE, INITIATION_SPLIT)
+
+
+@dataclass
+class StepOverlaps:
+    """Overlaps between step s-1 (``prev``) and step s (``cur``), indices into each step."""
+
+    prev: np.ndarray
+    cur: np.ndarray
+    overlap: np.ndarray
+    first_overlap_index: np.ndarray
+
+
+@dataclass
+class Tracks:
+    """Per step: anomaly id (1-based) and tag of every component, in component order."""
+
+    anomaly_id: list[np.ndarray]
+    tag: list[list[str]]
+    n_anomalies: int
+
+
+def _partners(ov: StepOverlaps, prev_area: np.ndarray, min_overlap: float, n_prev: int, n_cur: int):
+    """Partner lists ``[(first_overlap_index, other, frac)]`` ordered by first_overlap_index."""
+    of_prev: list[list[tuple[int, int, float]]] = [[] for _ in range(n_prev)]
+    of_cur: list[list[tuple[int, int, float]]] = [[] for _ in range(n_cur)]
+    frac = ov.overlap / prev_area[ov.prev] if ov.prev.size else np.zeros(0)
+    keep = np.flatnonzero(frac >= min_overlap)
+    order = keep[np.lexsort((ov.first_overlap_index[keep],))]
+    for k in order:
+        p, c, f, i = int(ov.prev[k]), int(ov.cur[k]), float(frac[k]), int(ov.first_overlap_index[k])
+        of_prev[p].append((i, c, f))
+        of_cur[c].append((i, p, f))
+    return of_prev, of_cur
+
+
+def _best(mapped: list[tuple[int, int, float]]) -> int:
+    """Position of the largest frac; the first in partner order wins ties."""
+    best = 0
+    for k in range(1, len(mapped)):
+        if mapped[k][2] > mapped[best][2]:
+            best = k
+    return best
+
+
+def link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_overlap: float) -> Tracks:
+    """Track components through time. ``overlaps[s]`` links step s-1 to s (``overlaps[0]`` unused)."""
+    series: list[list[list]] = []  # each entry [step, component, tag]
+    ends_prev: np.ndarray = np.zeros(0, np.int64)  # series index ended by each comp of step s-1
+    for s, cur_area in enumerate(areas):
+        n_cur = cur_area.size
+        prev_area = areas[s - 1] if s > 0 else np.zeros(0, np.int64)
+        n_prev = prev_area.size
+        ov = overlaps[s] if s > 0 else None
+        if ov is None:
+            ov = StepOverlaps(*(np.zeros(0, np.int64) for _ in range(4)))
+        of_prev, of_cur = _partners(ov, prev_area, min_overlap, n_prev, n_cur)
+        ends_cur = np.full(n_cur, -1, np.int64)
+        in_prev = np.ones(n_prev, bool)
+        in_cur = np.ones(n_cur, bool)
+        # Largest area first; ties: step s before s-1, then the later component first.
+        pool = [(-int(a), 0, -k, True, k) for k, a in enumerate(cur_area)]
+        pool += [(-int(a), 1, -k, False, k) for k, a in enumerate(prev_area)]
+        pool.sort()
+        for *_, is_cur, e in pool:
+            if is_cur:
+                if not in_cur[e]:
+                    continue
+                mapped = [m for m in of_cur[e] if in_prev[m[1]]]
+                in_cur[e] = False
+                if not mapped:
+                    series.append([[s, e, INITIATION]])
+                    ends_cur[e] = len(series) - 1
+                elif len(mapped) == 1:
+                    sid = ends_prev[mapped[0][1]]
+                    series[sid].append([s, e, CONTINUATION])
+                    ends_cur[e] = sid
+                else:
+                    best = _best(mapped)
+                    for k, (_, p, _) in enumerate(mapped):
+                        sid = ends_prev[p]
+                        if k == best:
+                            series[sid].append([s, e, MERGE])
+                            ends_cur[e] = sid
+                        else:
+                            series[sid][-1][2] = DISSIPATION_MERGE
+                for _, p, _ in mapped:
+                    in_prev[p] = False
+            else:
+                if not in_prev[e]:
+                    continue
+                mapped = [m for m in of_prev[e] if in_cur[m[1]]]
+                in_prev[e] = False
+                sid = ends_prev[e]
+                if not mapped:
+                    series[sid][-1][2] = DISSIPATION
+                elif len(mapped) == 1:
+                    c = mapped[0][1]
+                    series[sid].append([s, c, CONTINUATION])
+                    ends_cur[c] = sid
+                else:
+                    best = _best(mapped)
+                    for k, (_, c, _) in enumerate(mapped):
+                        if k == best:
+                            series[sid].append([s, c, SPLIT])
+                            ends_cur[c] = sid
+                        else:
+                            series.append([[s, c, INITIATION_SPLIT]])
+                            ends_cur[c] = len(series) - 1
+                for _, c, _ in mapped:
+                    in_cur[c] = False
+        ends_prev = ends_cur
+    ids = [np.zeros(a.size, np.int32) for a in areas]
+    tags: list[list[str]] = [[""] * a.size for a in areas]
+    for sid, entries in enumerate(series):
+        for s, e, tag in entries:
+            ids[s][e] = sid + 1
+            tags[s][e] = tag
+    return Tracks(anomaly_id=ids, tag=tags, n_anomalies=len(series))

@@ -1,0 +1,156 @@
+"""The reduce: join components across tile seams, filter, link with ForTraCC.
+
+Input is every chunk's tables, never pixels. A *node* is one (step, tile, local label); a
+*component* is a set of nodes joined across seams; an *anomaly* is a ForTraCC series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels.fortracc import StepOverlaps, link
+from kernels.seams import seam_edges
+from kernels.unionfind import join
+
+
+@dataclass
+class Resolved:
+    """Result of the reduce.
+
+    ``components``: kept components ordered by (step, first_index) with their merged
+    statistics, ``anomaly_id`` and ``tag``. ``node_base[step, tile]`` and ``node_count`` locate
+    a tile's local labels in ``node_anomaly`` (anomaly id per node, 0 = not kept).
+    """
+
+    components: dict[str, np.ndarray]
+    tags: list[str]
+    n_anomalies: int
+    node_base: np.ndarray
+    node_count: np.ndarray
+    node_anomaly: np.ndarray
+
+    def lookup(self, step: int, tile: int) -> np.ndarray:
+        """Local label -> anomaly id for one (step, tile); index 0 is background."""
+        b, n = self.node_base[step, tile], self.node_count[step, tile]
+        return np.concatenate([[0], self.node_anomaly[b : b + n]]).astype(np.int32)
+
+
+def _group_reduce(keys: np.ndarray, columns: dict[str, tuple[np.ndarray, np.ufunc]]):
+    """Sort by ``keys`` and reduce each column with its ufunc; returns unique keys and columns."""
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]]) if sk.size else np.zeros(0, np.int64)
+    out = {}
+    for name, (col, ufunc) in columns.items():
+        out[name] = ufunc.reduceat(col[order], starts) if sk.size else col[:0]
+    return sk[starts] if sk.size else sk, out
+
+
+def resolve(
+    components: dict[str, np.ndarray],
+    overlaps: dict[str, np.ndarray],
+    strips: dict[tuple[int, int], dict[str, np.ndarray]],
+    n_steps: int,
+    n_tile_rows: int,
+    n_tile_cols: int,
+    connectivity: int,
+    wrap: bool,
+    min_size: int,
+    min_overlap: float,
+) -> Resolved:
+    """Global components and anomalies from per-chunk tables.
+
+    ``components`` and ``overlaps`` carry a ``tile`` column (tile = i * n_tile_cols + j);
+    ``strips[(i, j)][side]`` has shape (n_steps, length) of local labels.
+    """
+    n_tiles = n_tile_rows * n_tile_cols
+    step, tile, lab = components["step"], components["tile"], components["label"]
+    order = np.lexsort((lab, tile, step))
+    comps = {k: v[order] for k, v in components.items()}
+    node_count = np.zeros((n_steps, n_tiles), np.int64)
+    np.add.at(node_count, (comps["step"], comps["tile"]), 1)
+    node_base = (np.cumsum(node_count.ravel()) - node_count.ravel()).reshape(n_steps, n_tiles)
+    n_nodes = int(node_count.sum())
+
+    # Seams: strips of local labels -> node ids (-1 = background).
+    node_strips = {}
+    for (i, j), sides in strips.items():
+        base = node_base[:, i * n_tile_cols + j][:, None]
+        node_strips[(i, j)] = {
+            side: np.where(arr > 0, base + arr.astype(np.int64) - 1, -1) for side, arr in sides.items()
+        }
+    ea, eb = seam_edges(node_strips, n_tile_rows, n_tile_cols, connectivity, wrap)
+    root = join(n_nodes, ea, eb)
+
+    roots, merged = _group_reduce(root, {
+        "step": (comps["step"].astype(np.int64), np.minimum),
+        "area": (comps["area"], np.add),
+        "first_index": (comps["first_index"], np.minimum),
+        "min_row": (comps["min_row"], np.minimum),
+        "min_col": (comps["min_col"], np.minimum),
+        "max_row": (comps["max_row"], np.maximum),
+        "max_col": (comps["max_col"], np.maximum),
+        "sum_row": (comps["sum_row"], np.add),
+        "sum_col": (comps["sum_col"], np.add),
+        "value_min": (comps["value_min"], np.minimum),
+        "value_max": (comps["value_max"], np.maximum),
+    })
+    # Kept components ordered by (step, first_index): position = global component index.
+    kept = np.flatnonzero(merged["area"] >= min_size)
+    kept = kept[np.lexsort((merged["first_index"][kept], merged["step"][kept]))]
+    comp_of_root = np.full(roots.size, -1, np.int64)
+    comp_of_root[kept] = np.arange(kept.size)
+    table = {k: v[kept] for k, v in merged.items()}
+    step_starts = np.searchsorted(table["step"], np.arange(n_steps + 1))
+    comp_of_node = comp_of_root[root] if n_nodes else np.zeros(0, np.int64)
+
+    # Overlaps between global components.
+    ov = overlaps
+    s_cur = ov["step"].astype(np.int64)
+    t = ov["tile"].astype(np.int64)
+    pn = node_base[s_cur - 1, t] + ov["prev_label"] - 1 if s_cur.size else s_cur
+    cn = node_base[s_cur, t] + ov["cur_label"] - 1 if s_cur.size else s_cur
+    pc, cc = comp_of_node[pn], comp_of_node[cn]
+    ok = (pc >= 0) & (cc >= 0)
+    pair_key = pc[ok] * max(kept.size, 1) + cc[ok]
+    keys, agg = _group_reduce(pair_key, {
+        "overlap": (ov["overlap"][ok], np.add),
+        "first_overlap_index": (ov["first_overlap_index"][ok], np.minimum),
+    })
+    pair_prev = keys // max(kept.size, 1)
+    pair_cur = keys % max(kept.size, 1)
+    pair_step = table["step"][pair_cur] if keys.size else np.zeros(0, np.int64)
+
+    areas, step_overlaps = [], []
+    for s in range(n_steps):
+        lo, hi = step_starts[s], step_starts[s + 1]
+        areas.append(table["area"][lo:hi])
+        sel = np.flatnonzero(pair_step == s)
+        if s == 0:
+            step_overlaps.append(None)
+            continue
+        prev_lo = step_starts[s - 1]
+        step_overlaps.append(StepOverlaps(
+            prev=pair_prev[sel] - prev_lo,
+            cur=pair_cur[sel] - lo,
+            overlap=agg["overlap"][sel],
+            first_overlap_index=agg["first_overlap_index"][sel],
+        ))
+    tracks = link(areas, step_overlaps, min_overlap)
+    table["anomaly_id"] = (
+        np.concatenate(tracks.anomaly_id) if tracks.anomaly_id else np.zeros(0, np.int32)
+    )
+    tags = [tag for step_tags in tracks.tag for tag in step_tags]
+
+    anomaly_of_comp = np.r_[table["anomaly_id"], 0].astype(np.int32)
+    node_anomaly = anomaly_of_comp[comp_of_node] if n_nodes else np.zeros(0, np.int32)
+    return Resolved(
+        components=table,
+        tags=tags,
+        n_anomalies=tracks.n_anomalies,
+        node_base=node_base,
+        node_count=node_count,
+        node_anomaly=node_anomaly,
+    )

@@ -1,0 +1,3 @@
+from tos2ca_batch.cli import main
+
+raise SystemExit(main())

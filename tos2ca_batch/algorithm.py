@@ -1,0 +1,138 @@
+"""Pure planning: which grid cells a job covers and how it is cut into chunks.
+
+No I/O here. The job grid has latitude ascending and longitude running east from the box's
+western edge, so a box crossing 180 degrees is one contiguous run of columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+STATS_BLOCK = 24  # canonical time blocking of the anomalyEvent stats pass (see kernels.stats)
+BYTES_PER_PIXEL = 48  # working set of the map stage per tile pixel (two steps and temporaries)
+
+
+def lon180(lon: np.ndarray) -> np.ndarray:
+    return (np.asarray(lon, np.float64) + 180.0) % 360.0 - 180.0
+
+
+def spans_globe(src_lon: np.ndarray) -> bool:
+    """True when the dataset's longitudes cover the full circle (regular spacing * n = 360)."""
+    if src_lon.size < 2:
+        return False
+    step = abs(float(src_lon[1] - src_lon[0]))
+    return abs(step * src_lon.size - 360.0) < 0.5 * step
+
+
+def select_grid(src_lat: np.ndarray, src_lon: np.ndarray, bbox) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Source row and column indices of the job grid, and whether it wraps around in longitude."""
+    x0, y0, x1, y1 = bbox
+    lat_idx = np.flatnonzero((src_lat >= y0) & (src_lat <= y1))
+    rows = lat_idx[np.argsort(src_lat[lat_idx], kind="stable")]
+    lon = lon180(src_lon)
+    if x0 <= x1:
+        inside = (lon >= x0) & (lon <= x1)
+        if x1 >= 180:  # 180 itself is -180 after wrapping
+            inside |= lon == -180
+        cols = np.flatnonzero(inside)
+        cols = cols[np.argsort(lon[cols], kind="stable")]
+    else:
+        east = np.flatnonzero(lon >= x0)
+        west = np.flatnonzero(lon <= x1)
+        cols = np.r_[east[np.argsort(lon[east], kind="stable")], west[np.argsort(lon[west], kind="stable")]]
+    wrap = bool(spans_globe(src_lon) and cols.size == src_lon.size)
+    return rows, cols, wrap
+
+
+def unwrapped_lon(lon: np.ndarray) -> np.ndarray:
+    """Monotonic longitudes (may exceed 180) for a job grid that crosses the antimeridian."""
+    out = np.asarray(lon, np.float64).copy()
+    jumps = np.r_[0, np.cumsum(np.diff(out) < 0)]
+    return out + 360.0 * jumps
+
+
+def cell_edges(centres: np.ndarray) -> np.ndarray:
+    """Pixel edges half-way between centres (n + 1 values), extrapolated at the ends."""
+    c = np.asarray(centres, np.float64)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.r_[c[0] - (mid[0] - c[0]), mid, c[-1] + (c[-1] - mid[-1])]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Blocks x tiles of one job; chunk id = block * n_tiles + tile, tile = row * n_tile_cols + col."""
+
+    n_steps: int
+    height: int
+    width: int
+    block_steps: int
+    tile_h: int
+    tile_w: int
+
+    @property
+    def n_blocks(self) -> int:
+        return math.ceil(self.n_steps / self.block_steps)
+
+    @property
+    def n_tile_rows(self) -> int:
+        return math.ceil(self.height / self.tile_h)
+
+    @property
+    def n_tile_cols(self) -> int:
+        return math.ceil(self.width / self.tile_w)
+
+    @property
+    def n_tiles(self) -> int:
+        return self.n_tile_rows * self.n_tile_cols
+
+    @property
+    def n_chunks(self) -> int:
+        return self.n_blocks * self.n_tiles
+
+    def block(self, b: int) -> tuple[int, int]:
+        return b * self.block_steps, min(self.n_steps, (b + 1) * self.block_steps)
+
+    def tile(self, t: int) -> tuple[int, int, int, int]:
+        i, j = divmod(t, self.n_tile_cols)
+        r0, c0 = i * self.tile_h, j * self.tile_w
+        return r0, min(self.height, r0 + self.tile_h), c0, min(self.width, c0 + self.tile_w)
+
+    def chunk(self, chunk_id: int) -> tuple[int, int, int, int, int, int]:
+        """``(t0, t1, r0, r1, c0, c1)`` of a chunk."""
+        b, t = divmod(chunk_id, self.n_tiles)
+        return (*self.block(b), *self.tile(t))
+
+    def tile_of(self, chunk_id: int) -> int:
+        return chunk_id % self.n_tiles
+
+
+def default_chunking(n_steps: int, height: int, width: int, memory_mb: float) -> tuple[int, tuple[int, int]]:
+    """Block length and tile from a per-worker memory budget.
+
+    Memory of the map stage does not grow with the block length (steps stream), so blocks are
+    a fixed 24 steps (a 1-step halo costs ~4 % extra reading); tiles are the whole grid when it
+    fits the budget, else the largest square-ish tile that does.
+    """
+    max_pixels = max(1, int(memory_mb * 2**20 / BYTES_PER_PIXEL))
+    if height * width <= max_pixels:
+        tile = (height, width)
+    else:
+        side = int(math.sqrt(max_pixels))
+        tile_h = min(height, side)
+        tile = (tile_h, min(width, max(1, max_pixels // tile_h)))
+    return min(n_steps, 24), tile
+
+
+def stats_layout(n_steps: int, layout: Layout) -> Layout:
+    """The stats pass: canonical blocks of ``STATS_BLOCK`` steps over the job's tiles."""
+    return Layout(n_steps, layout.height, layout.width, STATS_BLOCK, layout.tile_h, layout.tile_w)
+
+
+def publish_layout(layout: Layout) -> Layout:
+    """Publish works on whole time steps: one chunk per block, one tile."""
+    return Layout(layout.n_steps, layout.height, layout.width, layout.block_steps, layout.height, layout.width)

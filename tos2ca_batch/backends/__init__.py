@@ -1,0 +1,28 @@
+"""Backends run a parallel stage's chunks; stage code is the same for all of them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tos2ca_batch.config import Config
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, chunk: int, message: str):
+        super().__init__(f"{stage} chunk {chunk}: {message}")
+        self.stage, self.chunk = stage, chunk
+
+
+class Backend(Protocol):
+    def run_stage(self, cfg: Config, job_id: int, stage: str, n_chunks: int) -> None:
+        """Run every chunk of ``stage``; raise :class:`StageFailed` if one fails."""
+
+    def close(self) -> None: ...
+
+
+def make_backend(name: str, workers: int | None = None) -> Backend:
+    if name == "local":
+        from tos2ca_batch.backends.local import LocalBackend
+
+        return LocalBackend(workers)
+    raise ValueError(f"backend must be one of local; got {name!r}")

@@ -1,0 +1,61 @@
+"""Local backend: a process pool whose workers run each array task as a container would."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import resource
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+from tqdm import tqdm
+
+from tos2ca_batch.backends import StageFailed
+from tos2ca_batch.config import Config
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
+    """Runs in a pool process with the task's environment; returns (state, peak RSS in KiB)."""
+    from tos2ca_batch.tasks import run_task
+
+    state = run_task(Config.from_env(), stage, job_id, chunk)
+    return state, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class LocalBackend:
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self.peak_rss_kib: dict[str, int] = {}
+
+    def _ensure_pool(self, cfg: Config) -> ProcessPoolExecutor:
+        if self._pool is None:
+            env = {k: v for k, v in cfg.child_env().items() if k.startswith(("TOS2CA_", "AWS_", "HDF5_"))}
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(env,))
+        return self._pool
+
+    def run_stage(self, cfg: Config, job_id: int, stage: str, n_chunks: int) -> None:
+        pool = self._ensure_pool(cfg)
+        futures = {pool.submit(_child, stage, job_id, c): c for c in range(n_chunks)}
+        with tqdm(total=n_chunks, desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for fut in done:
+                    exc = fut.exception()
+                    if exc is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise StageFailed(stage, futures[fut], f"{type(exc).__name__}: {exc}") from exc
+                    state, rss = fut.result()
+                    self.peak_rss_kib[stage] = max(self.peak_rss_kib.get(stage, 0), rss)
+                    bar.update(1)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

@@ -1,0 +1,200 @@
+"""Command line: ``tos2ca-batch demo | run | submit | task | status | synth``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tos2ca_batch import __version__
+from tos2ca_batch.stages.common import PHDEF_PRODUCTS
+
+
+def _tile(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.split(","))
+        if h < 1 or w < 1:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile must be H,W with whole numbers >= 1, got {text!r}") from None
+    return h, w
+
+
+def _products(text: str) -> list[str]:
+    items = [p for p in text.split(",") if p]
+    bad = [p for p in items if p not in PHDEF_PRODUCTS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--products: unknown {bad}; allowed: {','.join(PHDEF_PRODUCTS)}")
+    return items
+
+
+def _load_spec(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"spec: cannot read {path} as JSON ({exc})") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workdir", help="work dir (jobs.sqlite, chunk store, outputs/); default ./tos2ca-work "
+                                     "or $TOS2CA_WORKDIR")
+    p.add_argument("--catalog", action="append", default=[], help="extra dataset catalog JSON (repeatable)")
+
+
+def _run_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: cores)")
+    p.add_argument("--block-steps", type=int, default=None, help="time steps per chunk")
+    p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells")
+    p.add_argument("--products", type=_products, default=None,
+                   help=f"comma-separated subset of {','.join(PHDEF_PRODUCTS)} (default: all)")
+    p.add_argument("--backend", default="local", choices=["local"], help="where array tasks run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tos2ca-batch", description=__doc__)
+    ap.add_argument("--version", action="version", version=__version__)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="synthesize data, run a PhDef job, print where to look")
+    _common(p)
+    _run_opts(p)
+    p.add_argument("--res", type=float, default=0.25, help="synthetic grid spacing in degrees")
+
+    p = sub.add_parser("run", help="run a job spec to completion")
+    p.add_argument("spec")
+    _common(p)
+    _run_opts(p)
+
+    p = sub.add_parser("submit", help="store a job as pending and print its id")
+    p.add_argument("spec")
+    _common(p)
+    p.add_argument("--block-steps", type=int, default=None)
+    p.add_argument("--tile", type=_tile, default=None)
+    p.add_argument("--products", type=_products, default=None)
+
+    p = sub.add_parser("task", help="run one array task (as an AWS Batch child does)")
+    p.add_argument("stage", choices=["plan", "stats", "map", "reduce", "relabel", "publish", "finalize"])
+    p.add_argument("--job", type=int, required=True)
+    p.add_argument("--chunk", type=int, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
+    _common(p)
+
+    p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
+    p.add_argument("job", type=int)
+    _common(p)
+
+    p = sub.add_parser("synth", help="write synthetic files in a real dataset's layout")
+    p.add_argument("--kind", choices=["imerg", "mergir", "merra2", "mur"], default="imerg")
+    p.add_argument("--out", required=True)
+    p.add_argument("--start", required=True)
+    p.add_argument("--end", required=True)
+    p.add_argument("--res", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def _config(args):
+    from tos2ca_batch.config import Config
+
+    cfg = Config.from_env(args.workdir, args.catalog)
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["TOS2CA_WORKDIR"] = str(cfg.workdir)
+    if args.catalog:
+        os.environ["TOS2CA_CATALOG"] = os.pathsep.join(
+            [p for p in [os.environ.get("TOS2CA_CATALOG", "")] if p] + [str(Path(c).resolve()) for c in args.catalog])
+    return cfg
+
+
+def _run(cfg, raw, args) -> int:
+    from tos2ca_batch.backends import make_backend
+    from tos2ca_batch.runner import apply_overrides, run
+
+    raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
+    backend = make_backend(args.backend, args.workers)
+    try:
+        res = run(cfg, raw, backend)
+    finally:
+        backend.close()
+    print(json.dumps(res))
+    return 0 if res["status"] == "complete" else 1
+
+
+def _demo(args) -> int:
+    from datetime import datetime
+
+    from tos2ca_batch.synth import synthesize
+
+    cfg = _config(args)
+    data = cfg.workdir / "demo-data"
+    start, end = datetime(2020, 1, 4), datetime(2020, 1, 4, 23, 30)
+    print(f"synthesizing IMERG-layout files ({args.res} degree, 48 steps) under {data}", file=sys.stderr)
+    catalog = synthesize("imerg", data, start, end, res=args.res)
+    os.environ["TOS2CA_CATALOG"] = str(catalog)
+    cfg.catalogs = [str(catalog)]
+    spec = {
+        "stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation",
+        "operator": "greaterThan", "value": 10.0, "start": "2020-01-04T00:00", "end": "2020-01-04T23:30",
+        "bbox": [-180.0, -60.0, 180.0, 60.0],
+        "tracking": {"connectivity": 2, "min_size": 150, "min_overlap": 0.25},
+        "chunking": {"block_steps": 12, "tile": [240, 720]},
+    }
+    (cfg.workdir / "demo-spec.json").write_text(json.dumps(spec, indent=2))
+    rc = _run(cfg, spec, args)
+    print(f"demo: spec {cfg.workdir / 'demo-spec.json'}, data {data}, outputs {cfg.workdir / 'outputs'}, "
+          f"jobs DB {cfg.workdir / 'jobs.sqlite'}", file=sys.stderr)
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    if args.command == "synth":
+        from tos2ca_batch.synth import synthesize
+        from tos2ca_batch.timeutil import parse_time
+
+        path = synthesize(args.kind, args.out, parse_time(args.start), parse_time(args.end), args.res, args.seed)
+        print(json.dumps({"catalog": str(path)}))
+        return 0
+    if args.command == "demo":
+        return _demo(args)
+    cfg = _config(args)
+    if args.command == "run":
+        return _run(cfg, _load_spec(args.spec), args)
+    if args.command == "submit":
+        from tos2ca_batch.runner import apply_overrides, submit
+
+        raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+        job_id, error = submit(cfg, raw)
+        print(json.dumps({"job_id": job_id, "status": "failed" if error else "pending", "message": error}))
+        return 1 if error else 0
+    if args.command == "task":
+        from tos2ca_batch.tasks import chunk_from_env, run_task
+
+        if args.stage == "plan":
+            from tos2ca_batch.runner import fail, plan_job
+
+            try:
+                plan_job(cfg, args.job)
+            except Exception as exc:
+                fail(cfg, args.job, str(exc))
+                return 1
+            return 0
+        chunk = args.chunk if args.chunk is not None else chunk_from_env()
+        state = run_task(cfg, args.stage, args.job, chunk)
+        print(json.dumps({"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}))
+        return 0
+    if args.command == "status":
+        db = cfg.db()
+        row = db.get_job(args.job)
+        if row is None:
+            print(json.dumps({"job_id": args.job, "error": "no such job"}))
+            return 1
+        print(json.dumps({"job": row, "chunks": db.chunk_counts(args.job),
+                          "outputs": [o["location"] for o in db.outputs(args.job)]}, default=str))
+        return 0
+    return 2

@@ -1,0 +1,62 @@
+"""PNG plots: one per time step (variable, anomaly outlines and ids) and the track summary."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+MAX_PIXELS_ACROSS = 1600
+
+
+def _outline(ax, geom, **kw) -> None:
+    for poly in getattr(geom, "geoms", [geom]):
+        for ring in [poly.exterior, *poly.interiors]:
+            x, y = ring.xy
+            ax.plot(x, y, **kw)
+
+
+def step_png(path: str, values: np.ndarray, lat_edges, lon_edges, anomalies: list[dict], title: str,
+             units: str) -> None:
+    """``anomalies``: dicts with ``id``, ``geometry`` (unwrapped lon) and ``centroid`` (lon, lat)."""
+    stride = max(1, int(np.ceil(max(values.shape) / MAX_PIXELS_ACROSS)))
+    shown = values[::stride, ::stride]
+    width = 10
+    aspect = (lat_edges[-1] - lat_edges[0]) / max(lon_edges[-1] - lon_edges[0], 1e-9)
+    fig, ax = plt.subplots(figsize=(width, max(3.0, width * aspect * 0.9)), dpi=100)
+    im = ax.imshow(shown, origin="lower", cmap="viridis", interpolation="nearest",
+                   extent=(lon_edges[0], lon_edges[-1], lat_edges[0], lat_edges[-1]), aspect="auto")
+    fig.colorbar(im, ax=ax, label=units, shrink=0.8)
+    for a in anomalies:
+        _outline(ax, a["geometry"], color="red", linewidth=0.8)
+        ax.text(*a["centroid"], str(a["id"]), color="white", fontsize=8, ha="center", va="center",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})
+    ax.set_xlabel("longitude (degrees east; > 180 continues past the antimeridian)")
+    ax.set_ylabel("latitude")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, title: str) -> None:
+    """Centroid paths (unwrapped lon, lat) of every anomaly; a dot marks the start."""
+    fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
+    cmap = plt.get_cmap("tab20")
+    for a, path_pts in sorted(tracks.items()):
+        x, y = zip(*path_pts)
+        color = cmap((a - 1) % 20)
+        ax.plot(x, y, "-", color=color, linewidth=1.2)
+        ax.plot(x[0], y[0], "o", color=color, markersize=4)
+        ax.text(x[-1], y[-1], str(a), fontsize=7, color=color)
+    ax.set_xlim(bounds[0], bounds[2])
+    ax.set_ylim(bounds[1], bounds[3])
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

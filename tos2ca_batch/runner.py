@@ -1,0 +1,112 @@
+"""Submitting and running whole jobs: validate, plan, run each stage on a backend, finish."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from tos2ca_batch.backends import Backend, StageFailed
+from tos2ca_batch.catalog import load_catalog
+from tos2ca_batch.config import Config
+from tos2ca_batch.errors import SpecError
+from tos2ca_batch.notify import notify
+from tos2ca_batch.spec import JobSpec, validate
+from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.stages.plan import make_plan
+
+log = logging.getLogger("tos2ca_batch")
+
+
+def apply_overrides(raw: dict, block_steps: int | None = None, tile: tuple[int, int] | None = None,
+                    products: list[str] | None = None) -> dict:
+    """CLI flags folded into the spec document, so a stored job describes itself fully."""
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    if not isinstance(raw, dict):
+        return raw
+    if block_steps is not None or tile is not None:
+        chunking = dict(raw.get("chunking") or {})
+        if block_steps is not None:
+            chunking["block_steps"] = block_steps
+        if tile is not None:
+            chunking["tile"] = list(tile)
+        raw["chunking"] = chunking
+    if products is not None:
+        raw["products"] = list(products)
+    return raw
+
+
+def _spec_from_row(cfg: Config, row: dict) -> tuple[JobSpec, dict, dict]:
+    raw = json.loads(row["spec"])
+    catalog = load_catalog(cfg.catalogs)
+    spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
+    return validate(spec_doc, catalog), catalog, raw
+
+
+def fail(cfg: Config, job_id: int, message: str) -> dict:
+    db = cfg.db()
+    db.update_job(job_id, status="failed", message=message[:4000])
+    log.error("job %s failed: %s", job_id, message)
+    notify(cfg, job_id)
+    return result(cfg, job_id)
+
+
+def result(cfg: Config, job_id: int) -> dict:
+    db = cfg.db()
+    row = db.get_job(job_id)
+    return {"job_id": job_id, "status": row["status"], "outputs": [o["location"] for o in db.outputs(job_id)],
+            "message": row["message"]}
+
+
+def submit(cfg: Config, raw: dict) -> tuple[int, str | None]:
+    """Store a job as ``pending`` (or ``failed`` with the reason if its spec is refused)."""
+    db = cfg.db()
+    job_id = db.create_job(raw)
+    try:
+        spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
+        validate(spec_doc, load_catalog(cfg.catalogs))
+    except (SpecError, ValueError) as exc:
+        fail(cfg, job_id, str(exc))
+        return job_id, str(exc)
+    return job_id, None
+
+
+def plan_job(cfg: Config, job_id: int) -> JobPlan:
+    """Validate against catalog and data and store the plan (raises SpecError)."""
+    db = cfg.db()
+    spec, catalog, raw = _spec_from_row(cfg, db.get_job(job_id))
+    if spec.stage != "phdef":
+        raise SpecError("stage", "curation jobs are not supported yet; allowed: phdef")
+    db.update_job(job_id, status="running", phase="plan")
+    return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
+
+
+def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
+    """Plan and run every stage of a stored job; the job row ends complete or failed."""
+    db = cfg.db()
+    try:
+        plan = plan_job(cfg, job_id)
+    except (SpecError, ValueError, KeyError, OSError) as exc:
+        return fail(cfg, job_id, str(exc) if isinstance(exc, SpecError) else f"plan: {type(exc).__name__}: {exc}")
+    try:
+        for stage in plan.stages():
+            db.update_job(job_id, phase=stage)
+            n = plan.stage_chunks(stage)
+            backend.run_stage(cfg, job_id, stage, n)
+            unfinished = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
+            if unfinished:
+                raise StageFailed(stage, unfinished[0], "not complete after the stage ran")
+    except StageFailed as exc:
+        return fail(cfg, job_id, str(exc))
+    db.update_job(job_id, status="complete", phase="done",
+                  message=f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under "
+                          f"{cfg.outputs(job_id).prefix}")
+    notify(cfg, job_id)
+    return result(cfg, job_id)
+
+
+def run(cfg: Config, raw: dict, backend: Backend) -> dict:
+    job_id, error = submit(cfg, raw)
+    if error:
+        return result(cfg, job_id)
+    return execute(cfg, job_id, backend)

@@ -1,0 +1,56 @@
+"""The stored plan of a job, as every stage reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout
+from tos2ca_batch.stores.chunkstore import DirChunkStore
+from tos2ca_batch.timeutil import from_ts
+
+PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids")
+
+
+@dataclass
+class JobPlan:
+    meta: dict
+    lat: np.ndarray
+    lon: np.ndarray
+    src_rows: np.ndarray
+    src_cols: np.ndarray
+
+    @classmethod
+    def load(cls, store: DirChunkStore) -> JobPlan:
+        meta = store.get_json("plan")
+        g = store.get_table("plan", 0, "grid")
+        return cls(meta, g["lat"], g["lon"], g["src_rows"], g["src_cols"])
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(**self.meta["layout"])
+
+    @property
+    def timestamps(self) -> list[str]:
+        return self.meta["timestamps"]
+
+    def times(self) -> list[datetime]:
+        return [from_ts(t) for t in self.timestamps]
+
+    def stage_layout(self, stage: str) -> Layout:
+        if stage == "stats":
+            return stats_layout(len(self.meta["stats_timestamps"]), self.layout)
+        if stage == "publish":
+            return publish_layout(self.layout)
+        return self.layout
+
+    def stage_chunks(self, stage: str) -> int:
+        if stage in ("reduce", "finalize"):
+            return 1
+        return self.stage_layout(stage).n_chunks
+
+    def stages(self) -> list[str]:
+        seq = ["map", "reduce", "relabel", "publish", "finalize"]
+        return (["stats"] if self.meta["operator"] == "anomalyEvent" else []) + seq

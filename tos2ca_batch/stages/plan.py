@@ -1,0 +1,96 @@
+"""Plan: check the spec against the catalog and the data, then store the plan and chunk rows.
+
+Everything that can refuse a job happens here, before anything is written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tos2ca_batch import __version__
+from tos2ca_batch.algorithm import Layout, default_chunking, select_grid, spans_globe
+from tos2ca_batch.catalog import file_for
+from tos2ca_batch.config import Config
+from tos2ca_batch.errors import SpecError
+from tos2ca_batch.readers import StepReader
+from tos2ca_batch.spec import JobSpec
+from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
+from tos2ca_batch.stores.objectstore import exists
+from tos2ca_batch.timeutil import axis, parse_time, to_ts
+
+
+def _timestamps(entry: dict, dataset: str, start, end, field: str) -> list:
+    first, last = parse_time(entry["startDate"]), parse_time(entry["endDate"])
+    times = [t for t in axis(first, entry["timeStep"], start, end) if t <= last]
+    if not times:
+        raise SpecError(field, f"no time steps of {dataset} between {start:%Y-%m-%dT%H:%M} and "
+                               f"{end:%Y-%m-%dT%H:%M}; the dataset covers {entry['startDate']} to {entry['endDate']}")
+    missing = [t for t in times if not exists(file_for(entry, t))]
+    if len(missing) == len(times):
+        raise SpecError(field, f"no files of {dataset} in range (looked for e.g. {file_for(entry, times[0])})")
+    if missing:
+        shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in missing[:5])
+        raise SpecError(field, f"{len(missing)} of {len(times)} time steps of {dataset} have no file ({shown}...)")
+    return times
+
+
+def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: list[str] | None = None,
+              block_steps: int | None = None, tile: tuple[int, int] | None = None) -> JobPlan:
+    """Validate against the data and store the plan; raises SpecError before writing anything."""
+    entry = catalog[spec.dataset]
+    times = _timestamps(entry, spec.dataset, spec.start, spec.end, "start")
+    stats_times = None
+    if spec.operator == "anomalyEvent":
+        b0, b1 = spec.baseline or (spec.start, spec.end)
+        stats_times = _timestamps(entry, spec.dataset, b0, b1, "baseline" if spec.baseline else "start")
+    with StepReader(entry, spec.variable) as reader:
+        src_lat, src_lon = reader.grid(times[0])
+        attrs = reader.attributes(times[0])
+    rows, cols, wrap = select_grid(src_lat, src_lon, spec.bbox)
+    if rows.size == 0 or cols.size == 0:
+        lon = ((src_lon + 180) % 360) - 180
+        raise SpecError("bbox", f"{list(spec.bbox)} selects no grid cells of {spec.dataset} (it covers lat "
+                                f"{src_lat.min():.3f}..{src_lat.max():.3f}, lon {lon.min():.3f}..{lon.max():.3f})")
+    block_steps = block_steps or spec.block_steps
+    tile = tile or spec.tile
+    d_block, d_tile = default_chunking(len(times), rows.size, cols.size, cfg.memory_mb)
+    tile = (min(tile[0], rows.size), min(tile[1], cols.size)) if tile else d_tile
+    layout = Layout(len(times), int(rows.size), int(cols.size), min(block_steps or d_block, len(times)), *tile)
+    products = list(products or PHDEF_PRODUCTS)
+    bad = [p for p in products if p not in PHDEF_PRODUCTS]
+    if bad:
+        raise SpecError("products", f"unknown {bad}; allowed: {', '.join(PHDEF_PRODUCTS)}")
+
+    lat = src_lat[rows].astype(np.float64)
+    lon = ((src_lon[cols] + 180.0) % 360.0) - 180.0
+    meta = {
+        "job_id": job_id, "dataset": spec.dataset, "variable": spec.variable, "entry": entry,
+        "operator": spec.operator, "value": spec.value, "tracking": spec.tracking,
+        "timestamps": [to_ts(t) for t in times],
+        "stats_timestamps": [to_ts(t) for t in stats_times] if stats_times else None,
+        "layout": layout.__dict__, "wrap": wrap, "global_lon": spans_globe(src_lon),
+        "polygon": spec.polygon, "bbox": list(spec.bbox), "products": products,
+        "units": entry.get("units", {}).get(spec.variable) or str(attrs.get("units", "")),
+        "long_name": str(attrs.get("long_name", spec.variable)), "email": spec.email,
+        "software_version": __version__,
+    }
+    store = cfg.store(job_id)
+    store.put_table("plan", 0, "grid", {"lat": lat, "lon": lon, "src_rows": rows, "src_cols": cols})
+    store.put_json("plan", meta)
+    plan = JobPlan.load(store)
+    ts_dt = [t.strftime("%Y%m%d%H%M") for t in times]
+    store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
+                        {"lat": lat, "lon": lon, "times": times, "units": meta["units"],
+                         "long_name": meta["long_name"], "variable": spec.variable})
+    db = cfg.db()
+    for stage in plan.stages():
+        lay = plan.stage_layout(stage)
+        n = plan.stage_chunks(stage)
+        stamps = plan.meta["stats_timestamps"] if stage == "stats" else ts_dt
+        ranges = []
+        for c in range(n):
+            t0, t1 = (0, len(stamps)) if stage in ("reduce", "finalize") else lay.chunk(c)[:2]
+            ranges.append((stamps[t0], stamps[t1 - 1]))
+        db.add_chunks(job_id, stage, ranges)
+    db.update_job(job_id, nChunks=layout.n_chunks)
+    return plan

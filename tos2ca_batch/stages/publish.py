@@ -1,0 +1,86 @@
+"""Publish (per block of whole time steps): GeoJSON and PNG of every step."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import numpy as np
+import shapely
+
+from kernels.fortracc import TAGS
+from tos2ca_batch.algorithm import cell_edges, unwrapped_lon
+from tos2ca_batch.config import Config
+from tos2ca_batch.outputs.geometry import pixel_geometry, split_antimeridian
+from tos2ca_batch.outputs.masks import per_anomaly_stats, step_pixels
+from tos2ca_batch.readers import StepReader
+from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.timeutil import from_ts
+
+
+def grid_edges(plan: JobPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latitude edges, unwrapped longitude edges and unwrapped longitude centres of the job grid."""
+    lon_u = unwrapped_lon(plan.lon)
+    return cell_edges(plan.lat), cell_edges(lon_u), lon_u
+
+
+def step_features(plan: JobPlan, table: dict, s: int, ids: np.ndarray, values: np.ndarray):
+    """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
+    lat_e, lon_e, lon_u = grid_edges(plan)
+    rows, cols, aid, flat = step_pixels(ids)
+    stats = per_anomaly_stats(aid, values.ravel()[flat])
+    at_step = np.flatnonzero(table["step"] == s)
+    ts = plan.timestamps[s]
+    features, shapes = [], []
+    for a, st in stats.items():
+        sel = aid == a
+        geom = pixel_geometry(rows[sel], cols[sel], lat_e, lon_e)
+        k = at_step[table["anomaly_id"][at_step] == a][0]
+        crow = table["sum_row"][k] / table["area"][k]
+        ccol = table["sum_col"][k] / table["area"][k]
+        centroid = (float(np.interp(ccol, np.arange(lon_u.size), lon_u)),
+                    float(np.interp(crow, np.arange(plan.lat.size), plan.lat)))
+        props = {
+            "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": st["count"],
+            "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
+            "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
+            "units": plan.meta["units"],
+        }
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": shapely.geometry.mapping(split_antimeridian(geom))})
+        shapes.append({"id": a, "geometry": geom, "centroid": centroid})
+    return features, shapes
+
+
+def run(cfg: Config, job_id: int, chunk: int) -> None:
+    store = cfg.store(job_id)
+    plan = JobPlan.load(store)
+    products = plan.meta["products"]
+    if "geojson" not in products and "plots" not in products:
+        return
+    t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
+    table = store.get_table("reduce", 0, "components")
+    outputs, db = cfg.outputs(job_id), cfg.db()
+    lat_e, lon_e, _ = grid_edges(plan)
+    meta = plan.meta
+    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, StepReader(meta["entry"], meta["variable"]) as rd:
+        for s in range(t0, t1):
+            ts = plan.timestamps[s]
+            index = (slice(s, s + 1), slice(None), slice(None))
+            ids = store.read_ids(index)[0]
+            values = store.read_pixels("scratch/values", index)[0]
+            features, shapes = step_features(plan, table, s, ids, values)
+            if "geojson" in products:
+                path = f"{tmp}/{job_id}-{ts}.json"
+                with open(path, "w") as f:
+                    json.dump({"type": "FeatureCollection", "features": features}, f)
+                db.add_output(job_id, outputs.put(path, f"{job_id}-{ts}.json"), "geojson", ts)
+            if "plots" in products:
+                from tos2ca_batch.outputs.plots import step_png
+
+                field = rd.read(from_ts(ts), plan.src_rows, plan.src_cols)
+                path = f"{tmp}/{job_id}-{ts}.png"
+                title = (f"Job {job_id}: {meta['dataset']} {meta['variable']} {meta['operator']} "
+                         f"{meta['value']}  {ts}  ({len(shapes)} anomalies)")
+                step_png(path, field, lat_e, lon_e, shapes, title, meta["units"])
+                db.add_output(job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)

@@ -1,0 +1,42 @@
+"""Tables (dicts of named arrays) to compressed bytes and back.
+
+Layout: 4-byte little-endian header length, a JSON header listing each array's name, dtype,
+shape and byte length, then each array compressed with numcodecs Zstd.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numcodecs
+import numpy as np
+
+_CODEC = numcodecs.Zstd(level=3)
+
+
+def encode(arrays: dict[str, np.ndarray]) -> bytes:
+    parts, header = [], []
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        blob = _CODEC.encode(arr) if arr.size else b""
+        header.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "nbytes": len(blob)})
+        parts.append(bytes(blob))
+    head = json.dumps(header).encode()
+    return struct.pack("<I", len(head)) + head + b"".join(parts)
+
+
+def decode(data: bytes) -> dict[str, np.ndarray]:
+    (n,) = struct.unpack_from("<I", data, 0)
+    header = json.loads(data[4 : 4 + n])
+    out, pos = {}, 4 + n
+    for h in header:
+        blob = data[pos : pos + h["nbytes"]]
+        pos += h["nbytes"]
+        dtype = np.dtype(h["dtype"])
+        if h["nbytes"]:
+            arr = np.frombuffer(_CODEC.decode(blob), dtype=dtype).reshape(h["shape"])
+        else:
+            arr = np.zeros(h["shape"], dtype)
+        out[h["name"]] = arr
+    return out

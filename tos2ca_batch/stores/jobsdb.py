@@ -1,0 +1,243 @@
+"""The jobs database (TOS2CA table names): SQLite by default, MySQL/MariaDB in production.
+
+Every statement is parameterized. Chunk claims are one conditional UPDATE, so two workers can
+never both own a chunk; a claim carries a lease (``leaseUntil``) that another worker may take
+over once it has expired; ``attempts`` counts tries; claiming a complete chunk is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_TABLES = [
+    """CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS users (
+        userID {pk}, email VARCHAR(255) NOT NULL UNIQUE, createdTime VARCHAR(32))""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        jobID {pk}, userID INTEGER, stage VARCHAR(16) NOT NULL, phdefJobID INTEGER,
+        dataset VARCHAR(255), variable VARCHAR(255), coords TEXT, startDate VARCHAR(12),
+        endDate VARCHAR(12), ineqOperator VARCHAR(32), ineqValue DOUBLE, spec TEXT,
+        status VARCHAR(16) NOT NULL, phase VARCHAR(32), nChunks INTEGER, submitTime VARCHAR(32),
+        message TEXT, worker VARCHAR(255), leaseUntil DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        jobID INTEGER NOT NULL, chunkID INTEGER NOT NULL, stage VARCHAR(16) NOT NULL,
+        status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, worker VARCHAR(255),
+        leaseUntil DOUBLE, startDate VARCHAR(12), endDate VARCHAR(12), jobStart VARCHAR(32),
+        jobEnd VARCHAR(32), message TEXT, PRIMARY KEY (jobID, stage, chunkID))""",
+    """CREATE TABLE IF NOT EXISTS outputs (
+        outputID {pk}, jobID INTEGER NOT NULL, location VARCHAR(700) NOT NULL UNIQUE,
+        type VARCHAR(32), startDateTime VARCHAR(12))""",
+]
+
+JOB_COLUMNS = (
+    "jobID", "userID", "stage", "phdefJobID", "dataset", "variable", "coords", "startDate", "endDate",
+    "ineqOperator", "ineqValue", "spec", "status", "phase", "nChunks", "submitTime", "message",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class JobsDB:
+    """SQL shared by both dialects; subclasses give the connection and the few differences."""
+
+    placeholder = "?"
+    pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    insert_ignore = "INSERT OR IGNORE"
+
+    def _connect(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextmanager
+    def _cursor(self):
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            yield cur
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def execute(self, sql: str, params: tuple = ()) -> int:
+        with self._cursor() as cur:
+            cur.execute(self._sql(sql), params)
+            return cur.rowcount
+
+    def query(self, sql: str, params: tuple = ()) -> list[dict]:
+        with self._cursor() as cur:
+            cur.execute(self._sql(sql), params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def init_schema(self) -> None:
+        with self._cursor() as cur:
+            for ddl in _TABLES:
+                cur.execute(ddl.format(pk=self.pk))
+            cur.execute("SELECT version FROM schema_version")
+            if not cur.fetchall():
+                cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
+
+    # -- users and jobs -----------------------------------------------------------------------
+    def user_id(self, email: str | None) -> int | None:
+        if not email:
+            return None
+        self.execute(f"{self.insert_ignore} INTO users (email, createdTime) VALUES (?, ?)", (email, now_iso()))
+        return self.query("SELECT userID FROM users WHERE email = ?", (email,))[0]["userID"]
+
+    def create_job(self, raw_spec, status: str = "pending") -> int:
+        """Store a job row from a (possibly invalid) spec document; fields are stored literally."""
+        spec = raw_spec if isinstance(raw_spec, dict) else {}
+
+        def text(key):
+            v = spec.get(key)
+            return v if isinstance(v, str) else (None if v is None else json.dumps(v))
+
+        value = spec.get("value")
+        value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        phdef = spec.get("phdef_job") if isinstance(spec.get("phdef_job"), int) else None
+        email = spec.get("email") if isinstance(spec.get("email"), str) else None
+        params = (
+            self.user_id(email), str(spec.get("stage", "phdef"))[:16], phdef, text("dataset"),
+            text("variable"), text("polygon") or text("bbox"), text("start"), text("end"),
+            text("operator"), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
+        )
+        with self._cursor() as cur:
+            cur.execute(self._sql(
+                "INSERT INTO jobs (userID, stage, phdefJobID, dataset, variable, coords, startDate, endDate,"
+                " ineqOperator, ineqValue, spec, status, submitTime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ), params)
+            return int(cur.lastrowid)
+
+    def update_job(self, job_id: int, **fields) -> None:
+        bad = set(fields) - set(JOB_COLUMNS) - {"worker", "leaseUntil"}
+        if bad:
+            raise ValueError(f"unknown job columns {sorted(bad)}")
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self.execute(f"UPDATE jobs SET {cols} WHERE jobID = ?", (*fields.values(), job_id))
+
+    def get_job(self, job_id: int) -> dict | None:
+        rows = self.query("SELECT * FROM jobs WHERE jobID = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def claim_job(self, worker: str, lease_seconds: float) -> int | None:
+        """Take the oldest pending job (or one whose worker's lease expired); None if none."""
+        now = time.time()
+        for row in self.query(
+            "SELECT jobID FROM jobs WHERE status = 'pending' OR (status = 'running' AND leaseUntil < ?)"
+            " ORDER BY jobID", (now,)
+        ):
+            n = self.execute(
+                "UPDATE jobs SET status = 'running', worker = ?, leaseUntil = ? WHERE jobID = ? AND"
+                " (status = 'pending' OR (status = 'running' AND leaseUntil < ?))",
+                (worker, now + lease_seconds, row["jobID"], now),
+            )
+            if n == 1:
+                return int(row["jobID"])
+        return None
+
+    # -- chunks ---------------------------------------------------------------------------------
+    def add_chunks(self, job_id: int, stage: str, ranges: list[tuple[str, str]]) -> None:
+        """One pending row per chunk (idempotent); ``ranges`` gives each chunk's first/last time."""
+        with self._cursor() as cur:
+            cur.executemany(self._sql(
+                f"{self.insert_ignore} INTO chunks (jobID, chunkID, stage, status, attempts, startDate, endDate)"
+                " VALUES (?, ?, ?, 'pending', 0, ?, ?)"
+            ), [(job_id, i, stage, a, b) for i, (a, b) in enumerate(ranges)])
+
+    def claim_chunk(self, job_id: int, stage: str, chunk_id: int, worker: str, lease_seconds: float) -> str:
+        """``claimed``, ``complete`` (nothing to do) or ``busy`` (another worker holds a live lease)."""
+        now = time.time()
+        n = self.execute(
+            "UPDATE chunks SET status = 'running', attempts = attempts + 1, worker = ?, leaseUntil = ?,"
+            " jobStart = ?, message = NULL WHERE jobID = ? AND stage = ? AND chunkID = ? AND"
+            " (status IN ('pending', 'failed') OR (status = 'running' AND leaseUntil < ?))",
+            (worker, now + lease_seconds, now_iso(), job_id, stage, chunk_id, now),
+        )
+        if n == 1:
+            return "claimed"
+        rows = self.query(
+            "SELECT status FROM chunks WHERE jobID = ? AND stage = ? AND chunkID = ?", (job_id, stage, chunk_id)
+        )
+        if not rows:
+            raise KeyError(f"job {job_id} has no {stage} chunk {chunk_id}")
+        return "complete" if rows[0]["status"] == "complete" else "busy"
+
+    def renew_lease(self, job_id: int, stage: str, chunk_id: int, worker: str, lease_seconds: float) -> None:
+        self.execute(
+            "UPDATE chunks SET leaseUntil = ? WHERE jobID = ? AND stage = ? AND chunkID = ? AND worker = ?",
+            (time.time() + lease_seconds, job_id, stage, chunk_id, worker),
+        )
+
+    def finish_chunk(self, job_id: int, stage: str, chunk_id: int, status: str, message: str | None = None) -> None:
+        self.execute(
+            "UPDATE chunks SET status = ?, jobEnd = ?, message = ?, leaseUntil = NULL"
+            " WHERE jobID = ? AND stage = ? AND chunkID = ?",
+            (status, now_iso(), message, job_id, stage, chunk_id),
+        )
+
+    def chunks(self, job_id: int, stage: str | None = None) -> list[dict]:
+        if stage is None:
+            return self.query("SELECT * FROM chunks WHERE jobID = ? ORDER BY stage, chunkID", (job_id,))
+        return self.query(
+            "SELECT * FROM chunks WHERE jobID = ? AND stage = ? ORDER BY chunkID", (job_id, stage)
+        )
+
+    def chunk_counts(self, job_id: int) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for row in self.query(
+            "SELECT stage, status, COUNT(*) AS n FROM chunks WHERE jobID = ? GROUP BY stage, status", (job_id,)
+        ):
+            out.setdefault(row["stage"], {})[row["status"]] = int(row["n"])
+        return out
+
+    # -- outputs --------------------------------------------------------------------------------
+    def add_output(self, job_id: int, location: str, kind: str, start: str | None) -> None:
+        self.execute(
+            f"{self.insert_ignore} INTO outputs (jobID, location, type, startDateTime) VALUES (?, ?, ?, ?)",
+            (job_id, location, kind, start),
+        )
+
+    def outputs(self, job_id: int) -> list[dict]:
+        return self.query("SELECT * FROM outputs WHERE jobID = ? ORDER BY location", (job_id,))
+
+
+class SQLiteJobsDB(JobsDB):
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._cursor() as cur:
+            cur.execute("PRAGMA journal_mode=WAL").fetchall()
+        self.init_schema()
+
+    def _connect(self):
+        return sqlite3.connect(self.path, timeout=60, isolation_level="DEFERRED")
+
+    def describe(self) -> str:
+        return f"sqlite:{self.path}"
+
+
+def open_jobs_db(url: str | None, workdir: str | Path) -> JobsDB:
+    """``TOS2CA_DB_URL`` (``mysql://...`` or ``sqlite:///path``) or the work dir's SQLite file."""
+    if url and url.startswith("mysql://"):
+        from tos2ca_batch.stores.mysql import MySQLJobsDB
+
+        return MySQLJobsDB(url)
+    if url and url.startswith("sqlite:///"):
+        return SQLiteJobsDB(url[len("sqlite:///") - 1 :])
+    if url:
+        raise ValueError("TOS2CA_DB_URL must start with mysql:// or sqlite:///")
+    return SQLiteJobsDB(Path(workdir) / "jobs.sqlite")

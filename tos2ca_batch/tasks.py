@@ -1,0 +1,73 @@
+"""One array task: claim a chunk, run its stage, record the result. The same call serves a
+local process, an MPI rank and an AWS Batch child (``tos2ca-batch task <stage> --job J``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+
+from tos2ca_batch.config import Config
+from tos2ca_batch.stages import finalize, map, publish, reduce, relabel, stats
+
+STAGE_FUNCS = {
+    "stats": stats.run,
+    "map": map.run,
+    "reduce": reduce.run,
+    "relabel": relabel.run,
+    "publish": publish.run,
+    "finalize": finalize.run,
+}
+log = logging.getLogger("tos2ca_batch")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the chunk's lease while the stage runs, so only a dead task loses it."""
+
+    def __init__(self, cfg: Config, job_id: int, stage: str, chunk: int, worker: str):
+        super().__init__(daemon=True)
+        self.args_ = (job_id, stage, chunk, worker)
+        self.cfg = cfg
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.cfg.lease_seconds / 3):
+            try:
+                self.cfg.db().renew_lease(*self.args_, self.cfg.lease_seconds)
+            except Exception:  # a missed renewal only shortens the lease
+                log.warning("could not renew the lease of %s", self.args_)
+
+
+def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
+    """``done``, ``skipped`` (already complete) or ``busy`` (another task holds it)."""
+    if stage not in STAGE_FUNCS:
+        raise ValueError(f"stage must be one of {', '.join(STAGE_FUNCS)}; got {stage!r}")
+    db = cfg.db()
+    worker = worker_name()
+    state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
+    if state != "claimed":
+        return "skipped" if state == "complete" else "busy"
+    keeper = _LeaseKeeper(cfg, job_id, stage, chunk, worker)
+    keeper.start()
+    try:
+        STAGE_FUNCS[stage](cfg, job_id, chunk)
+    except BaseException as exc:
+        msg = f"{type(exc).__name__}: {exc}"
+        log.error("job %s %s chunk %s failed: %s\n%s", job_id, stage, chunk, msg, traceback.format_exc())
+        db.finish_chunk(job_id, stage, chunk, "failed", msg[:2000])
+        raise
+    finally:
+        keeper.stop.set()
+    db.finish_chunk(job_id, stage, chunk, "complete")
+    return "done"
+
+
+def chunk_from_env() -> int:
+    idx = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
+    return int(idx) if idx not in (None, "") else 0
