@@ -12,7 +12,7 @@ from scipy import ndimage
 
 COMPONENT_COLUMNS = (
     "step", "label", "area", "first_index", "min_row", "min_col", "max_row", "max_col",
-    "sum_row", "sum_col", "value_sum", "value_min", "value_max",
+    "sum_row", "sum_col", "sum_col_half", "value_sum", "value_min", "value_max",
 )
 OVERLAP_COLUMNS = ("step", "prev_label", "cur_label", "overlap", "first_overlap_index")
 
@@ -67,6 +67,9 @@ def component_table(
         "max_col": (np.maximum.reduceat(c, starts) + 1).astype(np.int32),
         "sum_row": np.add.reduceat(r.astype(np.int64), starts),
         "sum_col": np.add.reduceat(c.astype(np.int64), starts),
+        # Columns rotated by half the grid: the exact centroid of a component that straddles
+        # the longitude wrap of a global grid.
+        "sum_col_half": np.add.reduceat((c.astype(np.int64) + job_width // 2) % job_width, starts),
         "value_sum": np.add.reduceat(v, starts),
         "value_min": np.minimum.reduceat(v, starts),
         "value_max": np.maximum.reduceat(v, starts),
@@ -76,7 +79,7 @@ def component_table(
 _COMPONENT_DTYPES = {
     "step": np.int32, "label": np.int32, "area": np.int64, "first_index": np.int64,
     "min_row": np.int32, "min_col": np.int32, "max_row": np.int32, "max_col": np.int32,
-    "sum_row": np.int64, "sum_col": np.int64, "value_sum": np.float64,
+    "sum_row": np.int64, "sum_col": np.int64, "sum_col_half": np.int64, "value_sum": np.float64,
     "value_min": np.float64, "value_max": np.float64,
 }
 _OVERLAP_DTYPES = {

@@ -94,6 +94,7 @@ def resolve(
         "max_col": (comps["max_col"], np.maximum),
         "sum_row": (comps["sum_row"], np.add),
         "sum_col": (comps["sum_col"], np.add),
+        "sum_col_half": (comps["sum_col_half"], np.add),
         "value_min": (comps["value_min"], np.minimum),
         "value_max": (comps["value_max"], np.maximum),
     })

@@ -46,11 +46,15 @@ def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, 
     fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
     cmap = plt.get_cmap("tab20")
     for a, path_pts in sorted(tracks.items()):
-        x, y = zip(*path_pts)
+        x, y = (np.array(v, np.float64) for v in zip(*path_pts))
+        if bounds[2] - bounds[0] >= 359:  # global map: draw crossings of the map edge as breaks
+            x = (x - bounds[0]) % 360 + bounds[0]
+            jump = np.flatnonzero(np.abs(np.diff(x)) > 180) + 1
+            x, y = np.insert(x, jump, np.nan), np.insert(y, jump, np.nan)
         color = cmap((a - 1) % 20)
         ax.plot(x, y, "-", color=color, linewidth=1.2)
         ax.plot(x[0], y[0], "o", color=color, markersize=4)
-        ax.text(x[-1], y[-1], str(a), fontsize=7, color=color)
+        ax.text(x[-1], y[-1], str(a), fontsize=8, color=color)
     ax.set_xlim(bounds[0], bounds[2])
     ax.set_ylim(bounds[1], bounds[3])
     ax.set_xlabel("longitude")

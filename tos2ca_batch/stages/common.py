@@ -7,7 +7,7 @@ from datetime import datetime
 
 import numpy as np
 
-from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout
+from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout, unwrapped_lon
 from tos2ca_batch.stores.chunkstore import DirChunkStore
 from tos2ca_batch.timeutil import from_ts
 
@@ -54,3 +54,22 @@ class JobPlan:
     def stages(self) -> list[str]:
         seq = ["map", "reduce", "relabel", "publish", "finalize"]
         return (["stats"] if self.meta["operator"] == "anomalyEvent" else []) + seq
+
+    def centroids(self, table: dict, idx) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid latitude and unwrapped longitude of components ``idx`` of a reduce table.
+
+        On a global grid a component straddling the wrap uses the half-rotated column sum.
+        """
+        area = table["area"][idx]
+        crow = table["sum_row"][idx] / area
+        ccol = table["sum_col"][idx] / area
+        width = self.lon.size
+        if self.meta["wrap"]:
+            straddle = (table["min_col"][idx] == 0) & (table["max_col"][idx] == width)
+            half = (table["sum_col_half"][idx] / area - width // 2) % width
+            ccol = np.where(straddle, half, ccol)
+        lon_u = unwrapped_lon(self.lon)
+        step = lon_u[-1] - lon_u[-2] if lon_u.size > 1 else 1.0
+        lon_ext = np.r_[lon_u, lon_u[-1] + step]
+        return (np.interp(crow, np.arange(self.lat.size), self.lat),
+                np.interp(ccol, np.arange(lon_ext.size), lon_ext))

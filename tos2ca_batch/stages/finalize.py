@@ -37,17 +37,13 @@ def masks_attributes(plan: JobPlan, job_id: int) -> dict:
 
 def anomaly_rows(plan: JobPlan, table: dict, n: int) -> tuple[list[dict], dict]:
     """One summary row per anomaly and its centroid path (unwrapped lon, lat)."""
-    _, _, lon_u = grid_edges(plan)
     rows, paths = [], {}
     order = np.lexsort((table["step"], table["anomaly_id"]))
     aid = table["anomaly_id"][order]
     for a in range(1, n + 1):
         idx = order[aid == a]
         steps = table["step"][idx]
-        crow = table["sum_row"][idx] / table["area"][idx]
-        ccol = table["sum_col"][idx] / table["area"][idx]
-        clat = np.interp(crow, np.arange(plan.lat.size), plan.lat)
-        clon = np.interp(ccol, np.arange(lon_u.size), lon_u)
+        clat, clon = plan.centroids(table, idx)
         paths[a] = list(zip(clon.tolist(), clat.tolist()))
         tags = [TAGS[int(t)] for t in table["tag"][idx]]
         rows.append({

@@ -26,7 +26,7 @@ def grid_edges(plan: JobPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def step_features(plan: JobPlan, table: dict, s: int, ids: np.ndarray, values: np.ndarray):
     """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
-    lat_e, lon_e, lon_u = grid_edges(plan)
+    lat_e, lon_e, _ = grid_edges(plan)
     rows, cols, aid, flat = step_pixels(ids)
     stats = per_anomaly_stats(aid, values.ravel()[flat])
     at_step = np.flatnonzero(table["step"] == s)
@@ -36,10 +36,8 @@ def step_features(plan: JobPlan, table: dict, s: int, ids: np.ndarray, values: n
         sel = aid == a
         geom = pixel_geometry(rows[sel], cols[sel], lat_e, lon_e)
         k = at_step[table["anomaly_id"][at_step] == a][0]
-        crow = table["sum_row"][k] / table["area"][k]
-        ccol = table["sum_col"][k] / table["area"][k]
-        centroid = (float(np.interp(ccol, np.arange(lon_u.size), lon_u)),
-                    float(np.interp(crow, np.arange(plan.lat.size), plan.lat)))
+        clat, clon = plan.centroids(table, k)
+        centroid = (float(clon), float(clat))
         props = {
             "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": st["count"],
             "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
