@@ -102,7 +102,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             m = plan.meta
             publish(f"{job_id}-tracks.png", "tracks", lambda p: tracks_png(
                 p, paths, (lon_e[0], lat_e[0], lon_e[-1], lat_e[-1]),
-                f"Job {job_id}: {n} anomalies of {m['dataset']} {m['variable']} {m['operator']} {m['value']}"))
+                f"{n} anomalies of {m['dataset']} {m['variable']} {m['operator']} {m['value']}"))
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
                 p, plan.lat, plan.lon, plan.times(), lambda s: read_step(s)[0],

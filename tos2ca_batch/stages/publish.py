@@ -78,7 +78,7 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
 
                 field = rd.read(from_ts(ts), plan.src_rows, plan.src_cols)
                 path = f"{tmp}/{job_id}-{ts}.png"
-                title = (f"Job {job_id}: {meta['dataset']} {meta['variable']} {meta['operator']} "
-                         f"{meta['value']}  {ts}  ({len(shapes)} anomalies)")
+                title = (f"{meta['dataset']} {meta['variable']} {meta['operator']} {meta['value']} "
+                         f"{meta['units']}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
                 step_png(path, field, lat_e, lon_e, shapes, title, meta["units"])
                 db.add_output(job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)

@@ -1,0 +1,69 @@
+"""Property: any chunking gives the same anomaly ids and tags as a single chunk."""
+
+import numpy as np
+from chunkdriver import tag_table, track_cube
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+
+@st.composite
+def jobs(draw):
+    nt = draw(st.integers(1, 5))
+    ny = draw(st.integers(1, 9))
+    nx = draw(st.integers(1, 9))
+    density = draw(st.sampled_from([0.2, 0.4, 0.6]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    masks = np.random.default_rng(seed).random((nt, ny, nx)) < density
+    return {
+        "masks": masks,
+        "block": draw(st.integers(1, nt)),
+        "tile": (draw(st.integers(1, ny)), draw(st.integers(1, nx))),
+        "connectivity": draw(st.sampled_from([1, 2])),
+        "min_size": draw(st.integers(1, 4)),
+        "min_overlap": draw(st.sampled_from([0.1, 0.25, 0.5])),
+        "wrap": draw(st.booleans()),
+    }
+
+
+def _diagonal_only_across_seams():
+    """Pixels that touch only diagonally, exactly at tile corners and across the wrap."""
+    m = np.zeros((2, 4, 4), bool)
+    m[0, 0, 0] = m[0, 1, 1] = m[0, 2, 2] = m[0, 3, 3] = True
+    m[1, 1, 3] = m[1, 2, 0] = True  # touches only across the longitude wrap
+    m[1, 0, 2] = True
+    return m
+
+
+@settings(max_examples=300, deadline=None)
+@given(jobs())
+@example({"masks": _diagonal_only_across_seams(), "block": 1, "tile": (1, 1), "connectivity": 2,
+          "min_size": 1, "min_overlap": 0.25, "wrap": True})
+@example({"masks": _diagonal_only_across_seams(), "block": 1, "tile": (2, 2), "connectivity": 2,
+          "min_size": 2, "min_overlap": 0.25, "wrap": False})
+def test_any_chunking_matches_one_chunk(job):
+    masks = job["masks"]
+    params = {k: job[k] for k in ("connectivity", "min_size", "min_overlap", "wrap")}
+    whole_ids, whole = track_cube(masks, masks.shape[0], masks.shape[1:], **params)
+    ids, res = track_cube(masks, job["block"], job["tile"], **params)
+    assert ids.tobytes() == whole_ids.tobytes()
+    assert tag_table(res) == tag_table(whole)
+    for col in ("area", "first_index", "min_row", "min_col", "max_row", "max_col", "sum_row", "sum_col"):
+        assert np.array_equal(res.components[col], whole.components[col]), col
+
+
+def test_diagonal_touch_across_tile_corner_joins():
+    m = np.zeros((1, 2, 2), bool)
+    m[0, 0, 0] = m[0, 1, 1] = True
+    ids8, _ = track_cube(m, 1, (1, 1), connectivity=2)
+    ids4, _ = track_cube(m, 1, (1, 1), connectivity=1)
+    assert len(np.unique(ids8[ids8 > 0])) == 1
+    assert len(np.unique(ids4[ids4 > 0])) == 2
+
+
+def test_wrap_joins_east_and_west_edges_only_when_global():
+    m = np.zeros((1, 3, 6), bool)
+    m[0, 1, 0] = m[0, 1, 5] = True
+    wrapped, _ = track_cube(m, 1, (3, 2), wrap=True)
+    plain, _ = track_cube(m, 1, (3, 2), wrap=False)
+    assert wrapped[0, 1, 0] == wrapped[0, 1, 5] != 0
+    assert plain[0, 1, 0] != plain[0, 1, 5]

@@ -1,0 +1,119 @@
+"""ForTraCC linking: the worked cases of SPEC section 5 and every tag and tie-break."""
+
+import numpy as np
+import pytest
+from chunkdriver import tag_table, track_cube
+
+from kernels.fortracc import StepOverlaps, link
+
+
+def frames_to_masks(frames):
+    return np.array([[[ch == "#" for ch in row] for row in f] for f in frames])
+
+
+def anomalies_of(ids, res, timestamps):
+    tags = {(int(s), int(a)): t for s, a, t in zip(res.components["step"], res.components["anomaly_id"], res.tags)}
+    out = []
+    for a in range(1, res.n_anomalies + 1):
+        steps = []
+        for s in range(ids.shape[0]):
+            px = np.argwhere(ids[s] == a).tolist()
+            if px:
+                steps.append({"t": timestamps[s], "tag": tags[(s, a)], "pixels": px})
+        out.append({"id": a, "steps": steps})
+    return out
+
+
+CHUNKINGS = [(100, (100, 100)), (1, (1, 1)), (1, (2, 2)), (2, (1, 3)), (3, (3, 2)), (1, (4, 1))]
+
+
+@pytest.mark.parametrize("block,tile", CHUNKINGS)
+def test_worked_cases_every_chunking(fortracc_cases, block, tile):
+    for name, case in fortracc_cases.items():
+        masks = frames_to_masks(case["frames"])
+        ids, res = track_cube(masks, block, tile, case["connectivity"], case["min_size"], case["min_overlap"])
+        assert anomalies_of(ids, res, case["timestamps"]) == case["expected_anomalies"], name
+
+
+def ov(prev, cur, overlap, first):
+    return StepOverlaps(np.array(prev), np.array(cur), np.array(overlap), np.array(first))
+
+
+def entries(tracks):
+    return [(s, i, int(a), t) for s, (ids, tags) in enumerate(zip(tracks.anomaly_id, tracks.tag))
+            for i, (a, t) in enumerate(zip(ids, tags))]
+
+
+def test_initiation_continuation_dissipation():
+    tr = link([np.array([10]), np.array([12]), np.array([])], [None, ov([0], [0], [8], [3]), ov([], [], [], [])], 0.25)
+    assert entries(tr) == [(0, 0, 1, "initiation"), (1, 0, 1, "dissipation")]
+
+
+def test_merge_largest_frac_continues_others_end():
+    # Two earlier components (areas 10 and 20) merge into one; frac 8/10 beats 9/20.
+    tr = link([np.array([10, 20]), np.array([40])], [None, ov([0, 1], [0, 0], [8, 9], [5, 1])], 0.25)
+    assert entries(tr) == [(0, 0, 2, "initiation"), (0, 1, 1, "dissipation - merge"),
+                           (1, 0, 2, "continuation - merge")]
+
+
+def test_merge_tie_first_in_partner_order_wins():
+    # Equal fracs: the partner whose overlap comes first in raster order continues.
+    tr = link([np.array([10, 10]), np.array([30])], [None, ov([0, 1], [0, 0], [5, 5], [9, 2])], 0.25)
+    assert dict(((s, i), t) for s, i, _, t in entries(tr))[(0, 1)] == "initiation"
+    got = entries(tr)
+    cont = [e for e in got if e[3] == "continuation - merge"][0]
+    ended = [e for e in got if e[3] == "dissipation - merge"][0]
+    assert (ended[0], ended[1]) == (0, 0)  # comp 0's overlap starts at index 9, after comp 1's
+    assert cont[2] == [e for e in got if (e[0], e[1]) == (0, 1)][0][2]
+
+
+def test_split_largest_overlap_continues_others_initiate():
+    tr = link([np.array([40]), np.array([10, 25])], [None, ov([0, 0], [0, 1], [12, 20], [0, 4])], 0.25)
+    assert entries(tr) == [(0, 0, 1, "initiation"), (1, 0, 2, "initiation - split"),
+                           (1, 1, 1, "continuation - split")]
+
+
+def test_split_tie_first_in_partner_order():
+    tr = link([np.array([40]), np.array([12, 12])], [None, ov([0, 0], [0, 1], [12, 12], [30, 7])], 0.25)
+    got = {(s, i): (a, t) for s, i, a, t in entries(tr)}
+    assert got[(1, 1)] == (1, "continuation - split")  # its overlap starts first (index 7)
+    assert got[(1, 0)] == (2, "initiation - split")
+
+
+def test_pool_order_first_step_later_component_first():
+    # Equal areas on the first step: the later component (in step order) is taken first -> id 1.
+    tr = link([np.array([5, 5, 7])], [None], 0.25)
+    assert [int(a) for a in tr.anomaly_id[0]] == [3, 2, 1]
+
+
+def test_pool_order_current_step_before_previous_on_equal_area():
+    # P (area 4) overlaps C0 and C1 (area 4 each). C1 is taken first (step s before s-1, later
+    # first) and continues P; then C0 finds P gone and initiates. A split would be wrong here.
+    tr = link([np.array([4]), np.array([4, 4])], [None, ov([0, 0], [0, 1], [2, 2], [0, 2])], 0.25)
+    got = {(s, i): (a, t) for s, i, a, t in entries(tr)}
+    assert got[(1, 1)] == (1, "continuation")
+    assert got[(1, 0)] == (2, "initiation")
+
+
+def test_overlap_below_threshold_is_no_link():
+    tr = link([np.array([16]), np.array([10])], [None, ov([0], [0], [3], [0])], 0.25)
+    assert entries(tr) == [(0, 0, 1, "dissipation"), (1, 0, 2, "initiation")]
+
+
+def test_frac_is_relative_to_earlier_component():
+    # 5 px of a 10 px earlier component (0.5) links even though it is 5/100 of the later one.
+    tr = link([np.array([10]), np.array([100])], [None, ov([0], [0], [5], [0])], 0.25)
+    assert tag_table_like(tr) == [(0, 1, "initiation"), (1, 1, "continuation")]
+
+
+def tag_table_like(tr):
+    return [(s, int(a), t) for s, (ids, tags) in enumerate(zip(tr.anomaly_id, tr.tag)) for a, t in zip(ids, tags)]
+
+
+def test_min_size_is_applied_after_seams_are_joined():
+    # A 4-px component cut by a tile seam into 2 + 2 must survive min_size 3.
+    masks = np.zeros((1, 2, 4), bool)
+    masks[0, 0, 1:3] = masks[0, 1, 1:3] = True
+    ids, res = track_cube(masks, 1, (2, 2), min_size=3)
+    assert (ids[0] > 0).sum() == 4
+    assert tag_table(res) == [(0, 1, "initiation")]
