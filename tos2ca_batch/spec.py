@@ -107,9 +107,11 @@ def _chunking(raw: dict) -> tuple[int | None, tuple[int, int] | None]:
         block = _positive_int(block, "chunking.block_steps")
     tile = chunking.get("tile")
     if tile is not None:
-        if not isinstance(tile, list | tuple) or len(tile) != 2:
+        ok = isinstance(tile, list | tuple) and len(tile) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in tile)
+        if not ok:
             raise SpecError("chunking.tile", f"must be [height, width] of whole numbers >= 1, got {tile!r}")
-        tile = (_positive_int(tile[0], "chunking.tile"), _positive_int(tile[1], "chunking.tile"))
+        tile = (tile[0], tile[1])
     return block, tile
 
 
@@ -173,7 +175,7 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not geom.is_valid:
             raise SpecError("polygon", f"must be a valid, non-empty (Multi)Polygon; got {geom.geom_type}")
         box = geom.bounds
-        bbox = _bbox({"bbox": list(box)}) if "bbox" not in raw else _bbox(raw)
+        bbox = _bbox({"bbox": list(box)}) if raw.get("bbox") is None else _bbox(raw)
     else:
         bbox = _bbox(raw)
     tracking = dict(TRACKING_DEFAULTS)
