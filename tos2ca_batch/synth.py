@@ -227,6 +227,9 @@ def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: 
     lat, lon = grid(res)
     p0, p1 = period or (start, end)
     times = _times(kind, start, end)
+    if not times:
+        raise ValueError(f"no {kind} time steps between {start:%Y-%m-%dT%H:%M} and {end:%Y-%m-%dT%H:%M}"
+                         + (" (MUR is daily at 09:00)" if kind == "mur" else ""))
     entry = {
         "fullName": f"Synthetic {info['name']} ({kind} layout, {res} degree, seed {seed})",
         "format": "hdf5" if kind == "imerg" else "netcdf4",

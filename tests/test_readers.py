@@ -1,0 +1,114 @@
+"""Readers: the same field comes back from every file layout and missing-value convention."""
+
+from datetime import datetime
+
+import netCDF4
+import numpy as np
+import pytest
+
+from tos2ca_batch.catalog import file_for, load_catalog
+from tos2ca_batch.readers import StepReader, index_runs
+from tos2ca_batch.synth import grid, synthesize
+
+T = datetime(2020, 1, 1, 0, 0)
+LAT = np.linspace(-10, 10, 9)
+LON360 = np.arange(0, 360, 30.0)
+
+
+def truth():
+    rng = np.random.default_rng(1)
+    v = rng.uniform(270, 300, (LAT.size, LON360.size)).round(3)
+    v[2, 3] = np.nan
+    return v
+
+
+def write(path, layout):
+    v = truth()
+    lat, field = LAT, v
+    lon = LON360
+    if layout.get("desc"):
+        lat, field = LAT[::-1], v[::-1]
+    if layout.get("lon180"):
+        lon = ((LON360 + 180) % 360) - 180
+        order = np.argsort(lon)
+        lon, field = lon[order], field[:, order]
+    dims = ("time", "lon", "lat") if layout.get("lonlat") else ("time", "lat", "lon")
+    with netCDF4.Dataset(path, "w") as ds:
+        for d, n in (("time", 3), ("lat", lat.size), ("lon", lon.size)):
+            ds.createDimension(d, n)
+        tv = ds.createVariable("time", "i4", ("time",))
+        tv.units = "hours since 2019-12-31 23:00:00"
+        tv[:] = [0, 1, 2]  # the wanted step is the middle one
+        ds.createVariable("lat", "f8", ("lat",))[:] = lat
+        ds.createVariable("lon", "f8", ("lon",))[:] = lon
+        if layout.get("packed"):
+            var = ds.createVariable("sst", "i2", dims, fill_value=np.int16(-32768))
+            var.scale_factor, var.add_offset = 0.001, 285.0
+            var.valid_range = np.array([-20000, 20000], np.int16)
+        else:
+            var = ds.createVariable("sst", "f4", dims, fill_value=np.float32(-1.0))
+            var.missing_value = np.float32(-2.0)
+        data = np.ma.masked_invalid(field)
+        data = np.ma.array(np.where(np.isnan(field), 285.0, field), mask=np.isnan(field))
+        stack = np.ma.stack([data * 0, data, data * 0])
+        var[:] = stack.transpose(0, 2, 1) if layout.get("lonlat") else stack
+
+
+LAYOUTS = [{}, {"desc": True}, {"lon180": True}, {"lonlat": True}, {"packed": True},
+           {"desc": True, "lon180": True, "lonlat": True, "packed": True}]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=lambda d: "+".join(d) or "plain")
+def test_same_field_from_every_layout(tmp_path, layout):
+    write(tmp_path / "f.nc", layout)
+    entry = {"location": str(tmp_path / "f.nc"), "timeStep": 60, "group": None,
+             "coordinateNames": {"lat": "lat", "lon": "lon", "time": "time"}}
+    with StepReader(entry, "sst") as r:
+        lat, lon = r.grid(T)
+        rows = np.argsort(lat)
+        lon180 = ((lon + 180) % 360) - 180
+        cols = np.argsort(lon180)
+        got = r.read(T, rows, cols)
+    want = truth()[:, np.argsort(((LON360 + 180) % 360) - 180)]
+    np.testing.assert_allclose(got, want, atol=1e-3 if layout.get("packed") else 0)
+    assert np.isnan(got).sum() == 1
+
+
+def test_fill_missing_and_valid_range_are_nan(tmp_path):
+    write(tmp_path / "f.nc", {"packed": True})
+    with netCDF4.Dataset(tmp_path / "f.nc", "a") as ds:
+        raw = ds["sst"]
+        raw.set_auto_maskandscale(False)
+        raw[1, 0, 0] = 25000  # outside valid_range
+    entry = {"location": str(tmp_path / "f.nc"), "timeStep": 60, "group": None,
+             "coordinateNames": {"lat": "lat", "lon": "lon", "time": "time"}}
+    with StepReader(entry, "sst") as r:
+        got = r.read(T, np.arange(LAT.size), np.arange(LON360.size))
+    assert np.isnan(got[0, 0]) and np.isnan(got[2, 3]) and np.isfinite(got).sum() == got.size - 2
+
+
+def test_index_runs_cover_wrapped_and_descending():
+    idx = np.r_[np.arange(10, 14), np.arange(0, 3), np.arange(8, 5, -1)]
+    runs = index_runs(idx)
+    assert runs == [(0, 4, 10, 14), (4, 7, 0, 3), (7, 10, 6, 9)]
+
+
+@pytest.mark.parametrize("kind,res", [("imerg", 2.0), ("mergir", 2.0), ("merra2", 4.0), ("mur", 2.0)])
+def test_synthetic_layouts_read_back(tmp_path, kind, res):
+    end = datetime(2020, 1, 1, 12 if kind == "mur" else 3)
+    cat = synthesize(kind, tmp_path, datetime(2020, 1, 1), end, res=res)
+    import json
+
+    name = next(iter(json.loads(cat.read_text())))
+    entry = load_catalog([str(cat)])[name]
+    t = datetime.strptime(entry["startDate"], "%Y-%m-%dT%H:%M")
+    assert file_for(entry, t).startswith(str(tmp_path))
+    with StepReader(entry, entry["variables"][0]) as r:
+        lat, lon = r.grid(t)
+        got = r.read(t, np.argsort(lat), np.arange(lon.size))
+    glat, glon = grid(res)
+    assert got.shape == (glat.size, glon.size)
+    assert np.isnan(got).any() == (kind != "merra2"), "fill and NaN pixels come back as NaN"
+    assert np.isfinite(got).mean() > 0.5
+    if kind == "mur":
+        np.testing.assert_allclose(got[glat.size // 2, 0], 280.0 + 0.1 * glat[glat.size // 2] + 0.01 * glon[0], atol=0.05 * 4 + 0.001)

@@ -1,0 +1,104 @@
+"""Array tasks (claim, lease, re-run) and the command line, as a container runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import numpy as np
+import pytest
+from helpers import run_job, write_cube
+
+from tos2ca_batch.stores.jobsdb import SQLiteJobsDB
+
+SPEC = {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan", "value": 10.0,
+        "start": "2020-01-01T00:00", "end": "2020-01-01T01:30", "bbox": [0.0, 0.0, 11.0, 9.0],
+        "tracking": {"min_size": 2}}
+
+
+@pytest.fixture(scope="module")
+def cube(tmp_path_factory):
+    base = tmp_path_factory.mktemp("cli")
+    values = np.random.default_rng(2).uniform(0, 20, (4, 10, 12)).astype(np.float32)
+    return write_cube(base / "data", "CUBE", values, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1))
+
+
+def cli(*args, env=None):
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "tos2ca_batch", *args], capture_output=True, text=True,
+                          env=e, timeout=300)
+
+
+def test_claims_are_exclusive_and_leases_expire(tmp_path):
+    db = SQLiteJobsDB(tmp_path / "j.sqlite")
+    job = db.create_job({"stage": "phdef", "dataset": "D"})
+    db.add_chunks(job, "map", [("202001010000", "202001010030")] * 2)
+    db.add_chunks(job, "map", [("x", "y")] * 2)  # idempotent
+    assert len(db.chunks(job, "map")) == 2
+    assert db.claim_chunk(job, "map", 0, "w1", 600) == "claimed"
+    assert db.claim_chunk(job, "map", 0, "w2", 600) == "busy"
+    assert db.claim_chunk(job, "map", 1, "w1", -1) == "claimed"  # lease already expired
+    assert db.claim_chunk(job, "map", 1, "w2", 600) == "claimed"
+    row = db.chunks(job, "map")[1]
+    assert row["attempts"] == 2 and row["worker"] == "w2"
+    db.finish_chunk(job, "map", 1, "complete")
+    assert db.claim_chunk(job, "map", 1, "w3", 600) == "complete"
+    db.finish_chunk(job, "map", 0, "failed", "boom")
+    assert db.claim_chunk(job, "map", 0, "w3", 600) == "claimed"
+    assert db.query("SELECT version FROM schema_version") == [{"version": 1}]
+
+
+def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    p = cli("run", str(spec), "--catalog", str(cube), "--workdir", str(tmp_path / "w"), "--workers", "2",
+            "--block-steps", "2", "--tile", "5,5", "--products", "masks,toc")
+    assert p.returncode == 0, p.stderr
+    last = json.loads(p.stdout.strip().splitlines()[-1])
+    assert last["status"] == "complete" and last["job_id"] == 1
+    assert sorted(os.path.basename(o) for o in last["outputs"]) == ["1-ForTraCC-Mask-Output.nc4", "1-ForTraCC-TOC.json"]
+    assert "map" in p.stderr  # a progress bar per stage
+    spec.write_text(json.dumps(dict(SPEC, operator="above")))
+    p = cli("run", str(spec), "--catalog", str(cube), "--workdir", str(tmp_path / "w"))
+    assert p.returncode != 0
+    last = json.loads(p.stdout.strip().splitlines()[-1])
+    assert last["status"] == "failed" and last["message"].startswith("operator:")
+    st = json.loads(cli("status", "1", "--workdir", str(tmp_path / "w")).stdout)
+    assert st["job"]["status"] == "complete" and st["chunks"]["map"] == {"complete": 2 * 3 * 2}
+
+
+def test_rerunning_a_task_is_harmless(cube, tmp_path):
+    cfg, res = run_job(tmp_path / "w", SPEC, cube, block_steps=2, tile=(5, 12))
+    before = cfg.store(1).read_ids((slice(None), slice(None), slice(None)))
+    env = {"AWS_BATCH_JOB_ARRAY_INDEX": "1", "TOS2CA_CATALOG": str(cube)}
+    p = cli("task", "relabel", "--job", "1", "--workdir", str(tmp_path / "w"), env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1]) == {"job_id": 1, "stage": "relabel", "chunk": 1, "state": "skipped"}
+    # Force a re-run of a completed map chunk: same tables, same ids after reduce and relabel.
+    db = cfg.db()
+    for stage in ("map", "reduce", "relabel"):
+        db.execute("UPDATE chunks SET status = 'pending' WHERE jobID = 1 AND stage = ?", (stage,))
+    for stage, n in (("map", 4), ("reduce", 1), ("relabel", 4)):
+        for c in reversed(range(n)):
+            p = cli("task", stage, "--job", "1", "--chunk", str(c), "--workdir", str(tmp_path / "w"), env=env)
+            assert p.returncode == 0 and '"done"' in p.stdout, p.stderr
+    after = cfg.store(1).read_ids((slice(None), slice(None), slice(None)))
+    assert before.tobytes() == after.tobytes() and before.any()
+    assert all(c["attempts"] == 2 for c in db.chunks(1, "map"))
+
+
+def test_submit_then_task_plan(cube, tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    p = cli("submit", str(spec), "--catalog", str(cube), "--workdir", str(tmp_path / "w"))
+    assert json.loads(p.stdout.splitlines()[-1]) == {"job_id": 1, "status": "pending", "message": None}
+    p = cli("task", "plan", "--job", "1", "--workdir", str(tmp_path / "w"), env={"TOS2CA_CATALOG": str(cube)})
+    assert p.returncode == 0, p.stderr
+    st = json.loads(cli("status", "1", "--workdir", str(tmp_path / "w")).stdout)
+    assert st["chunks"]["map"] == {"pending": 1} and st["job"]["phase"] == "plan"
+
+
+def test_demo_command_help():
+    p = cli("--help")
+    assert p.returncode == 0 and all(c in p.stdout for c in ("demo", "run", "submit", "task", "status", "synth"))
