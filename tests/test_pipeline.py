@@ -90,7 +90,7 @@ def test_masks_file_layout(runs):
         assert len(masks.groups) == 24
         toc = json.loads(Path(outputs_by_name(cfg, res)["J-ForTraCC-TOC.json"]).read_text())
         assert masks.num_events == len(toc) > 0
-        for ts, g in masks.groups.items():
+        for g in masks.groups.values():
             mi, dv = g["mask_indices"], g["data_values"]
             assert mi.dtype == np.int32 and mi.dimensions == ("num_pixels", "num_cols")
             assert g.dimensions["num_cols"].size == 3 and dv.dtype == np.float32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 from tos2ca_batch.backends import Backend, StageFailed
@@ -84,15 +85,20 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
 def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     """Plan and run every stage of a stored job; the job row ends complete or failed."""
     db = cfg.db()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     try:
         plan = plan_job(cfg, job_id)
     except (SpecError, ValueError, KeyError, OSError) as exc:
         return fail(cfg, job_id, str(exc) if isinstance(exc, SpecError) else f"plan: {type(exc).__name__}: {exc}")
+    timings["plan"] = time.perf_counter() - t0
     try:
         for stage in plan.stages():
             db.update_job(job_id, phase=stage)
             n = plan.stage_chunks(stage)
+            t0 = time.perf_counter()
             backend.run_stage(cfg, job_id, stage, n)
+            timings[stage] = time.perf_counter() - t0
             unfinished = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
             if unfinished:
                 raise StageFailed(stage, unfinished[0], "not complete after the stage ran")
@@ -102,7 +108,7 @@ def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
                   message=f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under "
                           f"{cfg.outputs(job_id).prefix}")
     notify(cfg, job_id)
-    return result(cfg, job_id)
+    return dict(result(cfg, job_id), timings={k: round(v, 3) for k, v in timings.items()})
 
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:

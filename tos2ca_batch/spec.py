@@ -184,7 +184,8 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         raise SpecError("tracking", f"allowed keys: {_allowed(TRACKING_DEFAULTS)}")
     tracking.update(given)
     if tracking["connectivity"] not in (1, 2) or isinstance(tracking["connectivity"], bool):
-        raise SpecError("tracking.connectivity", f"must be 1 (4-neighbour) or 2 (8-neighbour), got {tracking['connectivity']!r}")
+        raise SpecError("tracking.connectivity",
+                        f"must be 1 (4-neighbour) or 2 (8-neighbour), got {tracking['connectivity']!r}")
     _positive_int(tracking["min_size"], "tracking.min_size")
     mo = tracking["min_overlap"]
     if isinstance(mo, bool) or not isinstance(mo, int | float) or not 0 < mo <= 1:

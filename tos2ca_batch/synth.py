@@ -72,7 +72,8 @@ KINDS = {
     "mur": {"name": "MUR", "step": 1440, "res": 0.01, "variable": "analysed_sst", "units": "kelvin"},
 }
 PATTERNS = {
-    "imerg": "imerg/{time:%Y}/{time:%j}/3B-HHR.MS.MRG.3IMERG.{time:%Y%m%d}-S{time:%H%M%S}-E{end:%H%M%S}.{minutes:04d}.V07B.HDF5",
+    "imerg": "imerg/{time:%Y}/{time:%j}/3B-HHR.MS.MRG.3IMERG.{time:%Y%m%d}-S{time:%H%M%S}-E{end:%H%M%S}"
+             ".{minutes:04d}.V07B.HDF5",
     "mergir": "mergir/merg_{time:%Y%m%d%H}_4km-pixel.nc4",
     "merra2": "merra2/MERRA2_400.tavg1_2d_slv_Nx.{time:%Y%m%d}.nc4",
     "mur": "mur/{time:%Y%m%d}090000-JPL-L4_GHRSST-SSTfnd-MUR-GLOB-v02.0-fv04.1.nc",
@@ -174,7 +175,8 @@ def _write_imerg(path: Path, lat, lon, t: datetime, values: np.ndarray) -> None:
             g.createVariable("lat", "f4", ("lat",))[:] = lat
             g["lat"].units = "degrees_north"
             v = g.createVariable("precipitation", "f4", ("time", "lon", "lat"), zlib=True, complevel=4,
-                                 fill_value=np.float32(-9999.9), chunksizes=(1, min(lon.size, 145), min(lat.size, 1800)))
+                                 fill_value=np.float32(-9999.9),
+                                 chunksizes=(1, min(lon.size, 145), min(lat.size, 1800)))
             v.units = "mm/hr"
             v.long_name = "Merged satellite-gauge precipitation estimate"
             v[0] = values.T

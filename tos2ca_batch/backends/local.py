@@ -15,6 +15,7 @@ from tos2ca_batch.config import Config
 
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
+    import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
 
 
 def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:

@@ -11,7 +11,6 @@ from tos2ca_batch.config import Config
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages import stats
 from tos2ca_batch.stages.common import JobPlan
-from tos2ca_batch.timeutil import from_ts
 
 
 def run(cfg: Config, job_id: int, chunk: int) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ class DirChunkStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._arrays: dict[str, zarr.Array] = {}
 
     # -- tables ---------------------------------------------------------------------------
     def _table_path(self, stage: str, chunk: int, name: str) -> Path:
@@ -61,6 +63,7 @@ class DirChunkStore:
         """Create the pixel arrays and the CF anomaly-id dataset (called once, by plan)."""
         from tos2ca_batch.outputs.cf import create_cf_group
 
+        self._arrays.clear()
         if self.zarr_path.exists():
             shutil.rmtree(self.zarr_path)
         group = zarr.open_group(str(self.zarr_path), mode="w")
@@ -69,10 +72,14 @@ class DirChunkStore:
             group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
                                dimension_names=("time", "lat", "lon"))
         create_cf_group(group, shape, chunks, coords)
-        zarr.consolidate_metadata(str(self.zarr_path))
+        with warnings.catch_warnings():  # consolidated metadata lets xarray open the store as is
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(str(self.zarr_path))
 
     def _array(self, name: str):
-        return zarr.open_array(str(self.zarr_path), path=name, mode="r+")
+        if name not in self._arrays:
+            self._arrays[name] = zarr.open_array(str(self.zarr_path), path=name, mode="r+")
+        return self._arrays[name]
 
     def write_pixels(self, name: str, index: tuple[slice, slice, slice], data: np.ndarray) -> None:
         self._array(name)[index] = data
