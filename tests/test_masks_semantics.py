@@ -22,7 +22,7 @@ def spec(**kw):
 
 def ids_of(cfg, res):
     assert res["status"] == "complete", res["message"]
-    return xr.open_zarr(cfg.store(res["job_id"]).zarr_path)["anomaly_id"].values
+    return xr.open_zarr(cfg.store(res["job_id"]).zarr_store())["anomaly_id"].values
 
 
 @pytest.fixture(scope="module")

@@ -64,8 +64,8 @@ def test_every_output_identical_across_chunkings(runs):
         assert m1[ts][0].tobytes() == m2[ts][0].tobytes() and m1[ts][1].tobytes() == m2[ts][1].tobytes()
     with netCDF4.Dataset(a["J-anomaly-ids.nc4"]) as x, netCDF4.Dataset(b["J-anomaly-ids.nc4"]) as y:
         assert x["anomaly_id"][:].tobytes() == y["anomaly_id"][:].tobytes()
-    z1 = xr.open_zarr(cfg1.store(r1["job_id"]).zarr_path)["anomaly_id"].values
-    z2 = xr.open_zarr(cfg2.store(r2["job_id"]).zarr_path)["anomaly_id"].values
+    z1 = xr.open_zarr(cfg1.store(r1["job_id"]).zarr_store())["anomaly_id"].values
+    z2 = xr.open_zarr(cfg2.store(r2["job_id"]).zarr_store())["anomaly_id"].values
     assert z1.tobytes() == z2.tobytes()
 
 
@@ -132,7 +132,7 @@ def _id_at(ids, lat, lon, plat, plon):
 def test_ground_truth_recovered(runs):
     base, (cfg, res), _ = runs
     truth = json.loads((base / "data" / "truth-imerg.json").read_text())
-    ds = xr.open_zarr(cfg.store(res["job_id"]).zarr_path)
+    ds = xr.open_zarr(cfg.store(res["job_id"]).zarr_store())
     ids, lat, lon = ds["anomaly_id"].values, ds["lat"].values, ds["lon"].values
     times = [t.strftime("%Y%m%d%H%M") for t in ds["time"].to_index()]
     rows = {int(r["anomaly_id"]): r for r in csv.DictReader(open(outputs_by_name(cfg, res)["J-anomalies.csv"]))}
@@ -169,7 +169,7 @@ def test_ground_truth_recovered(runs):
 def test_missing_values_never_in_a_mask(runs):
     base, (cfg, res), _ = runs
     truth = json.loads((base / "data" / "truth-imerg.json").read_text())
-    ds = xr.open_zarr(cfg.store(res["job_id"]).zarr_path)
+    ds = xr.open_zarr(cfg.store(res["job_id"]).zarr_store())
     ids, lat, lon = ds["anomaly_id"].values, ds["lat"].values, ds["lon"].values
     miss = truth["missing_pixels"]
     for plat, plon in zip(miss["lat"], miss["lon"]):

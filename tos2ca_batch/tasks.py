@@ -53,10 +53,15 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
         return "skipped" if state == "complete" else "busy"
+    store = cfg.store(job_id)
+    if store.is_done(stage, chunk):  # its outputs were all written before the task was lost
+        db.finish_chunk(job_id, stage, chunk, "complete", "outputs found complete; not run again")
+        return "skipped"
     keeper = _LeaseKeeper(cfg, job_id, stage, chunk, worker)
     keeper.start()
     try:
         STAGE_FUNCS[stage](cfg, job_id, chunk)
+        store.mark_done(stage, chunk)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}"
         log.error("job %s %s chunk %s failed: %s\n%s", job_id, stage, chunk, msg, traceback.format_exc())

@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout, unwrapped_lon
-from tos2ca_batch.stores.chunkstore import DirChunkStore
+from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.timeutil import from_ts
 
 PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids")
@@ -23,7 +23,7 @@ class JobPlan:
     src_cols: np.ndarray
 
     @classmethod
-    def load(cls, store: DirChunkStore) -> JobPlan:
+    def load(cls, store: ChunkStore) -> JobPlan:
         meta = store.get_json("plan")
         g = store.get_table("plan", 0, "grid")
         return cls(meta, g["lat"], g["lon"], g["src_rows"], g["src_cols"])

@@ -68,8 +68,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
     outputs, db = cfg.outputs(job_id), cfg.db()
 
     def read_step(s):
-        index = (slice(s, s + 1), slice(None), slice(None))
-        return store.read_ids(index)[0], store.read_pixels("scratch/values", index)[0]
+        return store.read_step("anomaly_id", s, plan.layout), store.read_step("values", s, plan.layout)
 
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
         def publish(name: str, kind: str, write) -> None:

@@ -40,9 +40,8 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
             values = reader.read(times[s], rows, cols)
             mask = mask_of(values)
             labels = mapper.add(s, mask, values)
-            index = (slice(s, s + 1), slice(r0, r1), slice(c0, c1))
-            store.write_pixels("scratch/labels", index, labels[None])
-            store.write_pixels("scratch/values", index, np.where(mask, values, np.float32(np.nan))[None])
+            store.write_tile("labels", chunk, s, (r0, r1, c0, c1), labels)
+            store.write_tile("values", chunk, s, (r0, r1, c0, c1), np.where(mask, values, np.float32(np.nan)))
     tables = mapper.tables()
     for name in ("components", "overlaps"):
         t = tables[name]

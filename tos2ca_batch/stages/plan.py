@@ -15,7 +15,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
 from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
-from tos2ca_batch.stores.objectstore import exists
+from tos2ca_batch.stores.objectstore import existing
 from tos2ca_batch.timeutil import axis, parse_time, to_ts
 
 
@@ -25,7 +25,8 @@ def _timestamps(entry: dict, dataset: str, start, end, field: str) -> list:
     if not times:
         raise SpecError(field, f"no time steps of {dataset} between {start:%Y-%m-%dT%H:%M} and "
                                f"{end:%Y-%m-%dT%H:%M}; the dataset covers {entry['startDate']} to {entry['endDate']}")
-    missing = [t for t in times if not exists(file_for(entry, t))]
+    present = existing([file_for(entry, t) for t in times])
+    missing = [t for t in times if file_for(entry, t) not in present]
     if len(missing) == len(times):
         raise SpecError(field, f"no files of {dataset} in range (looked for e.g. {file_for(entry, times[0])})")
     if missing:

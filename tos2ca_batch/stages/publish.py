@@ -64,9 +64,8 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, StepReader(meta["entry"], meta["variable"]) as rd:
         for s in range(t0, t1):
             ts = plan.timestamps[s]
-            index = (slice(s, s + 1), slice(None), slice(None))
-            ids = store.read_ids(index)[0]
-            values = store.read_pixels("scratch/values", index)[0]
+            ids = store.read_step("anomaly_id", s, plan.layout)
+            values = store.read_step("values", s, plan.layout)
             features, shapes = step_features(plan, table, s, ids, values)
             if "geojson" in products:
                 path = f"{tmp}/{job_id}-{ts}.json"

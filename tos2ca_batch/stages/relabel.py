@@ -12,7 +12,7 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
     lookup = store.get_table("reduce", chunk, "lookup")
     off, ids = lookup["offsets"], lookup["ids"]
+    region = (r0, r1, c0, c1)
     for k, s in enumerate(range(t0, t1)):
-        index = (slice(s, s + 1), slice(r0, r1), slice(c0, c1))
-        labels = store.read_pixels("scratch/labels", index)
-        store.write_ids(index, ids[off[k] : off[k + 1]][labels])
+        labels = store.read_tile("labels", chunk, s, region)
+        store.write_ids(s, region, ids[off[k] : off[k + 1]][labels])

@@ -1,94 +1,129 @@
-"""The chunk store: small per-chunk tables, and the pixel arrays the array stages hand over.
+"""The chunk store of one job: small per-chunk tables, scratch pixels, and the final ids.
 
-``DirChunkStore`` (embedded default) keeps tables as compressed files and pixels in a Zarr v3
-hierarchy ``store.zarr`` (``labels``, ``values`` and the CF ``anomaly_id`` dataset). Zarr chunks
-are ``(1, tile_h, tile_w)`` so no two tasks ever write the same Zarr chunk. Every table write
-goes to a temporary name and is renamed, so a killed task leaves nothing half-written.
+Tables and JSON go to a blob store (directory, S3, or Redis for hand-off between array tasks)
+under ``{stage}:{chunk}:{name}``. Scratch pixels (local labels, masked values) go to Zarr, or
+to Redis with the tables. The final anomaly ids always go to durable Zarr (directory or S3) as
+a CF dataset. Zarr chunks are ``(1, tile_h, tile_w)``, so no two tasks write one Zarr chunk.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import zarr
 
 from tos2ca_batch.stores import codec
 
-PIXEL_ARRAYS = {"scratch/labels": ("int32", 0), "scratch/values": ("float32", float("nan"))}
+SCRATCH = {"labels": ("int32", 0), "values": ("float32", float("nan"))}
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+def zarr_location(url: str):
+    """A Zarr store-like for a local path or ``s3://bucket/prefix`` (obstore, AWS_ENDPOINT_URL honoured)."""
+    if not url.startswith("s3://"):
+        return url
+    from obstore.store import S3Store
+    from zarr.storage import ObjectStore
+
+    from tos2ca_batch.stores.objectstore import split_s3
+
+    bucket, prefix = split_s3(url.rstrip("/"))
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    kwargs = {"prefix": prefix} if prefix else {}
+    if endpoint:
+        kwargs.update(endpoint=endpoint, virtual_hosted_style_request=False,
+                      client_options={"allow_http": endpoint.startswith("http://")})
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    if region:
+        kwargs["region"] = region
+    return ObjectStore(S3Store(bucket, **kwargs))
 
 
-class DirChunkStore:
-    """Chunk store in a local directory (one per job)."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+class ChunkStore:
+    def __init__(self, blobs, zarr_url: str, scratch_in_zarr: bool = True):
+        self.blobs = blobs
+        self.zarr_url = zarr_url
+        self.scratch_in_zarr = scratch_in_zarr
         self._arrays: dict[str, zarr.Array] = {}
 
     # -- tables ---------------------------------------------------------------------------
-    def _table_path(self, stage: str, chunk: int, name: str) -> Path:
-        return self.root / "tables" / stage / f"{chunk:06d}" / f"{name}.bin"
-
     def put_table(self, stage: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
-        atomic_write(self._table_path(stage, chunk, name), codec.encode(arrays))
+        self.blobs.put(f"{stage}:{chunk}:{name}", codec.encode(arrays))
 
     def get_table(self, stage: str, chunk: int, name: str) -> dict[str, np.ndarray]:
-        return codec.decode(self._table_path(stage, chunk, name).read_bytes())
+        return codec.decode(self.blobs.get(f"{stage}:{chunk}:{name}"))
 
     def put_json(self, name: str, obj) -> None:
-        atomic_write(self.root / f"{name}.json", json.dumps(obj, sort_keys=True).encode())
+        self.blobs.put(f"job:0:{name}", json.dumps(obj, sort_keys=True).encode())
 
     def get_json(self, name: str):
-        return json.loads((self.root / f"{name}.json").read_text())
+        return json.loads(self.blobs.get(f"job:0:{name}"))
 
-    # -- pixels ---------------------------------------------------------------------------
-    @property
-    def zarr_path(self) -> Path:
-        return self.root / "store.zarr"
+    def has_json(self, name: str) -> bool:
+        return self.blobs.exists(f"job:0:{name}")
+
+    def mark_done(self, stage: str, chunk: int) -> None:
+        self.blobs.put(f"{stage}:{chunk}:done", b"1")
+
+    def is_done(self, stage: str, chunk: int) -> bool:
+        return self.blobs.exists(f"{stage}:{chunk}:done")
+
+    # -- Zarr ------------------------------------------------------------------------------
+    def zarr_store(self):
+        """What ``zarr.open_group`` / ``xarray.open_zarr`` take to open the ids dataset."""
+        return zarr_location(self.zarr_url)
 
     def create_arrays(self, shape: tuple[int, int, int], tile: tuple[int, int], coords: dict) -> None:
-        """Create the pixel arrays and the CF anomaly-id dataset (called once, by plan)."""
+        """Create the scratch arrays and the CF anomaly-id dataset (called once, by plan)."""
         from tos2ca_batch.outputs.cf import create_cf_group
 
         self._arrays.clear()
-        if self.zarr_path.exists():
-            shutil.rmtree(self.zarr_path)
-        group = zarr.open_group(str(self.zarr_path), mode="w")
+        group = zarr.open_group(self.zarr_store(), mode="w")
         chunks = (1, tile[0], tile[1])
-        for name, (dtype, fill) in PIXEL_ARRAYS.items():
-            group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                               dimension_names=("time", "lat", "lon"))
+        if self.scratch_in_zarr:
+            for name, (dtype, fill) in SCRATCH.items():
+                group.create_array(f"scratch/{name}", shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                                   dimension_names=("time", "lat", "lon"))
         create_cf_group(group, shape, chunks, coords)
         with warnings.catch_warnings():  # consolidated metadata lets xarray open the store as is
             warnings.simplefilter("ignore", category=UserWarning)
-            zarr.consolidate_metadata(str(self.zarr_path))
+            zarr.consolidate_metadata(self.zarr_store())
 
-    def _array(self, name: str):
-        if name not in self._arrays:
-            self._arrays[name] = zarr.open_array(str(self.zarr_path), path=name, mode="r+")
-        return self._arrays[name]
+    def _array(self, path: str) -> zarr.Array:
+        if path not in self._arrays:
+            self._arrays[path] = zarr.open_array(self.zarr_store(), path=path, mode="r+")
+        return self._arrays[path]
 
-    def write_pixels(self, name: str, index: tuple[slice, slice, slice], data: np.ndarray) -> None:
-        self._array(name)[index] = data
+    # -- scratch pixels (one tile of one step) ----------------------------------------------
+    def write_tile(self, name: str, chunk: int, step: int, region, data: np.ndarray) -> None:
+        r0, r1, c0, c1 = region
+        if self.scratch_in_zarr:
+            self._array(f"scratch/{name}")[step, r0:r1, c0:c1] = data
+        else:
+            self.blobs.put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}))
 
-    def read_pixels(self, name: str, index: tuple[slice, slice, slice]) -> np.ndarray:
-        return self._array(name)[index]
+    def read_tile(self, name: str, chunk: int, step: int, region) -> np.ndarray:
+        r0, r1, c0, c1 = region
+        if self.scratch_in_zarr:
+            return self._array(f"scratch/{name}")[step, r0:r1, c0:c1]
+        return codec.decode(self.blobs.get(f"map:{chunk}:{name}.{step}"))["a"]
 
-    def write_ids(self, index: tuple[slice, slice, slice], data: np.ndarray) -> None:
-        self._array("anomaly_id")[index] = data
+    def read_step(self, name: str, step: int, layout) -> np.ndarray:
+        """A whole step on the job grid (``anomaly_id`` or a scratch array)."""
+        if name == "anomaly_id":
+            return self._array("anomaly_id")[step]
+        if self.scratch_in_zarr:
+            return self._array(f"scratch/{name}")[step]
+        dtype, fill = SCRATCH[name]
+        out = np.full((layout.height, layout.width), fill, dtype)
+        block = step // layout.block_steps
+        for t in range(layout.n_tiles):
+            r0, r1, c0, c1 = layout.tile(t)
+            out[r0:r1, c0:c1] = self.read_tile(name, block * layout.n_tiles + t, step, (r0, r1, c0, c1))
+        return out
 
-    def read_ids(self, index) -> np.ndarray:
-        return self._array("anomaly_id")[index]
+    def write_ids(self, step: int, region, data: np.ndarray) -> None:
+        r0, r1, c0, c1 = region
+        self._array("anomaly_id")[step, r0:r1, c0:c1] = data

@@ -6,15 +6,22 @@ reader never sees half a file and a task that is killed can simply run again.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
 
 
-def _s3_client():
+@functools.lru_cache(maxsize=4)
+def _client(endpoint: str | None):
     import boto3
 
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def s3_client():
+    """One boto3 S3 client per process and endpoint (``AWS_ENDPOINT_URL`` honoured)."""
+    return _client(os.environ.get("AWS_ENDPOINT_URL") or None)
 
 
 def split_s3(url: str) -> tuple[str, str]:
@@ -24,14 +31,36 @@ def split_s3(url: str) -> tuple[str, str]:
 
 def read_bytes(url: str) -> bytes:
     bucket, key = split_s3(url)
-    return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def existing(paths: list[str]) -> set[str]:
+    """Which of ``paths`` exist; ``s3://`` ones by listing their common prefix once."""
+    local = {p for p in paths if not p.startswith("s3://") and os.path.exists(p)}
+    remote = [p for p in paths if p.startswith("s3://")]
+    if not remote:
+        return local
+    found: set[str] = set()
+    by_bucket: dict[str, list[str]] = {}
+    for p in remote:
+        bucket, key = split_s3(p)
+        by_bucket.setdefault(bucket, []).append(key)
+    for bucket, keys in by_bucket.items():
+        prefix = os.path.commonprefix(keys)
+        wanted = set(keys)
+        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"] in wanted:
+                    found.add(f"s3://{bucket}/{obj['Key']}")
+    return local | found
 
 
 def exists(url_or_path: str) -> bool:
     if url_or_path.startswith("s3://"):
         bucket, key = split_s3(url_or_path)
         try:
-            _s3_client().head_object(Bucket=bucket, Key=key)
+            s3_client().head_object(Bucket=bucket, Key=key)
             return True
         except Exception:
             return False
@@ -65,7 +94,7 @@ class S3OutputStore(OutputStore):
     def put(self, local_path, name):
         bucket, key = split_s3(self.location(name))
         with open(local_path, "rb") as f:
-            _s3_client().put_object(Bucket=bucket, Key=key, Body=f.read())
+            s3_client().put_object(Bucket=bucket, Key=key, Body=f.read())
         return self.location(name)
 
 

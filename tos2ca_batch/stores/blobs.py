@@ -1,0 +1,113 @@
+"""Key -> bytes stores behind the chunk store: a directory, S3 objects, or Redis with a TTL.
+
+Writes are atomic: temp file then rename (directory), one PUT per object (S3), one SET per
+key (Redis; a value over ``part_bytes`` is split into parts written before the key that names
+them, so a reader never sees a partial value).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from tos2ca_batch.stores.objectstore import s3_client, split_s3
+
+
+class DirBlobs:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Blobs:
+    def __init__(self, url: str):
+        self.bucket, self.prefix = split_s3(url.rstrip("/"))
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get(self, key: str) -> bytes:
+        return s3_client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except s3_client().exceptions.ClientError:
+            return False
+
+    def delete(self, key: str) -> None:
+        s3_client().delete_object(Bucket=self.bucket, Key=self._key(key))
+
+
+_PARTS = b"TOS2CA-PARTS:"
+
+
+class RedisBlobs:
+    """Keys ``tos2ca:{job}:{key}`` with a TTL; ``key`` is ``{stage}:{chunk}:{name}``."""
+
+    def __init__(self, url: str, job_id: int, ttl_seconds: int, part_bytes: int = 512 * 2**20):
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.prefix = f"tos2ca:{job_id}:"
+        self.ttl = ttl_seconds
+        self.part_bytes = part_bytes
+
+    def put(self, key: str, data: bytes) -> None:
+        k = self.prefix + key
+        if len(data) <= self.part_bytes:
+            self.client.set(k, data, ex=self.ttl)
+            return
+        n = -(-len(data) // self.part_bytes)
+        pipe = self.client.pipeline()
+        for i in range(n):
+            pipe.set(f"{k}:part{i}", data[i * self.part_bytes : (i + 1) * self.part_bytes], ex=self.ttl)
+        pipe.execute()
+        self.client.set(k, _PARTS + str(n).encode(), ex=self.ttl)
+
+    def get(self, key: str) -> bytes:
+        k = self.prefix + key
+        data = self.client.get(k)
+        if data is None:
+            raise KeyError(f"{k} is not in Redis (expired, or its task never ran)")
+        if data.startswith(_PARTS):
+            n = int(data[len(_PARTS):])
+            parts = self.client.mget([f"{k}:part{i}" for i in range(n)])
+            if any(p is None for p in parts):
+                raise KeyError(f"{k}: a part has expired")
+            data = b"".join(parts)
+        return data
+
+    def exists(self, key: str) -> bool:
+        return bool(self.client.exists(self.prefix + key))
+
+    def delete(self, key: str) -> None:
+        self.client.delete(self.prefix + key)
+
+    def delete_job(self) -> int:
+        keys = list(self.client.scan_iter(self.prefix + "*", count=1000))
+        return self.client.delete(*keys) if keys else 0
