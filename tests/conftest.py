@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+pytest_plugins = ["services"]
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 

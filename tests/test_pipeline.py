@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 import xarray as xr
-from helpers import read_masks, run_job
+from helpers import assert_same_outputs, local_outputs, read_masks, run_job
 
 from tos2ca_batch.synth import synthesize
 
@@ -49,21 +49,9 @@ def test_jobs_complete_with_rows(runs):
     assert len(cfg2.db().chunks(r2["job_id"], "map")) == 5 * 5 * 8  # blocks x tile rows x tile cols
 
 
-def test_every_output_identical_across_chunkings(runs):
+def test_every_output_identical_across_chunkings(runs, tmp_path):
     _, (cfg1, r1), (cfg2, r2) = runs
-    a, b = outputs_by_name(cfg1, r1), outputs_by_name(cfg2, r2)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        if name.endswith(".nc4"):
-            continue
-        if name.endswith(".csv") or name.endswith(".png") or name.endswith(".json"):
-            assert Path(a[name]).read_bytes() == Path(b[name]).read_bytes(), name
-    m1, m2 = read_masks(a["J-ForTraCC-Mask-Output.nc4"]), read_masks(b["J-ForTraCC-Mask-Output.nc4"])
-    assert m1.keys() == m2.keys()
-    for ts in m1:
-        assert m1[ts][0].tobytes() == m2[ts][0].tobytes() and m1[ts][1].tobytes() == m2[ts][1].tobytes()
-    with netCDF4.Dataset(a["J-anomaly-ids.nc4"]) as x, netCDF4.Dataset(b["J-anomaly-ids.nc4"]) as y:
-        assert x["anomaly_id"][:].tobytes() == y["anomaly_id"][:].tobytes()
+    assert_same_outputs(local_outputs(r1, tmp_path), local_outputs(r2, tmp_path))
     z1 = xr.open_zarr(cfg1.store(r1["job_id"]).zarr_store())["anomaly_id"].values
     z2 = xr.open_zarr(cfg2.store(r2["job_id"]).zarr_store())["anomaly_id"].values
     assert z1.tobytes() == z2.tobytes()

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", type=int, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
     _common(p)
 
+    p = sub.add_parser("worker", help="claim pending jobs and run them (TOS2CA's EC2 loop)")
+    _common(p)
+    p.add_argument("--once", action="store_true", help="stop when no job is pending")
+    p.add_argument("--poll-seconds", type=float, default=10.0)
+    p.add_argument("--workers", type=int, default=None, help="parallel processes per job (default: cores)")
+    p.add_argument("--backend", default="local", choices=["local"])
+
     p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
     p.add_argument("job", type=int)
     _common(p)
@@ -150,8 +157,10 @@ def _demo(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    # -v raises only this package's logger: botocore and friends log credentials and secret
+    # responses at DEBUG, so third-party loggers stay at WARNING.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("tos2ca_batch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
     if args.command == "synth":
         from tos2ca_batch.synth import synthesize
@@ -188,6 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         state = run_task(cfg, args.stage, args.job, chunk)
         print(json.dumps({"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}))
         return 0
+    if args.command == "worker":
+        from tos2ca_batch.backends import make_backend
+        from tos2ca_batch.worker import work
+
+        backend = make_backend(args.backend, args.workers)
+        try:
+            results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)
+        finally:
+            backend.close()
+        for res in results:
+            print(json.dumps(res))
+        return 0 if all(r["status"] == "complete" for r in results) else 1
     if args.command == "status":
         db = cfg.db()
         row = db.get_job(args.job)

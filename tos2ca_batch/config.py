@@ -53,6 +53,7 @@ class Config:
     lease_seconds: float = 600.0
     redis_ttl: int = 48 * 3600
     redis_part_bytes: int = 512 * 2**20
+    redis_prefix: str = "tos2ca"
     _db: JobsDB | None = field(default=None, repr=False)
     _stores: dict = field(default_factory=dict, repr=False)
 
@@ -71,6 +72,7 @@ class Config:
             lease_seconds=float(env.get("TOS2CA_LEASE_SECONDS", 600)),
             redis_ttl=int(env.get("TOS2CA_REDIS_TTL", 48 * 3600)),
             redis_part_bytes=int(env.get("TOS2CA_REDIS_PART_BYTES", 512 * 2**20)),
+            redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
         )
 
     def child_env(self) -> dict[str, str]:
@@ -92,7 +94,7 @@ class Config:
             base = (self.store_url or str(self.workdir / "jobs")).rstrip("/")
             job_url = f"{base}/{job_id}"
             if self.redis_url:
-                blobs = RedisBlobs(self.redis_url, job_id, self.redis_ttl, self.redis_part_bytes)
+                blobs = RedisBlobs(self.redis_url, job_id, self.redis_ttl, self.redis_part_bytes, self.redis_prefix)
             elif base.startswith("s3://"):
                 blobs = S3Blobs(f"{job_url}/tables")
             else:

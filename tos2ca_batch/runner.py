@@ -59,10 +59,13 @@ def result(cfg: Config, job_id: int) -> dict:
             "message": row["message"]}
 
 
-def submit(cfg: Config, raw: dict) -> tuple[int, str | None]:
-    """Store a job as ``pending`` (or ``failed`` with the reason if its spec is refused)."""
+def submit(cfg: Config, raw: dict, status: str = "pending") -> tuple[int, str | None]:
+    """Store a job as ``pending`` (or ``failed`` with the reason if its spec is refused).
+
+    ``run`` stores it as ``running`` so that no worker claims a job it is about to run itself.
+    """
     db = cfg.db()
-    job_id = db.create_job(raw)
+    job_id = db.create_job(raw, status=status)
     try:
         spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
         validate(spec_doc, load_catalog(cfg.catalogs))
@@ -78,8 +81,27 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     spec, catalog, raw = _spec_from_row(cfg, db.get_job(job_id))
     if spec.stage != "phdef":
         raise SpecError("stage", "curation jobs are not supported yet; allowed: phdef")
+    store = cfg.store(job_id)
+    if store.has_json("plan") and db.chunks(job_id):  # picked up again after a lost worker
+        return JobPlan.load(store)
     db.update_job(job_id, status="running", phase="plan")
     return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
+
+
+def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Backend) -> None:
+    """Run a stage's chunks; chunks leased by another (maybe dead) worker are retried until their
+    owner finishes them or the lease expires and this worker takes them over."""
+    db = cfg.db()
+    todo = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
+    while todo:
+        backend.run_stage(cfg, job_id, stage, todo)
+        rows = db.chunks(job_id, stage)
+        failed = [r for r in rows if r["status"] == "failed"]
+        if failed:
+            raise StageFailed(stage, failed[0]["chunkID"], failed[0]["message"] or "failed")
+        todo = [r["chunkID"] for r in rows if r["status"] != "complete"]
+        if todo:
+            time.sleep(min(5.0, max(0.2, cfg.lease_seconds / 4)))
 
 
 def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
@@ -97,13 +119,12 @@ def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
             db.update_job(job_id, phase=stage)
             n = plan.stage_chunks(stage)
             t0 = time.perf_counter()
-            backend.run_stage(cfg, job_id, stage, n)
+            run_stage_to_end(cfg, job_id, stage, n, backend)
             timings[stage] = time.perf_counter() - t0
-            unfinished = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
-            if unfinished:
-                raise StageFailed(stage, unfinished[0], "not complete after the stage ran")
     except StageFailed as exc:
         return fail(cfg, job_id, str(exc))
+    except Exception as exc:  # a store or service error outside any chunk
+        return fail(cfg, job_id, f"{db.get_job(job_id)['phase']}: {type(exc).__name__}: {exc}")
     db.update_job(job_id, status="complete", phase="done",
                   message=f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under "
                           f"{cfg.outputs(job_id).prefix}")
@@ -112,7 +133,7 @@ def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
 
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:
-    job_id, error = submit(cfg, raw)
+    job_id, error = submit(cfg, raw, status="running")
     if error:
         return result(cfg, job_id)
     return execute(cfg, job_id, backend)

@@ -14,8 +14,9 @@ class StageFailed(RuntimeError):
 
 
 class Backend(Protocol):
-    def run_stage(self, cfg: Config, job_id: int, stage: str, n_chunks: int) -> None:
-        """Run every chunk of ``stage``; raise :class:`StageFailed` if one fails."""
+    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        """Run these chunks of ``stage`` (a chunk another task holds is left to it);
+        raise :class:`StageFailed` if one fails."""
 
     def close(self) -> None: ...
 

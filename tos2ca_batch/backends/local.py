@@ -39,10 +39,10 @@ class LocalBackend:
                                              initializer=_init_worker, initargs=(env,))
         return self._pool
 
-    def run_stage(self, cfg: Config, job_id: int, stage: str, n_chunks: int) -> None:
+    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
         pool = self._ensure_pool(cfg)
-        futures = {pool.submit(_child, stage, job_id, c): c for c in range(n_chunks)}
-        with tqdm(total=n_chunks, desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
+        futures = {pool.submit(_child, stage, job_id, c): c for c in chunks}
+        with tqdm(total=len(chunks), desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)

@@ -67,13 +67,18 @@ _PARTS = b"TOS2CA-PARTS:"
 
 
 class RedisBlobs:
-    """Keys ``tos2ca:{job}:{key}`` with a TTL; ``key`` is ``{stage}:{chunk}:{name}``."""
+    """Keys ``tos2ca:{job}:{key}`` with a TTL; ``key`` is ``{stage}:{chunk}:{name}``.
 
-    def __init__(self, url: str, job_id: int, ttl_seconds: int, part_bytes: int = 512 * 2**20):
+    ``namespace`` (``TOS2CA_REDIS_PREFIX``) replaces ``tos2ca`` where several deployments or
+    test runs share one Redis.
+    """
+
+    def __init__(self, url: str, job_id: int, ttl_seconds: int, part_bytes: int = 512 * 2**20,
+                 namespace: str = "tos2ca"):
         import redis
 
         self.client = redis.Redis.from_url(url)
-        self.prefix = f"tos2ca:{job_id}:"
+        self.prefix = f"{namespace}:{job_id}:"
         self.ttl = ttl_seconds
         self.part_bytes = part_bytes
 

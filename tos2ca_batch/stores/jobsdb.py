@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tos2ca_batch.timeutil import parse_time
+
 SCHEMA_VERSION = 1
 
 _TABLES = [
@@ -22,8 +24,8 @@ _TABLES = [
         userID {pk}, email VARCHAR(255) NOT NULL UNIQUE, createdTime VARCHAR(32))""",
     """CREATE TABLE IF NOT EXISTS jobs (
         jobID {pk}, userID INTEGER, stage VARCHAR(16) NOT NULL, phdefJobID INTEGER,
-        dataset VARCHAR(255), variable VARCHAR(255), coords TEXT, startDate VARCHAR(12),
-        endDate VARCHAR(12), ineqOperator VARCHAR(32), ineqValue DOUBLE, spec TEXT,
+        dataset VARCHAR(255), variable VARCHAR(255), coords TEXT, startDate VARCHAR(32),
+        endDate VARCHAR(32), ineqOperator VARCHAR(32), ineqValue DOUBLE, spec TEXT,
         status VARCHAR(16) NOT NULL, phase VARCHAR(32), nChunks INTEGER, submitTime VARCHAR(32),
         message TEXT, worker VARCHAR(255), leaseUntil DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS chunks (
@@ -102,18 +104,25 @@ class JobsDB:
         """Store a job row from a (possibly invalid) spec document; fields are stored literally."""
         spec = raw_spec if isinstance(raw_spec, dict) else {}
 
-        def text(key):
+        def text(key, size=255):
             v = spec.get(key)
-            return v if isinstance(v, str) else (None if v is None else json.dumps(v))
+            return (v if isinstance(v, str) else (None if v is None else json.dumps(v)))[:size] if v is not None \
+                else None
+
+        def date(key):
+            try:
+                return parse_time(spec.get(key)).strftime("%Y%m%d%H%M")
+            except ValueError:
+                return text(key, 32)
 
         value = spec.get("value")
         value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         phdef = spec.get("phdef_job") if isinstance(spec.get("phdef_job"), int) else None
-        email = spec.get("email") if isinstance(spec.get("email"), str) else None
+        email = spec.get("email")[:255] if isinstance(spec.get("email"), str) else None
         params = (
             self.user_id(email), str(spec.get("stage", "phdef"))[:16], phdef, text("dataset"),
-            text("variable"), text("polygon") or text("bbox"), text("start"), text("end"),
-            text("operator"), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
+            text("variable"), text("polygon", 65535) or text("bbox"), date("start"), date("end"),
+            text("operator", 32), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
         )
         with self._cursor() as cur:
             cur.execute(self._sql(

@@ -1,0 +1,58 @@
+"""MySQL/MariaDB jobs store (TOS2CA's production database) through pymysql.
+
+The SQL is the shared SQL of :class:`JobsDB`; only placeholders, the auto-increment key and
+``INSERT IGNORE`` differ. The database named in the URL is created if missing.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlparse
+
+from tos2ca_batch.stores.jobsdb import JobsDB
+
+
+class MySQLJobsDB(JobsDB):
+    placeholder = "%s"
+    pk = "INTEGER PRIMARY KEY AUTO_INCREMENT"
+    insert_ignore = "INSERT IGNORE"
+
+    def __init__(self, url: str):
+        u = urlparse(url)
+        self._params = {
+            "host": u.hostname or "127.0.0.1", "port": u.port or 3306,
+            "user": unquote(u.username or "root"), "password": unquote(u.password or ""),
+            "charset": "utf8mb4", "autocommit": False, "connect_timeout": 10,
+        }
+        self.database = (u.path or "/tos2ca").lstrip("/") or "tos2ca"
+        if not self.database.replace("_", "").isalnum():
+            raise ValueError("TOS2CA_DB_URL: the database name may hold letters, digits and _ only")
+        import pymysql
+
+        conn = pymysql.connect(**self._params)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+            conn.commit()
+        finally:
+            conn.close()
+        self.init_schema()
+
+    def _connect(self):
+        import pymysql
+
+        return pymysql.connect(database=self.database, **self._params)
+
+    def describe(self) -> str:
+        return f"mysql://{self._params['host']}:{self._params['port']}/{self.database}"
+
+    def drop_database(self) -> None:
+        """For tests: remove this database entirely."""
+        import pymysql
+
+        conn = pymysql.connect(**self._params)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
+            conn.commit()
+        finally:
+            conn.close()
