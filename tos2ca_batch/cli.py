@@ -50,7 +50,8 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells")
     p.add_argument("--products", type=_products, default=None,
                    help=f"comma-separated subset of {','.join(PHDEF_PRODUCTS)} (default: all)")
-    p.add_argument("--backend", default="local", choices=["local"], help="where array tasks run")
+    p.add_argument("--backend", default="local", choices=["local", "mpi"],
+                   help="where array tasks run (mpi: start under mpirun ... python -m mpi4py -m tos2ca_batch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="stop when no job is pending")
     p.add_argument("--poll-seconds", type=float, default=10.0)
     p.add_argument("--workers", type=int, default=None, help="parallel processes per job (default: cores)")
-    p.add_argument("--backend", default="local", choices=["local"])
+    p.add_argument("--backend", default="local", choices=["local", "mpi"])
 
     p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
     p.add_argument("job", type=int)
@@ -121,6 +122,9 @@ def _run(cfg, raw, args) -> int:
 
     raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
     backend = make_backend(args.backend, args.workers)
+    if args.backend == "mpi" and backend.rank > 0:
+        backend.serve(cfg)
+        return 0
     try:
         res = run(cfg, raw, backend)
     finally:

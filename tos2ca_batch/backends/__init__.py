@@ -26,4 +26,8 @@ def make_backend(name: str, workers: int | None = None) -> Backend:
         from tos2ca_batch.backends.local import LocalBackend
 
         return LocalBackend(workers)
-    raise ValueError(f"backend must be one of local; got {name!r}")
+    if name == "mpi":
+        from tos2ca_batch.backends.mpi import MPIBackend
+
+        return MPIBackend()
+    raise ValueError(f"backend must be one of local, mpi; got {name!r}")

@@ -1,0 +1,71 @@
+"""The MPI backend under a real ``mpirun -n 2``."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from helpers import assert_same_outputs, local_outputs, run_job
+from services import unavailable
+
+from tos2ca_batch.config import Config
+from tos2ca_batch.synth import synthesize
+
+SPEC = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
+        "value": 10.0, "start": "2020-01-04T00:00", "end": "2020-01-04T05:30", "bbox": [-180.0, -90.0, 180.0, 90.0],
+        "tracking": {"min_size": 20}}
+
+
+def mpirun() -> str:
+    found = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or shutil.which("mpirun")
+    if not found:
+        unavailable("mpirun", FileNotFoundError("pip install mpi4py mpich"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("mpi")
+    return base, synthesize("imerg", base / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 5, 30), res=1.0)
+
+
+def run_mpi(spec_path, catalog, workdir, *extra, timeout=600):
+    cmd = [mpirun(), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", str(spec_path),
+           "--backend", "mpi", "--catalog", str(catalog), "--workdir", str(workdir), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_mpirun_outputs_identical_to_local(data, tmp_path):
+    base, catalog = data
+    _, local = run_job(tmp_path / "local", SPEC, catalog, block_steps=3, tile=(90, 360), workers=2)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    p = run_mpi(spec, catalog, tmp_path / "mpi", "--block-steps", "2", "--tile", "60,120")
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["status"] == "complete"
+    assert_same_outputs(local_outputs(local, tmp_path), local_outputs(res, tmp_path))
+    db = Config.from_env(str(tmp_path / "mpi")).db()
+    workers = {c["worker"] for c in db.chunks(res["job_id"], "map")}
+    assert len({w.rsplit(":", 1)[1] for w in workers}) == 2, "both ranks ran map chunks"
+
+
+def test_a_rank_that_raises_aborts_all(data, tmp_path):
+    base, catalog = data
+    broken = tmp_path / "data"
+    shutil.copytree(base / "data", broken)
+    victim = sorted(broken.rglob("*.HDF5"))[5]  # inside map chunk 1 only (steps 4-7), on rank 1
+    victim.write_bytes(b"not an HDF5 file")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    t0 = time.time()
+    p = run_mpi(spec, broken / "catalog-imerg.json", tmp_path / "w", "--block-steps", "4", timeout=120)
+    assert p.returncode != 0
+    assert time.time() - t0 < 100
+    row = Config.from_env(str(tmp_path / "w")).db().get_job(1)
+    assert row["status"] == "failed" and row["message"].startswith("map chunk 1 on rank 1: OSError"), row["message"]

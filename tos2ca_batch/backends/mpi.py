@@ -1,0 +1,59 @@
+"""MPI backend: ``mpirun -n N python -m mpi4py -m tos2ca_batch run SPEC --backend mpi``.
+
+Rank 0 runs the job as the local runner does (submit, plan, reduce, finalize and the job row);
+for each parallel stage it broadcasts ``(stage, chunks)`` and every rank runs its share
+``chunks[rank::size]`` through the chunk store, then all meet at a barrier. A rank whose task
+raises marks the chunk and the job failed and calls ``MPI_Abort``, so every rank stops at once
+and ``mpirun`` exits non-zero (``python -m mpi4py`` does the same for any other exception).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tos2ca_batch.config import Config
+
+log = logging.getLogger("tos2ca_batch")
+
+
+class MPIBackend:
+    def __init__(self, comm=None):
+        if comm is None:
+            from mpi4py import MPI
+
+            comm = MPI.COMM_WORLD
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    def _run_share(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        from tos2ca_batch.tasks import run_task
+
+        for chunk in chunks[self.rank :: self.size]:
+            try:
+                run_task(cfg, stage, job_id, chunk)
+            except BaseException as exc:
+                msg = f"{stage} chunk {chunk} on rank {self.rank}: {type(exc).__name__}: {exc}"
+                log.error("job %s failed: %s; aborting all ranks", job_id, msg)
+                cfg.db().update_job(job_id, status="failed", message=msg)
+                # Abort here, on whichever rank: returning would leave the others in a collective.
+                self.comm.Abort(1)
+
+    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        """Rank 0: hand the stage to every rank and do its own share."""
+        self.comm.bcast(("run", job_id, stage, list(chunks)), root=0)
+        self._run_share(cfg, job_id, stage, list(chunks))
+        self.comm.Barrier()
+
+    def serve(self, cfg: Config) -> None:
+        """Ranks > 0: run shares of the stages rank 0 broadcasts until it says stop."""
+        while True:
+            msg = self.comm.bcast(None, root=0)
+            if msg[0] == "stop":
+                return
+            _, job_id, stage, chunks = msg
+            self._run_share(cfg, job_id, stage, chunks)
+            self.comm.Barrier()
+
+    def close(self) -> None:
+        if self.rank == 0:
+            self.comm.bcast(("stop",), root=0)
