@@ -136,3 +136,23 @@ def smtp_server():
     ctl.start()
     yield f"smtp://127.0.0.1:{port}", received
     ctl.stop()
+
+
+@pytest.fixture
+def mysql_user(mysql_url):
+    """A MySQL user with a random password on the test database: (user, password, dbname)."""
+    import pymysql
+
+    password = f"Pw-{uuid.uuid4().hex}"
+    user = f"t2c_{uuid.uuid4().hex[:8]}"
+    dbname = mysql_url.rsplit("/", 1)[1]
+    root = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    with root.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT ALL ON `{dbname}`.* TO '{user}'@'%'")
+    root.commit()
+    yield user, password, dbname
+    with root.cursor() as cur:
+        cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+    root.commit()
+    root.close()

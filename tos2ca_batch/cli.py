@@ -90,6 +90,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="parallel processes per job (default: cores)")
     p.add_argument("--backend", default="local", choices=["local", "mpi"])
 
+    p = sub.add_parser("aws", help="AWS Batch / Fargate: register manifests, submit, status")
+    aws = p.add_subparsers(dest="aws_command", required=True)
+    r = aws.add_parser("register", help="create compute environment and queue, register the job definition")
+    r.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
+    r.add_argument("--image", required=True)
+    r.add_argument("--subnets", required=True, help="comma-separated subnet ids")
+    r.add_argument("--security-groups", required=True, help="comma-separated security group ids")
+    r.add_argument("--service-role-arn", required=True)
+    r.add_argument("--execution-role-arn", required=True)
+    r.add_argument("--job-role-arn", required=True)
+    r.add_argument("--instance-role-arn", default="", help="EC2 only: instance profile ARN")
+    r.add_argument("--secret-id", default="", help="Secrets Manager secret the children read")
+    r.add_argument("--store-url", default="", help="chunk store for children, e.g. s3://bucket/store")
+    r.add_argument("--name-prefix", default="tos2ca-batch")
+    r.add_argument("--max-vcpus", type=int, default=256)
+    r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED")
+    s = aws.add_parser("submit", help="plan here, then submit the chained array jobs")
+    s.add_argument("spec")
+    _common(s)
+    s.add_argument("--queue", required=True)
+    s.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
+    s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
+    s.add_argument("--name-prefix", default="tos2ca-batch")
+    s.add_argument("--block-steps", type=int, default=None)
+    s.add_argument("--tile", type=_tile, default=None)
+    s.add_argument("--products", type=_products, default=None)
+    st = aws.add_parser("status", help="each stage's Batch status and chunk counts")
+    st.add_argument("job", type=int)
+    _common(st)
+
     p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
     p.add_argument("job", type=int)
     _common(p)
@@ -166,6 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("tos2ca_batch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    if args.command == "aws" and args.aws_command == "register":
+        from tos2ca_batch.backends import aws_batch
+
+        values = {
+            "IMAGE": args.image, "SUBNETS": args.subnets.split(","), "SECURITY_GROUPS": args.security_groups.split(","),
+            "SERVICE_ROLE_ARN": args.service_role_arn, "EXECUTION_ROLE_ARN": args.execution_role_arn,
+            "JOB_ROLE_ARN": args.job_role_arn, "INSTANCE_ROLE_ARN": args.instance_role_arn,
+            "SECRET_ID": args.secret_id, "STORE_URL": args.store_url, "NAME_PREFIX": args.name_prefix,
+            "MAX_VCPUS": args.max_vcpus, "ASSIGN_PUBLIC_IP": args.assign_public_ip,
+        }
+        print(json.dumps(aws_batch.register(values, args.platform)))
+        return 0
     if args.command == "synth":
         from tos2ca_batch.synth import synthesize
         from tos2ca_batch.timeutil import parse_time
@@ -200,6 +242,18 @@ def main(argv: list[str] | None = None) -> int:
         chunk = args.chunk if args.chunk is not None else chunk_from_env()
         state = run_task(cfg, args.stage, args.job, chunk)
         print(json.dumps({"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}))
+        return 0
+    if args.command == "aws":
+        from tos2ca_batch.backends import aws_batch
+        from tos2ca_batch.runner import apply_overrides
+
+        if args.aws_command == "submit":
+            raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+            jobdef = args.job_definition or f"{args.name_prefix}-{args.platform}"
+            res = aws_batch.submit(cfg, raw, args.queue, jobdef)
+            print(json.dumps(res))
+            return 0 if res["status"] != "failed" else 1
+        print(json.dumps(aws_batch.status(cfg, args.job), default=str))
         return 0
     if args.command == "worker":
         from tos2ca_batch.backends import make_backend

@@ -88,6 +88,21 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
 
 
+def complete_job(cfg: Config, job_id: int) -> bool:
+    """Mark a running job complete once (after its finalize chunk) and notify; False if it was not running."""
+    db = cfg.db()
+    if any(c["status"] != "complete" for c in db.chunks(job_id)):
+        return False
+    n = db.execute(
+        "UPDATE jobs SET status = 'complete', phase = 'done', message = ? WHERE jobID = ? AND status = 'running'",
+        (f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}",
+         job_id),
+    )
+    if n == 1:
+        notify(cfg, job_id)
+    return n == 1
+
+
 def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Backend) -> None:
     """Run a stage's chunks; chunks leased by another (maybe dead) worker are retried until their
     owner finishes them or the lease expires and this worker takes them over."""
@@ -125,10 +140,7 @@ def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
         return fail(cfg, job_id, str(exc))
     except Exception as exc:  # a store or service error outside any chunk
         return fail(cfg, job_id, f"{db.get_job(job_id)['phase']}: {type(exc).__name__}: {exc}")
-    db.update_job(job_id, status="complete", phase="done",
-                  message=f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under "
-                          f"{cfg.outputs(job_id).prefix}")
-    notify(cfg, job_id)
+    complete_job(cfg, job_id)
     return dict(result(cfg, job_id), timings={k: round(v, 3) for k, v in timings.items()})
 
 

@@ -66,10 +66,17 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
         msg = f"{type(exc).__name__}: {exc}"
         log.error("job %s %s chunk %s failed: %s\n%s", job_id, stage, chunk, msg, traceback.format_exc())
         db.finish_chunk(job_id, stage, chunk, "failed", msg[:2000])
+        if isinstance(exc, Exception):  # bad data or a bug: the job has failed (a killed host is retried)
+            db.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
+                       (f"{stage} chunk {chunk}: {msg}"[:4000], job_id))
         raise
     finally:
         keeper.stop.set()
     db.finish_chunk(job_id, stage, chunk, "complete")
+    if stage == "finalize":  # the last stage: the job is complete (once, whoever runs it)
+        from tos2ca_batch.runner import complete_job
+
+        complete_job(cfg, job_id)
     return "done"
 
 

@@ -1,0 +1,136 @@
+"""AWS Batch backend against moto_server (Batch with use_docker off): register, submit, read back
+with describe_jobs, and every child run as a real process with AWS_BATCH_JOB_ARRAY_INDEX."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import urllib.request
+import uuid
+from datetime import datetime
+
+import boto3
+import pytest
+from helpers import assert_same_outputs, local_outputs, run_job
+
+from tos2ca_batch.config import Config
+from tos2ca_batch.synth import synthesize
+
+SPEC = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
+        "value": 10.0, "start": "2020-01-04T00:00", "end": "2020-01-04T05:30", "bbox": [-180.0, -60.0, 180.0, 60.0],
+        "tracking": {"min_size": 20}, "chunking": {"block_steps": 4, "tile": [60, 180]}}
+
+
+def cli(args, env, timeout=300):
+    return subprocess.run([sys.executable, "-m", "tos2ca_batch", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def batch_setup(aws, bucket, mysql_user, tmp_path):
+    req = urllib.request.Request(f"{aws}/moto-api/config", data=json.dumps({"batch": {"use_docker": False}}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+    iam, ec2 = boto3.client("iam"), boto3.client("ec2")
+    tag = uuid.uuid4().hex[:6]
+    role = iam.create_role(RoleName=f"tos2ca-{tag}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    profile = iam.create_instance_profile(InstanceProfileName=f"tos2ca-{tag}")["InstanceProfile"]["Arn"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName=f"tos2ca-{tag}", Description="batch", VpcId=vpc)["GroupId"]
+    user, password, dbname = mysql_user
+    sid = f"tos2ca/batch/{tag}"
+    boto3.client("secretsmanager").create_secret(Name=sid, SecretString=json.dumps(
+        {"username": user, "password": password, "host": "127.0.0.1", "port": 3306, "db": dbname, "bucket": bucket}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOS2CA_")}
+    env.update(TOS2CA_SECRET_ID=sid, TOS2CA_STORE_URL=f"s3://{bucket}/store")
+    return {"tag": tag, "role": role, "profile": profile, "subnet": subnet, "sg": sg, "sid": sid,
+            "password": password, "env": env, "bucket": bucket}
+
+
+def register(setup, platform):
+    return cli(["aws", "register", "--platform", platform, "--image", "example.org/tos2ca-batch:1",
+                "--subnets", setup["subnet"], "--security-groups", setup["sg"], "--service-role-arn", setup["role"],
+                "--execution-role-arn", setup["role"], "--job-role-arn", setup["role"], "--instance-role-arn",
+                setup["profile"], "--secret-id", setup["sid"], "--store-url", f"s3://{setup['bucket']}/store",
+                "--name-prefix", f"t2c-{setup['tag']}"], setup["env"])
+
+
+def test_register_submit_and_run_children(batch_setup, tmp_path, monkeypatch):
+    setup = batch_setup
+    env = setup["env"]
+    for platform in ("fargate", "ec2"):
+        p = register(setup, platform)
+        assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    batch = boto3.client("batch")
+    jd = batch.describe_job_definitions(jobDefinitionName=f"t2c-{setup['tag']}-fargate")["jobDefinitions"][0]
+    assert jd["platformCapabilities"] == ["FARGATE"] and jd["retryStrategy"]["attempts"] == 3
+    assert jd["containerProperties"]["networkConfiguration"] == {"assignPublicIp": "DISABLED"}
+    assert {r["type"] for r in jd["containerProperties"]["resourceRequirements"]} == {"VCPU", "MEMORY"}
+
+    data = tmp_path / "data"
+    catalog = synthesize("imerg", data, datetime(2020, 1, 4), datetime(2020, 1, 4, 5, 30), res=1.0)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", str(tmp_path / "client"),
+             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    job = sub["job_id"]
+
+    # Read back what AWS Batch holds.
+    ids = sub["aws_jobs"]
+    described = {j["jobName"]: j for j in batch.describe_jobs(jobs=list(ids.values()))["jobs"]}
+    monkeypatch.setenv("TOS2CA_SECRET_ID", setup["sid"])
+    db = Config.from_env(str(tmp_path / "client")).db()
+    stages = ["map", "reduce", "relabel", "publish", "finalize"]
+    assert list(ids) == stages
+    previous = None
+    for stage in stages:
+        d = described[f"tos2ca-{job}-{stage}"]
+        n = len(db.chunks(job, stage))
+        assert d.get("arrayProperties", {}).get("size", 1) == n, stage
+        assert ("arrayProperties" in d) == (n > 1)
+        assert d["container"]["command"] == ["task", stage, "--job", str(job)]
+        assert [x["jobId"] for x in d.get("dependsOn", [])] == ([previous] if previous else [])
+        previous = d["jobId"]
+    assert setup["password"] not in json.dumps(described, default=str)
+    assert setup["password"] not in p.stdout + p.stderr
+
+    # Every child as its own process, array indices shuffled, one child run twice at once.
+    child_env = dict(env)
+    for var in jd["containerProperties"]["environment"]:
+        child_env[var["name"]] = var["value"]
+    child_env["TOS2CA_WORKDIR"] = str(tmp_path / "child")
+    rng = random.Random(7)
+    for stage in stages:
+        d = described[f"tos2ca-{job}-{stage}"]
+        size = d.get("arrayProperties", {}).get("size")
+        indices = list(range(size)) if size else [None]
+        rng.shuffle(indices)
+        procs = []
+        for k, idx in enumerate(indices):
+            e = dict(child_env)
+            if idx is not None:
+                e["AWS_BATCH_JOB_ARRAY_INDEX"] = str(idx)
+            copies = 2 if k == 0 and stage == "map" else 1
+            for _ in range(copies):
+                procs.append(subprocess.Popen([sys.executable, "-m", "tos2ca_batch", *d["container"]["command"]],
+                                              env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for pr in procs:
+            out, err = pr.communicate(timeout=300)
+            assert pr.returncode == 0, err[-3000:]
+    row = db.get_job(job)
+    assert row["status"] == "complete", row["message"]
+    status = cli(["aws", "status", str(job), "--workdir", str(tmp_path / "client")], dict(env))
+    st = json.loads(status.stdout.strip().splitlines()[-1])
+    assert st["status"] == "complete" and st["stages"]["map"]["chunks"] == {"complete": len(db.chunks(job, "map"))}
+    assert st["stages"]["map"]["arraySize"] == len(db.chunks(job, "map"))
+
+    outputs = [o["location"] for o in db.outputs(job)]
+    _, local = run_job(tmp_path / "local", SPEC, catalog, workers=2)
+    assert_same_outputs(local_outputs(local, tmp_path), local_outputs({"job_id": job, "outputs": outputs}, tmp_path))
