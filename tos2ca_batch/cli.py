@@ -157,6 +157,7 @@ def _run(cfg, raw, args) -> int:
         return 0
     try:
         res = run(cfg, raw, backend)
+        res["peak_rss_mib_per_worker"] = backend.peak_rss_mib()
     finally:
         backend.close()
     print(json.dumps(res))

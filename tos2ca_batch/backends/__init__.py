@@ -18,6 +18,9 @@ class Backend(Protocol):
         """Run these chunks of ``stage`` (a chunk another task holds is left to it);
         raise :class:`StageFailed` if one fails."""
 
+    def peak_rss_mib(self) -> list[float]:
+        """Peak resident memory of the processes that ran tasks."""
+
     def close(self) -> None: ...
 
 

@@ -56,6 +56,10 @@ class LocalBackend:
                     self.peak_rss_kib[stage] = max(self.peak_rss_kib.get(stage, 0), rss)
                     bar.update(1)
 
+    def peak_rss_mib(self) -> list[float]:
+        """Largest peak resident memory of a pool process (every stage), in MiB."""
+        return [round(max(self.peak_rss_kib.values(), default=0) / 1024, 1)]
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)

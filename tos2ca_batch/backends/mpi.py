@@ -16,6 +16,12 @@ from tos2ca_batch.config import Config
 log = logging.getLogger("tos2ca_batch")
 
 
+def _own_rss_mib() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 class MPIBackend:
     def __init__(self, comm=None):
         if comm is None:
@@ -50,9 +56,17 @@ class MPIBackend:
             msg = self.comm.bcast(None, root=0)
             if msg[0] == "stop":
                 return
+            if msg[0] == "rss":
+                self.comm.gather(_own_rss_mib(), root=0)
+                continue
             _, job_id, stage, chunks = msg
             self._run_share(cfg, job_id, stage, chunks)
             self.comm.Barrier()
+
+    def peak_rss_mib(self) -> list[float]:
+        """Rank 0: every rank's peak resident memory."""
+        self.comm.bcast(("rss",), root=0)
+        return self.comm.gather(_own_rss_mib(), root=0)
 
     def close(self) -> None:
         if self.rank == 0:

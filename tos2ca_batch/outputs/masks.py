@@ -39,7 +39,7 @@ def per_anomaly_stats(aid: np.ndarray, values: np.ndarray) -> dict[int, dict]:
 
 
 def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_events: int, read_step) -> None:
-    """``read_step(s)`` returns (ids, values) of step s on the job grid."""
+    """``read_step(s)`` returns step s's anomaly pixels: rows, cols, ids, values (in file order)."""
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(attrs)
         nav = ds.createGroup("navigation")
@@ -52,8 +52,7 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
         masks = ds.createGroup("masks")
         masks.num_events = np.int32(n_events)
         for s, ts in enumerate(timestamps):
-            ids, values = read_step(s)
-            rows, cols, aid, flat = step_pixels(ids)
+            rows, cols, aid, vals = read_step(s)
             g = masks.createGroup(ts)
             g.createDimension("num_pixels", rows.size)
             g.createDimension("num_cols", 3)
@@ -61,7 +60,7 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
             dv = g.createVariable("data_values", "f4", ("num_pixels",), zlib=True)
             if rows.size:
                 mi[:] = np.column_stack([rows, cols, aid])
-                dv[:] = values.ravel()[flat]
+                dv[:] = vals
 
 
 def toc(anomaly_ids: np.ndarray, steps: np.ndarray, timestamps: list[str], n_events: int) -> list[dict]:

@@ -67,8 +67,12 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
     n = store.get_json("anomalies")["n_anomalies"]
     outputs, db = cfg.outputs(job_id), cfg.db()
 
-    def read_step(s):
-        return store.read_step("anomaly_id", s, plan.layout), store.read_step("values", s, plan.layout)
+    def read_ids(s):
+        return store.read_step("anomaly_id", s, plan.layout)
+
+    def read_pixels(s):
+        t = store.get_table("publish", s, "pixels")
+        return t["rows"], t["cols"], t["ids"], t["values"]
 
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
         def publish(name: str, kind: str, write) -> None:
@@ -78,7 +82,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
 
         if "masks" in products:
             publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
-                p, masks_attributes(plan, job_id), plan.lat, plan.lon, ts, n, read_step))
+                p, masks_attributes(plan, job_id), plan.lat, plan.lon, ts, n, read_pixels))
         if "toc" in products:
             publish(f"{job_id}-ForTraCC-TOC.json", "toc",
                     lambda p: mk.dump_json(p, mk.toc(table["anomaly_id"], table["step"], ts, n)))
@@ -104,6 +108,6 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
                 f"{n} anomalies of {m['dataset']} {m['variable']} {m['operator']} {m['value']}"))
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                p, plan.lat, plan.lon, plan.times(), lambda s: read_step(s)[0],
+                p, plan.lat, plan.lon, plan.times(), read_ids,
                 {"title": f"ForTraCC anomaly ids of job {job_id}", "dataset": plan.meta["dataset"],
                  "variable": plan.meta["variable"], "job_id": np.int32(job_id)}))

@@ -24,11 +24,11 @@ def grid_edges(plan: JobPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cell_edges(plan.lat), cell_edges(lon_u), lon_u
 
 
-def step_features(plan: JobPlan, table: dict, s: int, ids: np.ndarray, values: np.ndarray):
+def step_features(plan: JobPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
     """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
     lat_e, lon_e, _ = grid_edges(plan)
-    rows, cols, aid, flat = step_pixels(ids)
-    stats = per_anomaly_stats(aid, values.ravel()[flat])
+    rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
+    stats = per_anomaly_stats(aid, pixels["values"])
     at_step = np.flatnonzero(table["step"] == s)
     ts = plan.timestamps[s]
     features, shapes = [], []
@@ -50,13 +50,21 @@ def step_features(plan: JobPlan, table: dict, s: int, ids: np.ndarray, values: n
     return features, shapes
 
 
+def step_table(store, plan: JobPlan, s: int) -> dict[str, np.ndarray]:
+    """A step's anomaly pixels in masks-file order (by id, then row-major) with their values."""
+    ids = store.read_step("anomaly_id", s, plan.layout)
+    rows, cols, aid, flat = step_pixels(ids)
+    values = store.read_step("values", s, plan.layout).ravel()[flat]
+    return {"rows": rows, "cols": cols, "ids": aid, "values": values}
+
+
 def run(cfg: Config, job_id: int, chunk: int) -> None:
     store = cfg.store(job_id)
     plan = JobPlan.load(store)
     products = plan.meta["products"]
-    if "geojson" not in products and "plots" not in products:
-        return
     t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
+    if not {"masks", "geojson", "plots"} & set(products):
+        return
     table = store.get_table("reduce", 0, "components")
     outputs, db = cfg.outputs(job_id), cfg.db()
     lat_e, lon_e, _ = grid_edges(plan)
@@ -64,9 +72,12 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, StepReader(meta["entry"], meta["variable"]) as rd:
         for s in range(t0, t1):
             ts = plan.timestamps[s]
-            ids = store.read_step("anomaly_id", s, plan.layout)
-            values = store.read_step("values", s, plan.layout)
-            features, shapes = step_features(plan, table, s, ids, values)
+            pixels = step_table(store, plan, s)
+            if "masks" in products:  # the masks file is written by finalize from these tables
+                store.put_table("publish", s, "pixels", pixels)
+            if "geojson" not in products and "plots" not in products:
+                continue
+            features, shapes = step_features(plan, table, s, pixels)
             if "geojson" in products:
                 path = f"{tmp}/{job_id}-{ts}.json"
                 with open(path, "w") as f:
