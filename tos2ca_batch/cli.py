@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--products", type=_products, default=None)
 
     p = sub.add_parser("task", help="run one array task (as an AWS Batch child does)")
-    p.add_argument("stage", choices=["plan", "stats", "map", "reduce", "relabel", "publish", "finalize"])
+    p.add_argument("stage", choices=["plan", "stats", "map", "reduce", "relabel", "publish", "finalize", "curate",
+                                     "cfinalize"])
     p.add_argument("--job", type=int, required=True)
     p.add_argument("--chunk", type=int, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
     _common(p)

@@ -79,12 +79,14 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     """Validate against catalog and data and store the plan (raises SpecError)."""
     db = cfg.db()
     spec, catalog, raw = _spec_from_row(cfg, db.get_job(job_id))
-    if spec.stage != "phdef":
-        raise SpecError("stage", "curation jobs are not supported yet; allowed: phdef")
     store = cfg.store(job_id)
     if store.has_json("plan") and db.chunks(job_id):  # picked up again after a lost worker
         return JobPlan.load(store)
     db.update_job(job_id, status="running", phase="plan")
+    if spec.stage == "curation":
+        from tos2ca_batch.stages import curate
+
+        return curate.make_plan(cfg, job_id, spec, catalog)
     return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
 
 

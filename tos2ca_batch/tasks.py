@@ -10,7 +10,7 @@ import threading
 import traceback
 
 from tos2ca_batch.config import Config
-from tos2ca_batch.stages import finalize, map, publish, reduce, relabel, stats
+from tos2ca_batch.stages import cfinalize, curate, finalize, map, publish, reduce, relabel, stats
 
 STAGE_FUNCS = {
     "stats": stats.run,
@@ -19,6 +19,8 @@ STAGE_FUNCS = {
     "relabel": relabel.run,
     "publish": publish.run,
     "finalize": finalize.run,
+    "curate": curate.run,
+    "cfinalize": cfinalize.run,
 }
 log = logging.getLogger("tos2ca_batch")
 
@@ -73,7 +75,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
     finally:
         keeper.stop.set()
     db.finish_chunk(job_id, stage, chunk, "complete")
-    if stage == "finalize":  # the last stage: the job is complete (once, whoever runs it)
+    if stage in ("finalize", "cfinalize"):  # the last stage: the job is complete (once, whoever runs it)
         from tos2ca_batch.runner import complete_job
 
         complete_job(cfg, job_id)

@@ -47,11 +47,13 @@ class JobPlan:
         return self.layout
 
     def stage_chunks(self, stage: str) -> int:
-        if stage in ("reduce", "finalize"):
+        if stage in ("reduce", "finalize", "cfinalize"):
             return 1
         return self.stage_layout(stage).n_chunks
 
     def stages(self) -> list[str]:
+        if self.meta.get("kind") == "curation":
+            return ["curate", "cfinalize"]
         seq = ["map", "reduce", "relabel", "publish", "finalize"]
         return (["stats"] if self.meta["operator"] == "anomalyEvent" else []) + seq
 
