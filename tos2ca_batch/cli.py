@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tos2ca_batch import __version__
-from tos2ca_batch.stages.common import PHDEF_PRODUCTS
+from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_PRODUCTS
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -25,9 +25,11 @@ def _tile(text: str) -> tuple[int, int]:
 
 def _products(text: str) -> list[str]:
     items = [p for p in text.split(",") if p]
-    bad = [p for p in items if p not in PHDEF_PRODUCTS]
+    allowed = PHDEF_PRODUCTS + tuple(p for p in CURATION_PRODUCTS if p not in PHDEF_PRODUCTS)
+    bad = [p for p in items if p not in allowed]
     if bad:
-        raise argparse.ArgumentTypeError(f"--products: unknown {bad}; allowed: {','.join(PHDEF_PRODUCTS)}")
+        raise argparse.ArgumentTypeError(f"--products: unknown {bad}; allowed: PhDef {','.join(PHDEF_PRODUCTS)};"
+                                         f" curation {','.join(CURATION_PRODUCTS)}")
     return items
 
 
@@ -49,7 +51,8 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-steps", type=int, default=None, help="time steps per chunk")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells")
     p.add_argument("--products", type=_products, default=None,
-                   help=f"comma-separated subset of {','.join(PHDEF_PRODUCTS)} (default: all)")
+                   help=f"PhDef: subset of {','.join(PHDEF_PRODUCTS)} (default: all); curation: "
+                        f"{','.join(CURATION_PRODUCTS)} (default: all but anomaly-plots)")
     p.add_argument("--backend", default="local", choices=["local", "mpi"],
                    help="where array tasks run (mpi: start under mpirun ... python -m mpi4py -m tos2ca_batch)")
 

@@ -86,7 +86,7 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     if spec.stage == "curation":
         from tos2ca_batch.stages import curate
 
-        return curate.make_plan(cfg, job_id, spec, catalog)
+        return curate.make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
     return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
 
 
@@ -95,10 +95,14 @@ def complete_job(cfg: Config, job_id: int) -> bool:
     db = cfg.db()
     if any(c["status"] != "complete" for c in db.chunks(job_id)):
         return False
+    message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}"
+    store = cfg.store(job_id)
+    if store.has_json("summary"):  # curation: say which mask times had no curation data
+        missing = store.get_json("summary")["missing_times"]
+        message += f"; mask times without curation data: {', '.join(missing) if missing else 'none'}"
     n = db.execute(
         "UPDATE jobs SET status = 'complete', phase = 'done', message = ? WHERE jobID = ? AND status = 'running'",
-        (f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}",
-         job_id),
+        (message, job_id),
     )
     if n == 1:
         notify(cfg, job_id)

@@ -64,3 +64,18 @@ def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, 
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
+
+
+def anomaly_png(path: str, rows: np.ndarray, title: str, units: str) -> None:
+    """The curated variable on one anomaly's mask pixels (rows: lat, lon, value)."""
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    lon = np.unwrap(rows[:, 1], period=360.0)
+    sc = ax.scatter(lon, rows[:, 0], c=rows[:, 2], s=12, marker="s", cmap="plasma")
+    fig.colorbar(sc, ax=ax, label=units, shrink=0.8)
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

@@ -79,16 +79,34 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             write(path)
             db.add_output(job_id, outputs.put(path, name), kind, ts0)
 
+        products = plan.meta["products"]
         hier = {}
         for kind, stem in (("curated", "Curated-Data"), ("interpolated", "Interpolated-Data")):
+            if kind not in products and "hierarchy" not in products:
+                continue
             def write(p, k=kind):
                 hier[k] = _write(p, plan, job_id, results, k)
 
-            publish(f"{job_id}-{stem}.nc4", kind, write)
-        publish(f"{job_id}-Curation-Hierarchy.json", "hierarchy",
-                lambda p: open(p, "w").write(json.dumps(hier["curated"], indent=1)))
-        publish(f"{job_id}-Interpolation-Hierarchy.json", "hierarchy",
-                lambda p: open(p, "w").write(json.dumps(hier["interpolated"], indent=1)))
+            if kind in products:
+                publish(f"{job_id}-{stem}.nc4", kind, write)
+            else:
+                write(f"{tmp}/unused.nc4")
+        if "hierarchy" in products:
+            publish(f"{job_id}-Curation-Hierarchy.json", "hierarchy",
+                    lambda p: open(p, "w").write(json.dumps(hier["curated"], indent=1)))
+            publish(f"{job_id}-Interpolation-Hierarchy.json", "hierarchy",
+                    lambda p: open(p, "w").write(json.dumps(hier["interpolated"], indent=1)))
+        if "anomaly-plots" in products:
+            from tos2ca_batch.outputs.plots import anomaly_png
+
+            for s, ts in enumerate(plan.timestamps):
+                res = results[s]
+                for k, a in enumerate(res["aid"] if plan.meta["matches"][s] else []):
+                    rows = res["interp"][res["int_off"][k]: res["int_off"][k + 1]]
+                    title = (f"anomaly {int(a)}  {ts}  {plan.meta['dataset']} {plan.meta['variable']} "
+                             f"at {plan.meta['matches'][s]}")
+                    publish(f"{job_id}-{ts}-anomaly-{int(a)}.png", "anomaly-plot",
+                            lambda p, r=rows, t=title: anomaly_png(p, r, t, plan.meta["units"]))
 
         def write_csv(p):
             with open(p, "w", newline="") as f:
@@ -102,8 +120,10 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
                         continue
                     off = round((from_ts(cur) - from_ts(ts)).total_seconds() / 60)
                     for k, a in enumerate(res["aid"]):
-                        w.writerow([int(a), ts, cur, off, *[repr(float(x)) for x in res["stats"][k]]])
-        publish(f"{job_id}-curation-stats.csv", "stats", write_csv)
+                        st = res["stats"][k]
+                        w.writerow([int(a), ts, cur, off, int(st[0]), int(st[1]), *[repr(float(x)) for x in st[2:]]])
+        if "stats" in products:
+            publish(f"{job_id}-curation-stats.csv", "stats", write_csv)
     missing = plan.meta["missing_times"]
     io = [store.get_table("curate", c, "io") for c in range(plan.layout.n_chunks)]
     read = sum(int(t["bytes_read"][0]) for t in io)

@@ -12,6 +12,8 @@ from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.timeutil import from_ts
 
 PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids")
+CURATION_PRODUCTS = ("curated", "interpolated", "hierarchy", "stats", "anomaly-plots")
+CURATION_DEFAULT = ("curated", "interpolated", "hierarchy", "stats")
 
 
 @dataclass

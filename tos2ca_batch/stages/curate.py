@@ -21,7 +21,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.outputs.masks import step_pixels
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
-from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.stages.common import CURATION_DEFAULT, CURATION_PRODUCTS, JobPlan
 from tos2ca_batch.stores.objectstore import existing
 from tos2ca_batch.timeutil import axis, from_ts, parse_time, step_minutes, to_ts
 
@@ -44,7 +44,11 @@ def match_times(mask_times, available, step_min: int):
     return out
 
 
-def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict) -> JobPlan:
+def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: list[str] | None = None) -> JobPlan:
+    products = list(products or CURATION_DEFAULT)
+    bad = [p for p in products if p not in CURATION_PRODUCTS]
+    if bad:
+        raise SpecError("products", f"unknown {bad} for a curation job; allowed: {', '.join(CURATION_PRODUCTS)}")
     db = cfg.db()
     parent = db.get_job(spec.phdef_job)
     if parent is None or parent["stage"] != "phdef":
@@ -91,7 +95,7 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict) -> JobPlan
         "variable": spec.variable, "entry": entry, "operator": None, "layout": layout.__dict__,
         "timestamps": pplan.timestamps, "stats_timestamps": None,
         "matches": [None if t is None else to_ts(t) for t in matches], "missing_times": missing,
-        "global_curation_grid": is_global, "products": ["curated", "interpolated", "hierarchy", "stats"],
+        "global_curation_grid": is_global, "products": products,
         "units": entry.get("units", {}).get(spec.variable) or str(attrs.get("units", "")),
         "long_name": str(attrs.get("long_name", spec.variable)),
         "categorical": spec.variable in entry.get("categorical", []), "time_step_minutes": step,
