@@ -97,23 +97,40 @@ def footprint_cells(plat, plon, half_lat, half_lon, lat, lon, wrap: bool) -> np.
 
 
 def area_mean(field, lat, lon, plat, plon, half_lat, half_lon, wrap: bool) -> np.ndarray:
-    """Mean of the valid grid cells whose centres lie inside each pixel cell (finer grids)."""
-    r0, r1 = cover_ranges(plat, half_lat, lat, False)
-    c0, c1 = cover_ranges(plon, half_lon, lon, wrap)
-    out = np.full(plat.shape, np.nan)
+    """Mean of the valid grid cells whose centres lie inside each pixel cell (finer grids).
+
+    Uses summed-area tables of the valid values and of the valid count, so the cost does not
+    depend on how many grid cells a pixel covers.
+    """
+    if wrap:  # unroll the circle once so every pixel's columns are one contiguous run
+        field = np.concatenate([field, field], axis=1)
+        lon = np.r_[lon, lon + 360.0]
+        plon = lon[0] + np.mod(plon - lon[0], 360.0)
     ny, nx = field.shape
-    for i in range(plat.size):
-        rows = np.arange(max(r0[i], 0), min(r1[i], ny - 1) + 1)
-        cols = np.arange(c0[i], c1[i] + 1)
-        cols = cols % nx if wrap else cols[(cols >= 0) & (cols < nx)]
-        rows = rows[np.abs(lat[rows] - plat[i]) <= half_lat + 1e-9]
-        dlon = np.abs(((lon[cols] - plon[i] + 180.0) % 360.0) - 180.0)
-        cols = cols[dlon <= half_lon + 1e-9]
-        block = field[np.ix_(rows, cols)]
-        valid = block[~np.isnan(block)]
-        if valid.size:
-            out[i] = valid.mean(dtype=np.float64)
-    return out
+    eps = 1e-9
+
+    def span(p, half, centres, n):
+        d = spacing(centres)
+        lo = np.ceil((p - half - centres[0]) / d - eps).astype(np.int64)
+        hi = np.floor((p + half - centres[0]) / d + eps).astype(np.int64)
+        return np.clip(lo, 0, n), np.clip(hi, -1, n - 1)
+
+    r0, r1 = span(plat, half_lat, lat, ny)
+    c0, c1 = span(plon, half_lon, lon, nx)
+    valid = ~np.isnan(field)
+    sums = np.zeros((ny + 1, nx + 1))
+    sums[1:, 1:] = np.where(valid, field, 0.0).cumsum(0).cumsum(1)
+    counts = np.zeros((ny + 1, nx + 1), np.int64)
+    counts[1:, 1:] = valid.cumsum(0).cumsum(1)
+    empty = (r0 > r1) | (c0 > c1)
+    r0, r1, c0, c1 = (np.where(empty, 0, x) for x in (r0, r1, c0, c1))
+
+    def box(t):
+        return t[r1 + 1, c1 + 1] - t[r0, c1 + 1] - t[r1 + 1, c0] + t[r0, c0]
+
+    n = np.where(empty, 0, box(counts))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, box(sums) / np.maximum(n, 1), np.nan)
 
 
 def statistics(values: np.ndarray) -> dict[str, float]:

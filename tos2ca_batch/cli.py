@@ -169,7 +169,7 @@ def _run(cfg, raw, args) -> int:
 
 
 def _demo(args) -> int:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from tos2ca_batch.synth import synthesize
 
@@ -178,8 +178,13 @@ def _demo(args) -> int:
     start, end = datetime(2020, 1, 4), datetime(2020, 1, 4, 23, 30)
     print(f"synthesizing IMERG-layout files ({args.res} degree, 48 steps) under {data}", file=sys.stderr)
     catalog = synthesize("imerg", data, start, end, res=args.res)
-    os.environ["TOS2CA_CATALOG"] = str(catalog)
-    cfg.catalogs = [str(catalog)]
+    print("synthesizing MERRA-2-layout T2M (hourly, 0.5 degree) and MUR-layout SST (daily, 0.05 degree)",
+          file=sys.stderr)
+    merra = synthesize("merra2", data, start, end + timedelta(minutes=30), res=0.5, period=(start, end))
+    mur = synthesize("mur", data, start - timedelta(days=1), end, res=0.05, period=(start, end))
+    catalogs = [str(catalog), str(merra), str(mur)]
+    os.environ["TOS2CA_CATALOG"] = os.pathsep.join(catalogs)
+    cfg.catalogs = catalogs
     spec = {
         "stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation",
         "operator": "greaterThan", "value": 10.0, "start": "2020-01-04T00:00", "end": "2020-01-04T23:30",
@@ -188,9 +193,18 @@ def _demo(args) -> int:
         "chunking": {"block_steps": 12, "tile": [240, 720]},
     }
     (cfg.workdir / "demo-spec.json").write_text(json.dumps(spec, indent=2))
+    args.products = None
     rc = _run(cfg, spec, args)
-    print(f"demo: spec {cfg.workdir / 'demo-spec.json'}, data {data}, outputs {cfg.workdir / 'outputs'}, "
-          f"jobs DB {cfg.workdir / 'jobs.sqlite'}", file=sys.stderr)
+    if rc:
+        return rc
+    phdef_job = cfg.db().query("SELECT MAX(jobID) AS j FROM jobs WHERE stage = 'phdef'")[0]["j"]
+    for dataset, variable in (("M2T1NXSLV", "T2M"), ("MUR", "analysed_sst")):
+        cspec = {"stage": "curation", "phdef_job": phdef_job, "dataset": dataset, "variable": variable}
+        (cfg.workdir / f"demo-curation-{dataset}.json").write_text(json.dumps(cspec, indent=2))
+        rc = rc or _run(cfg, cspec, args)
+    print(f"demo: specs {cfg.workdir}/demo-*.json, data {data}, outputs {cfg.workdir / 'outputs'}/<job>, "
+          f"jobs DB {cfg.workdir / 'jobs.sqlite'} (tos2ca-batch status <job> --workdir {cfg.workdir})",
+          file=sys.stderr)
     return rc
 
 
