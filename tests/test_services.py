@@ -204,7 +204,10 @@ def test_killed_worker_job_finished_by_another(local_data, tmp_path, mysql_url):
         time.sleep(0.02)
     else:
         pytest.fail("the first worker never reached the middle of the map stage")
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, as a reclaimed instance loses them
+    # The worker first (so it cannot see its pool break and record a failure), then its pool: as a
+    # reclaimed instance loses them.
+    os.kill(first.pid, signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)
     first.wait(10)
     assert db.get_job(1)["status"] == "running"
     while db.get_job(1)["leaseUntil"] > time.time():  # nobody renews it any more
@@ -227,3 +230,17 @@ def test_injection_with_mysql(local_data, tmp_path, monkeypatch, mysql_url):
     db = cfg.db()
     assert db.get_job(res["job_id"])["dataset"] == name and db.get_job(res["job_id"])["variable"] == "a'b"
     assert {r["n"] for r in db.query("SELECT COUNT(*) AS n FROM jobs")} == {1}
+
+
+def test_a_failed_chunk_sends_one_email(local_data, tmp_path, monkeypatch, smtp_server):
+    import shutil
+
+    base, catalog = local_data
+    broken = tmp_path / "data"
+    shutil.copytree(base, broken)
+    sorted(broken.rglob("*.HDF5"))[3].write_bytes(b"not HDF5")
+    smtp_url, received = smtp_server
+    monkeypatch.setenv("TOS2CA_SMTP_URL", smtp_url)
+    cfg, res = run_job(tmp_path / "w", dict(SPEC, email="scientist@example.org"), broken / "catalog-imerg.json")
+    assert res["status"] == "failed" and res["message"].startswith("map chunk 0: ")
+    assert len(received) == 1 and f"TOS2CA job {res['job_id']} failed" in received[0]["data"]

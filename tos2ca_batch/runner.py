@@ -46,9 +46,11 @@ def _spec_from_row(cfg: Config, row: dict) -> tuple[JobSpec, dict, dict]:
 
 def fail(cfg: Config, job_id: int, message: str) -> dict:
     db = cfg.db()
+    already = db.get_job(job_id)["status"] == "failed"  # a task already failed it and told the user
     db.update_job(job_id, status="failed", message=message[:4000])
     log.error("job %s failed: %s", job_id, message)
-    notify(cfg, job_id)
+    if not already:
+        notify(cfg, job_id)
     return result(cfg, job_id)
 
 

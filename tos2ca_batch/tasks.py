@@ -69,8 +69,12 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
         log.error("job %s %s chunk %s failed: %s\n%s", job_id, stage, chunk, msg, traceback.format_exc())
         db.finish_chunk(job_id, stage, chunk, "failed", msg[:2000])
         if isinstance(exc, Exception):  # bad data or a bug: the job has failed (a killed host is retried)
-            db.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
-                       (f"{stage} chunk {chunk}: {msg}"[:4000], job_id))
+            n = db.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
+                           (f"{stage} chunk {chunk}: {msg}"[:4000], job_id))
+            if n == 1:
+                from tos2ca_batch.notify import notify
+
+                notify(cfg, job_id)
         raise
     finally:
         keeper.stop.set()
