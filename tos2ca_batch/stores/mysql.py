@@ -26,16 +26,20 @@ class MySQLJobsDB(JobsDB):
         self.database = (u.path or "/tos2ca").lstrip("/") or "tos2ca"
         if not self.database.replace("_", "").isalnum():
             raise ValueError("TOS2CA_DB_URL: the database name may hold letters, digits and _ only")
+        self._server_execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+        self.init_schema()
+
+    def _server_execute(self, sql: str) -> None:
+        """A statement on the server, outside any database (the name was checked above)."""
         import pymysql
 
         conn = pymysql.connect(**self._params)
         try:
             with conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+                cur.execute(sql)
             conn.commit()
         finally:
             conn.close()
-        self.init_schema()
 
     def _connect(self):
         import pymysql
@@ -47,12 +51,4 @@ class MySQLJobsDB(JobsDB):
 
     def drop_database(self) -> None:
         """For tests: remove this database entirely."""
-        import pymysql
-
-        conn = pymysql.connect(**self._params)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
-            conn.commit()
-        finally:
-            conn.close()
+        self._server_execute(f"DROP DATABASE IF EXISTS `{self.database}`")
