@@ -57,6 +57,17 @@ def test_area_mean_from_finer_grid_is_the_mean_of_covered_cells():
     assert cells.shape == (16, 2) and cells[:, 0].max() == 3
 
 
+def test_nearest_for_categorical_values():
+    lat, lon = np.arange(0.0, 5.0), np.arange(10.0, 15.0)
+    classes = np.arange(25, dtype=float).reshape(5, 5)  # e.g. land-cover codes: never averaged
+    got = regrid.nearest(classes, lat, lon, np.array([0.4, 2.6, 4.49, 9.0]), np.array([10.2, 13.51, 14.4, 12.0]), False)
+    assert got[:3].tolist() == [0.0, 19.0, 24.0] and np.isnan(got[3])
+    # Across the wrap of a global grid.
+    glon = np.arange(-179.5, 180.0, 1.0)
+    field = np.tile(np.arange(360.0), (3, 1))
+    assert regrid.nearest(field, np.arange(3.0), glon, np.array([1.0]), np.array([179.9]), True)[0] == 359.0
+
+
 def test_missing_values_stay_out_of_statistics():
     lat, lon = np.arange(5.0), np.arange(5.0)
     field = np.ones((5, 5))
