@@ -112,7 +112,3 @@ class RedisBlobs:
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)
-
-    def delete_job(self) -> int:
-        keys = list(self.client.scan_iter(self.prefix + "*", count=1000))
-        return self.client.delete(*keys) if keys else 0

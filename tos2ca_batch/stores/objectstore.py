@@ -56,17 +56,6 @@ def existing(paths: list[str]) -> set[str]:
     return local | found
 
 
-def exists(url_or_path: str) -> bool:
-    if url_or_path.startswith("s3://"):
-        bucket, key = split_s3(url_or_path)
-        try:
-            s3_client().head_object(Bucket=bucket, Key=key)
-            return True
-        except Exception:
-            return False
-    return os.path.exists(url_or_path)
-
-
 class OutputStore:
     """Publishes finished local files under the job's output prefix; returns their location."""
 
