@@ -92,10 +92,20 @@ def test_masks_file_layout(runs):
     assert hier["navigation"] == ["lat", "lon"] and len(hier["masks"]) == 24
 
 
+def _rings(geom):
+    for poly in getattr(geom, "geoms", [geom]):
+        yield poly.exterior, True
+        for hole in poly.interiors:
+            yield hole, False
+
+
 def test_geojson_valid_and_areas_equal_pixel_counts(runs):
     _, (cfg, res), _ = runs
     outs = outputs_by_name(cfg, res)
     masks = read_masks(outs["J-ForTraCC-Mask-Output.nc4"])
+    with netCDF4.Dataset(outs["J-ForTraCC-Mask-Output.nc4"]) as ds:
+        nav_lat = ds["navigation/lat"][:].astype(np.float64)
+    radius = 6371.0088
     crossing = 0
     for ts, (mi, _) in masks.items():
         fc = json.loads(Path(outs[f"J-{ts}.json"]).read_text())
@@ -109,6 +119,15 @@ def test_geojson_valid_and_areas_equal_pixel_counts(runs):
             crossing += geom.geom_type == "MultiPolygon" and minx == -180 and maxx == 180
             assert geom.area == pytest.approx(counts[f["properties"]["anomaly"]] * 1.0 * 1.0)
             assert f["properties"]["area_pixels"] == counts[f["properties"]["anomaly"]]
+            # RFC 7946 3.1.6: exterior rings counter-clockwise (positive signed area), holes clockwise.
+            for ring, exterior in _rings(geom):
+                signed = shapely.Polygon(ring).area if shapely.is_ccw(ring) else -shapely.Polygon(ring).area
+                assert (signed > 0) == exterior, (ts, f["properties"]["anomaly"], exterior)
+            # Spherical area of the 1-degree cells, from the masks file's own rows and latitudes.
+            lat_px = nav_lat[mi[mi[:, 2] == f["properties"]["anomaly"], 0]]
+            expect = radius**2 * np.radians(1.0) * np.sum(
+                np.sin(np.radians(lat_px + 0.5)) - np.sin(np.radians(lat_px - 0.5)))
+            assert f["properties"]["area_km2"] == pytest.approx(expect, rel=1e-9, abs=1e-3)
             assert f["properties"]["tag"] and f["properties"]["dateTime"] == ts
     assert crossing > 0, "the antimeridian feature is split into a MultiPolygon"
 

@@ -113,3 +113,67 @@ def test_synthetic_layouts_read_back(tmp_path, kind, res):
     if kind == "mur":
         want = 280.0 + 0.1 * glat[glat.size // 2] + 0.01 * glon[0]
         np.testing.assert_allclose(got[glat.size // 2, 0], want, atol=0.05 * 4 + 0.001)
+
+
+CALENDAR_CASES = [
+    # calendar, units, value, label
+    ("standard", "hours since 2000-01-01", 24 * 366, datetime(2001, 1, 1)),
+    ("gregorian", "days since 1970-01-01 00:00:00", 18262.5, datetime(2020, 1, 1, 12)),
+    ("proleptic_gregorian", "minutes since 2020-02-28", 1440, datetime(2020, 2, 29)),
+    # IMERG V07: the GPS epoch in the julian calendar; labels equal Gregorian ones in 1901-2099.
+    ("julian", "seconds since 1980-01-06 00:00:00 UTC", 1262304000 - 315964800, datetime(2010, 1, 1)),
+    ("julian", "seconds since 1980-01-06 00:00:00 UTC", 1262304000 - 315964800 + 59 * 86400 + 1800,
+     datetime(2010, 3, 1, 0, 30)),
+    ("noleap", "days since 2019-02-28", 1, datetime(2019, 3, 1)),
+    ("365_day", "days since 2020-02-28", 1, datetime(2020, 3, 1)),
+    ("360_day", "days since 2000-01-01", 29, datetime(2000, 1, 30)),
+    ("all_leap", "days since 2019-02-28", 1, None),  # 29 February 2019: no UTC label
+]
+
+
+@pytest.mark.parametrize("calendar,units,value,label", CALENDAR_CASES)
+def test_file_times_decoded_with_their_own_calendar(calendar, units, value, label):
+    from tos2ca_batch.timeutil import decode_file_times
+
+    if label is None:  # all_leap's 29 February 2019 has no UTC label: refused, naming the file
+        with pytest.raises(ValueError, match="f.nc4: time 2019-02-29"):
+            decode_file_times([value], units, calendar, "f.nc4")
+        return
+    assert decode_file_times([value], units, calendar, "f.nc4") == [label]
+
+
+def test_a_calendar_date_with_no_utc_label_is_refused_naming_the_file(tmp_path):
+    from tos2ca_batch.timeutil import decode_file_times
+
+    with pytest.raises(ValueError, match=r"x\.nc: time 2000-02-30 .*360_day"):
+        decode_file_times([59], "days since 2000-01-01", "360_day", "x.nc")
+    with pytest.raises(ValueError, match=r"x\.nc: time calendar 'mayan'"):
+        decode_file_times([0], "days since 2000-01-01", "mayan", "x.nc")
+    with pytest.raises(ValueError, match=r"x\.nc: time units 'days'"):
+        decode_file_times([0], "days", "standard", "x.nc")
+
+
+def test_imerg_v07_layout_reads_and_opens_in_xarray_without_time_warnings(tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    cat = synthesize("imerg", tmp_path, T, datetime(2020, 1, 1, 1, 0), res=2.0)
+    entry = load_catalog([str(cat)])["GPM_3IMERGHH"]
+    path = file_for(entry, datetime(2020, 1, 1, 0, 30))
+    with netCDF4.Dataset(path) as ds:
+        g = ds["Grid"]
+        assert g["time"].calendar == "julian"
+        assert g["time"].units == g["time"].Units == "seconds since 1980-01-06 00:00:00 UTC"
+        assert g["time"].bounds == "time_bnds" and g["time_bnds"].shape == (1, 2)
+        assert g["lat_bnds"].shape == (90, 2) and g["lon_bnds"].shape == (180, 2)
+        assert g["precipitation"].CodeMissingValue == "-9999.9"
+        assert g["precipitation"].filters()["zlib"] and g["precipitation"].filters()["shuffle"]
+    with StepReader(entry, "precipitation") as r:
+        r.read(datetime(2020, 1, 1, 0, 30), np.arange(3), np.arange(3))
+        assert r._times == [datetime(2020, 1, 1, 0, 30)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_dataset(path, group="Grid")
+        assert str(ds["time"].values[0]) == "2020-01-01 00:30:00"
+        ds.close()

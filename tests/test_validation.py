@@ -21,6 +21,8 @@ BAD = [
     ({"value": "ten"}, "value", "finite number"),
     ({"start": "2020-01-01T01:30", "end": "2020-01-01T00:00"}, "end", "before start"),
     ({"start": "yesterday"}, "start", "2020-01-04T00:00"),
+    ({"start": "2020-01-01T00:00ZZZ"}, "start", "ISO 8601"),
+    ({"end": "2020-01-01T01:30:00+0x:00"}, "end", "ISO 8601"),
     ({"bbox": [0.0, 5.0, 11.0, 5.0]}, "bbox", "empty box"),
     ({"bbox": [0.0, -95.0, 11.0, 9.0]}, "bbox", "[-90, 90]"),
     ({"bbox": [1.0, 2.0, 3.0]}, "bbox", "[min_lon, min_lat, max_lon, max_lat]"),
@@ -90,3 +92,55 @@ def test_unknown_product_refused(cube, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["run", "spec.json", "--products", "masks,movie"])
     assert exc.value.code == 2
+
+
+def test_a_file_on_another_grid_fails_the_job_naming_it(cube, tmp_path):
+    """One 0.5-degree file among 1-degree files: the job fails naming it, and writes no output."""
+    base, cat = cube
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(base / "data", data)
+    odd = data / "CUBE_202001010100.nc"
+    odd.unlink()
+    write_cube(tmp_path / "odd", "CUBE", np.full((1, 20, 24), 20.0, np.float32), np.arange(0, 10, 0.5),
+               np.arange(0, 12, 0.5), datetime(2020, 1, 1, 1, 0))
+    shutil.copy(tmp_path / "odd" / "CUBE_202001010100.nc", odd)
+    for block in (None, 1):
+        work = tmp_path / f"work-{block}"
+        cfg, res = run_job(work, GOOD, data / "catalog.json", block_steps=block, tile=(5, 5), workers=2)
+        assert res["status"] == "failed", res
+        assert str(odd) in res["message"] and "another grid" in res["message"], res["message"]
+        assert "lat 20 values 0.0000..9.5000 step 0.5000" in res["message"]
+        assert "lat 10 values 0.0000..9.0000 step 1.0000" in res["message"]
+        job = cfg.db().get_job(res["job_id"])
+        assert job["status"] == "failed" and str(odd) in job["message"]
+        assert res["outputs"] == [] and cfg.db().outputs(res["job_id"]) == []
+        out_dir = work / "outputs" / str(res["job_id"])
+        assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2020-01-04T00:00", datetime(2020, 1, 4)),
+    ("2020-01-04T00:00:00+00:00", datetime(2020, 1, 4)),
+    ("2020-01-04T02:30:00+02:30", datetime(2020, 1, 4)),
+    ("2020-01-03T22:00:00-02:00", datetime(2020, 1, 4)),
+    ("2020-01-04T00:00:00.250Z", datetime(2020, 1, 4, 0, 0, 0, 250000)),
+    ("2020-01-04T00:00:00.123456789Z", datetime(2020, 1, 4, 0, 0, 0, 123456)),
+    ("2020-01-04 00:00", datetime(2020, 1, 4)),
+    ("2020-01-04", datetime(2020, 1, 4)),
+    ("202001040000", datetime(2020, 1, 4)),
+])
+def test_spec_times_iso8601(text, expected):
+    from tos2ca_batch.timeutil import parse_time
+
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2020-01-04T00:00ZZZ", "2020-01-04T00:00+25", "04/01/2020", "2020-13-01",
+                                  "2020-01-04T25:00", "now", "", None, 20200104])
+def test_spec_times_junk_refused(text):
+    from tos2ca_batch.timeutil import parse_time
+
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_time(text)

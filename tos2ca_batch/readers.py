@@ -15,6 +15,7 @@ import netCDF4
 import numpy as np
 
 from tos2ca_batch.catalog import file_for
+from tos2ca_batch.timeutil import decode_file_times
 
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
@@ -44,13 +45,50 @@ def open_dataset(path: str) -> netCDF4.Dataset:
     return netCDF4.Dataset(path, mode="r")
 
 
-class StepReader:
-    """Reads 2-D (lat, lon) subsets of one variable; keeps the last file open."""
+class GridMismatch(ValueError):
+    """A file whose lat/lon differ from the job's grid (every file of a job must share one grid)."""
 
-    def __init__(self, entry: dict, variable: str):
+
+def describe_grid(lat: np.ndarray, lon: np.ndarray) -> str:
+    def axis(name, v):
+        if v.size < 2:
+            return f"{name} {v.size} value(s) {v.tolist()}"
+        return f"{name} {v.size} values {v[0]:.4f}..{v[-1]:.4f} step {v[1] - v[0]:.4f}"
+    return f"{axis('lat', lat)}, {axis('lon', lon)}"
+
+
+def same_grid(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Equal shapes and coordinates within a millionth of a grid step (float32 files round)."""
+    for x, y in zip(a, b):
+        if x.shape != y.shape:
+            return False
+        if x.size:
+            step = float(np.max(np.abs(np.diff(x)))) if x.size > 1 else 1.0
+            if not np.allclose(x, y, rtol=0, atol=max(step * 1e-6, 1e-9)):
+                return False
+    return True
+
+
+def time_units(var) -> str | None:
+    """The ``units`` of a time variable; real IMERG files also spell it ``Units``."""
+    for name in ("units", "Units"):
+        if name in var.ncattrs():
+            return str(var.getncattr(name))
+    return None
+
+
+class StepReader:
+    """Reads 2-D (lat, lon) subsets of one variable; keeps the last file open.
+
+    With ``job_grid`` (the source lat/lon the job was planned on), every file is checked
+    against it when opened: a file on another grid raises :class:`GridMismatch` naming it.
+    """
+
+    def __init__(self, entry: dict, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None):
         self.entry = entry
         self.variable = variable
         self.names = entry["coordinateNames"]
+        self.job_grid = job_grid
         self._path: str | None = None
         self._ds: netCDF4.Dataset | None = None
         self._times: list[datetime] = []
@@ -81,19 +119,24 @@ class StepReader:
             if tvar is None:
                 self._times = []
             else:
-                cal = getattr(tvar, "calendar", "standard")
-                vals = np.atleast_1d(tvar[:])
-                self._times = list(netCDF4.num2date(
-                    vals, tvar.units, cal, only_use_cftime_datetimes=False, only_use_python_datetimes=True
-                ))
+                tvar.set_auto_maskandscale(False)
+                cal = tvar.getncattr("calendar") if "calendar" in tvar.ncattrs() else None
+                self._times = decode_file_times(tvar[:], time_units(tvar), cal, path)
+            if self.job_grid is not None:
+                found = self._grid_of(g)
+                if not same_grid(found, self.job_grid):
+                    raise GridMismatch(f"{path} is on another grid than the job ({describe_grid(*found)}; the "
+                                       f"job's grid, from its first file: {describe_grid(*self.job_grid)})")
         return self._group(self._ds)
 
-    def grid(self, t: datetime) -> tuple[np.ndarray, np.ndarray]:
-        """Source latitude and longitude (as stored) of the file holding ``t``."""
-        g = self._open(file_for(self.entry, t))
+    def _grid_of(self, g) -> tuple[np.ndarray, np.ndarray]:
         lat = np.asarray(g.variables[self.names["lat"]][:], np.float64)
         lon = np.asarray(g.variables[self.names["lon"]][:], np.float64)
         return lat, lon
+
+    def grid(self, t: datetime) -> tuple[np.ndarray, np.ndarray]:
+        """Source latitude and longitude (as stored) of the file holding ``t``."""
+        return self._grid_of(self._open(file_for(self.entry, t)))
 
     def _time_index(self, t: datetime) -> int | None:
         if not self._times:

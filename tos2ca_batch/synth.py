@@ -160,24 +160,47 @@ def _write_atomic(path: Path, write) -> None:
 
 
 def _write_imerg(path: Path, lat, lon, t: datetime, values: np.ndarray) -> None:
+    """What a real IMERG V07 half-hour file carries: ``Grid`` group, ``(time, lon, lat)``, the GPS
+    epoch with ``calendar = "julian"``, ``units`` and ``Units``, bounds, ``CodeMissingValue``."""
     def write(p):
         with netCDF4.Dataset(p, "w", format="NETCDF4") as ds:
+            ds.FileHeader = (f"DOI=10.5067/GPM/IMERG/3B-HH/07;\nAlgorithmID=3IMERGHH;\nFileName={path.name};\n"
+                             f"StartGranuleDateTime={t:%Y-%m-%dT%H:%M:%S}.000Z;\nTimeInterval=HALF_HOUR;\n"
+                             "ProductVersion=V07B;\n")
             g = ds.createGroup("Grid")
-            g.createDimension("time", 1)
-            g.createDimension("lon", lon.size)
-            g.createDimension("lat", lat.size)
+            res = float(lat[1] - lat[0]) if lat.size > 1 else 0.1
+            g.GridHeader = (f"BinMethod=ARITHMETIC_MEAN;\nRegistration=CENTER;\nLatitudeResolution={res};\n"
+                            f"LongitudeResolution={res};\nOrigin=SOUTHWEST;\n")
+            for name, size in (("time", 1), ("lon", lon.size), ("lat", lat.size), ("latv", 2), ("lonv", 2),
+                               ("nv", 2)):
+                g.createDimension(name, size)
+            seconds = int((t - EPOCH_IMERG).total_seconds())
+            units = "seconds since 1980-01-06 00:00:00 UTC"
             tv = g.createVariable("time", "i4", ("time",))
-            tv.units = "seconds since 1980-01-06 00:00:00 UTC"
-            tv.calendar = "standard"
-            tv[:] = int((t - EPOCH_IMERG).total_seconds())
-            g.createVariable("lon", "f4", ("lon",))[:] = lon
-            g["lon"].units = "degrees_east"
-            g.createVariable("lat", "f4", ("lat",))[:] = lat
-            g["lat"].units = "degrees_north"
-            v = g.createVariable("precipitation", "f4", ("time", "lon", "lat"), zlib=True, complevel=4,
+            tv.setncatts({"DimensionNames": "time", "Units": units, "units": units, "standard_name": "time",
+                          "LongName": "Representative time of data in seconds since 1980-01-06 00:00:00 UTC.",
+                          "bounds": "time_bnds", "axis": "T", "calendar": "julian"})
+            tv[:] = seconds
+            tb = g.createVariable("time_bnds", "i4", ("time", "nv"))
+            tb.setncatts({"DimensionNames": "time,nv", "Units": units, "units": units, "coordinates": "time nv"})
+            tb[:] = [[seconds, seconds + 1799]]
+            for name, vals, axis, dim, unit, std in (("lon", lon, "X", "lonv", "degrees_east", "longitude"),
+                                                     ("lat", lat, "Y", "latv", "degrees_north", "latitude")):
+                v = g.createVariable(name, "f4", (name,))
+                v.setncatts({"DimensionNames": name, "Units": unit, "units": unit, "standard_name": std,
+                             "LongName": f"{std.capitalize()} at the center of {res:.2f} degree grid intervals",
+                             "bounds": f"{name}_bnds", "axis": axis})
+                v[:] = vals
+                b = g.createVariable(f"{name}_bnds", "f4", (name, dim))
+                b.setncatts({"DimensionNames": f"{name},{dim}", "Units": unit, "units": unit,
+                             "coordinates": f"{name} {dim}"})
+                b[:] = np.column_stack([vals - res / 2, vals + res / 2])
+            v = g.createVariable("precipitation", "f4", ("time", "lon", "lat"), zlib=True, complevel=4, shuffle=True,
                                  fill_value=np.float32(-9999.9),
                                  chunksizes=(1, min(lon.size, 145), min(lat.size, 1800)))
-            v.units = "mm/hr"
+            v.setncatts({"DimensionNames": "time,lon,lat", "Units": "mm/hr", "units": "mm/hr",
+                         "coordinates": "time lon lat", "CodeMissingValue": "-9999.9",
+                         "LongName": "Merged satellite-gauge precipitation estimate - with gauge calibration"})
             v.long_name = "Merged satellite-gauge precipitation estimate"
             v[0] = values.T
     _write_atomic(path, write)

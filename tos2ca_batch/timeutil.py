@@ -1,22 +1,49 @@
-"""Timestamps: parsing user times, the ``YYYYMMDDhhmm`` form, and a dataset's time axis."""
+"""Timestamps: parsing user times, the ``YYYYMMDDhhmm`` form, a dataset's time axis, file times."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
+
+import cftime
+import numpy as np
 
 TS_FORMAT = "%Y%m%d%H%M"
-_INPUT_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d%H%M")
+_COMPACT = re.compile(r"^\d{12}$")
+# ISO 8601 as users write it: a date, optionally a time with seconds and fractions, optionally
+# ``Z`` or a numeric offset. Anything else (``...ZZZ``, words, week dates) is refused.
+_ISO = re.compile(
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
+CALENDARS = ("standard", "gregorian", "proleptic_gregorian", "julian", "noleap", "365_day", "360_day",
+             "all_leap", "366_day")
 
 
 def parse_time(text: str) -> datetime:
-    """Parse ``2020-01-04T00:00`` (also with seconds, a space, a date alone or ``YYYYMMDDhhmm``)."""
+    """A user time as a naive UTC datetime.
+
+    Takes ISO 8601 (``2020-01-04T00:00``, with seconds, fractions, ``Z`` or an offset such as
+    ``+02:00``, which is converted to UTC; a date alone means midnight) or ``YYYYMMDDhhmm``.
+    """
     if isinstance(text, str):
-        for fmt in _INPUT_FORMATS:
+        s = text.strip()
+        if _COMPACT.match(s):
+            return datetime.strptime(s, TS_FORMAT)
+        if _ISO.match(s):
+            s = s.replace(",", ".")
+            frac = re.search(r"\.(\d+)", s)
+            if frac and len(frac.group(1)) > 6:  # fromisoformat takes at most microseconds
+                s = s.replace(frac.group(0), "." + frac.group(1)[:6])
             try:
-                return datetime.strptime(text.rstrip("Z"), fmt)
+                t = datetime.fromisoformat(s)
             except ValueError:
                 pass
-    raise ValueError(f"expected a time like 2020-01-04T00:00, got {text!r}")
+            else:
+                if t.tzinfo is not None:
+                    t = t.astimezone(UTC).replace(tzinfo=None)
+                return t
+    raise ValueError(f"expected an ISO 8601 time like 2020-01-04T00:00 or 2020-01-04T00:00:00+00:00, got {text!r}")
 
 
 def to_ts(t: datetime) -> str:
@@ -25,6 +52,35 @@ def to_ts(t: datetime) -> str:
 
 def from_ts(ts: str) -> datetime:
     return datetime.strptime(ts, TS_FORMAT)
+
+
+def decode_file_times(values, units: str, calendar: str | None, where: str) -> list[datetime]:
+    """Decode a time coordinate with its own ``units`` and ``calendar`` into UTC wall-clock labels.
+
+    The labels are the calendar's own (year, month, day, hour, ...): for ``julian`` between 1901
+    and 2099 they equal the Gregorian ones because both calendars have the same leap years
+    there and the reference date is read in the same calendar. A label with no Gregorian
+    counterpart (``360_day``'s 30 February) is refused, naming ``where`` (the file).
+    """
+    cal = (calendar or "standard").strip().lower()
+    if cal not in CALENDARS:
+        raise ValueError(f"{where}: time calendar {calendar!r} is not one of {', '.join(CALENDARS)}")
+    if not isinstance(units, str) or " since " not in units:
+        raise ValueError(f"{where}: time units {units!r} are not of the form '<unit> since <date>'")
+    vals = np.atleast_1d(np.asarray(values))
+    if np.ma.isMaskedArray(values) and np.ma.getmaskarray(values).any():
+        raise ValueError(f"{where}: the time coordinate has missing values")
+    try:
+        decoded = cftime.num2date(vals, units.strip(), cal, only_use_cftime_datetimes=True)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"{where}: cannot decode times with units {units!r}, calendar {cal!r} ({exc})") from None
+    out = []
+    for d in np.atleast_1d(decoded):
+        try:
+            out.append(datetime(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond))
+        except ValueError:
+            raise ValueError(f"{where}: time {d} of calendar {cal!r} has no UTC date label") from None
+    return out
 
 
 def step_minutes(time_step) -> int | str:

@@ -1,4 +1,5 @@
-"""Exact pixel-cell polygons of an anomaly, in (lon, lat), split at the antimeridian."""
+"""Exact pixel-cell polygons of an anomaly, in (lon, lat), split at the antimeridian, wound as
+RFC 7946 asks; and the spherical area of pixel cells."""
 
 from __future__ import annotations
 
@@ -27,6 +28,22 @@ def pixel_geometry(rows, cols, lat_edges: np.ndarray, lon_edges: np.ndarray):
         return np.column_stack([np.interp(coords[:, 0], xi, lon_edges), np.interp(coords[:, 1], yi, lat_edges)])
 
     return shapely.transform(geom, to_lonlat)
+
+
+EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
+
+
+def pixel_area_km2(rows: np.ndarray, cols: np.ndarray, lat_edges: np.ndarray, lon_edges: np.ndarray) -> float:
+    """Summed spherical area of pixel cells: R^2 * |d(sin lat)| * |d lon| per cell (exact on a sphere)."""
+    sin_e = np.sin(np.radians(np.clip(lat_edges, -90.0, 90.0)))
+    dsin = np.abs(np.diff(sin_e))
+    dlon = np.abs(np.radians(np.diff(lon_edges)))
+    return float(EARTH_RADIUS_KM**2 * np.sum(dsin[rows] * dlon[cols]))
+
+
+def rfc7946(geom):
+    """Exterior rings counter-clockwise, holes clockwise (RFC 7946 section 3.1.6)."""
+    return shapely.orient_polygons(geom, exterior_cw=False)
 
 
 def split_antimeridian(geom):

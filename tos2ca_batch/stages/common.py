@@ -23,12 +23,15 @@ class JobPlan:
     lon: np.ndarray
     src_rows: np.ndarray
     src_cols: np.ndarray
+    source_grid: tuple[np.ndarray, np.ndarray] | None = None
+    """The input files' own lat/lon (as stored): every file the job reads must carry it."""
 
     @classmethod
     def load(cls, store: ChunkStore) -> JobPlan:
         meta = store.get_json("plan")
         g = store.get_table("plan", 0, "grid")
-        return cls(meta, g["lat"], g["lon"], g["src_rows"], g["src_cols"])
+        source = (g["src_lat"], g["src_lon"]) if "src_lat" in g else None
+        return cls(meta, g["lat"], g["lon"], g["src_rows"], g["src_cols"], source)
 
     @property
     def layout(self) -> Layout:

@@ -103,7 +103,7 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
     store = cfg.store(job_id)
     store.put_table("plan", 0, "grid",
                     {"lat": pplan.lat, "lon": pplan.lon, "src_rows": row_order, "src_cols": col_order})
-    store.put_table("plan", 0, "curation_grid", {"lat": clat, "lon": clon})
+    store.put_table("plan", 0, "curation_grid", {"lat": clat, "lon": clon, "src_lat": src_lat, "src_lon": src_lon})
     store.put_json("plan", meta)
     plan = JobPlan.load(store)
     db.add_chunks(job_id, "curate", [(plan.timestamps[a], plan.timestamps[b - 1])
@@ -161,7 +161,8 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     half_lon = abs(regrid.spacing(np.unwrap(pplan.lon, period=360.0))) / 2
     t0, t1 = plan.layout.chunk(chunk)[:2]
     bytes_read = 0
-    with StepReader(meta["entry"], meta["variable"]) as reader:
+    source = (cgrid["src_lat"], cgrid["src_lon"])
+    with StepReader(meta["entry"], meta["variable"], source) as reader:
         for s in range(t0, t1):
             out = {"aid": np.zeros(0, np.int32)}
             if meta["matches"][s] is not None:

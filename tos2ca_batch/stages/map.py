@@ -33,7 +33,7 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
         return m & inside if inside is not None else m
 
     mapper = BlockMapper(r0, c0, lay.width, meta["tracking"]["connectivity"])
-    with StepReader(meta["entry"], meta["variable"]) as reader:
+    with StepReader(meta["entry"], meta["variable"], plan.source_grid) as reader:
         if t0 > 0:
             mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols)))
         for s in range(t0, t1):

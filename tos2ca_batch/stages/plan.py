@@ -76,7 +76,8 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
         "software_version": __version__,
     }
     store = cfg.store(job_id)
-    store.put_table("plan", 0, "grid", {"lat": lat, "lon": lon, "src_rows": rows, "src_cols": cols})
+    store.put_table("plan", 0, "grid", {"lat": lat, "lon": lon, "src_rows": rows, "src_cols": cols,
+                                        "src_lat": src_lat, "src_lon": src_lon})
     store.put_json("plan", meta)
     plan = JobPlan.load(store)
     ts_dt = [t.strftime("%Y%m%d%H%M") for t in times]

@@ -11,7 +11,7 @@ import shapely
 from kernels.fortracc import TAGS
 from tos2ca_batch.algorithm import cell_edges, unwrapped_lon
 from tos2ca_batch.config import Config
-from tos2ca_batch.outputs.geometry import pixel_geometry, split_antimeridian
+from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
 from tos2ca_batch.outputs.masks import per_anomaly_stats, step_pixels
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.common import JobPlan
@@ -40,12 +40,13 @@ def step_features(plan: JobPlan, table: dict, s: int, pixels: dict[str, np.ndarr
         centroid = (float(clon), float(clat))
         props = {
             "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": st["count"],
+            "area_km2": round(pixel_area_km2(rows[sel], cols[sel], lat_e, lon_e), 3),
             "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
             "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
             "units": plan.meta["units"],
         }
         features.append({"type": "Feature", "properties": props,
-                         "geometry": shapely.geometry.mapping(split_antimeridian(geom))})
+                         "geometry": shapely.geometry.mapping(rfc7946(split_antimeridian(geom)))})
         shapes.append({"id": a, "geometry": geom, "centroid": centroid})
     return features, shapes
 
@@ -69,7 +70,8 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     outputs, db = cfg.outputs(job_id), cfg.db()
     lat_e, lon_e, _ = grid_edges(plan)
     meta = plan.meta
-    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, StepReader(meta["entry"], meta["variable"]) as rd:
+    reader = StepReader(meta["entry"], meta["variable"], plan.source_grid)
+    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, reader as rd:
         for s in range(t0, t1):
             ts = plan.timestamps[s]
             pixels = step_table(store, plan, s)

@@ -22,7 +22,7 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
     t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
     acc = moments.empty_moments((r1 - r0, c1 - c0))
     stamps = plan.meta["stats_timestamps"]
-    with StepReader(plan.meta["entry"], plan.meta["variable"]) as reader:
+    with StepReader(plan.meta["entry"], plan.meta["variable"], plan.source_grid) as reader:
         for s in range(t0, t1):
             moments.accumulate(acc, reader.read(from_ts(stamps[s]), plan.src_rows[r0:r1], plan.src_cols[c0:c1]))
     store.put_table("stats", chunk, "moments", acc)
