@@ -13,22 +13,33 @@ from kernels.components import (
     concat_tables,
     empty_components,
     empty_overlaps,
+    empty_pieces,
     label,
     overlap_pairs,
+    overlap_pieces,
     seam_strips,
 )
 
+SIDES = ("top", "bottom", "left", "right")
+
 
 class BlockMapper:
-    """Accumulates component tables, overlap pairs and seam strips of one (block, tile)."""
+    """Accumulates component tables, overlap pairs and seam strips of one (block, tile).
 
-    def __init__(self, row0: int, col0: int, job_width: int, connectivity: int):
+    With ``pieces`` (the ``"tos2ca"`` overlap fraction) it also keeps every overlap's pieces and
+    their seam strips, so the reduce can count pieces exactly whatever the chunking.
+    """
+
+    def __init__(self, row0: int, col0: int, job_width: int, connectivity: int, pieces: bool = False):
         self.row0, self.col0, self.job_width = row0, col0, job_width
         self.connectivity = connectivity
+        self.pieces = pieces
         self._prev: np.ndarray | None = None
         self._components: list[dict[str, np.ndarray]] = []
         self._overlaps: list[dict[str, np.ndarray]] = []
         self._strips: list[dict[str, np.ndarray]] = []
+        self._pieces: list[dict[str, np.ndarray]] = []
+        self._piece_strips: list[dict[str, np.ndarray]] = []
 
     def add_halo(self, mask: np.ndarray) -> None:
         """The step before the block: only its labels are kept, to link the first step."""
@@ -44,16 +55,25 @@ class BlockMapper:
             self._overlaps.append(
                 overlap_pairs(self._prev, labels, step, self.row0, self.col0, self.job_width)
             )
+        if self.pieces:
+            if self._prev is None:
+                piece_labels = np.zeros_like(labels)
+            else:
+                piece_labels, table = overlap_pieces(self._prev, labels, step, self.row0, self.col0,
+                                                     self.job_width, self.connectivity)
+                self._pieces.append(table)
+            self._piece_strips.append(seam_strips(piece_labels))
         self._strips.append(seam_strips(labels))
         self._prev = labels
         return labels
 
     def tables(self) -> dict[str, dict[str, np.ndarray]]:
-        strips = {
-            side: np.stack([s[side] for s in self._strips]) for side in ("top", "bottom", "left", "right")
-        }
-        return {
+        out = {
             "components": concat_tables(self._components, empty_components()),
             "overlaps": concat_tables(self._overlaps, empty_overlaps()),
-            "strips": strips,
+            "strips": {side: np.stack([s[side] for s in self._strips]) for side in SIDES},
         }
+        if self.pieces:
+            out["pieces"] = concat_tables(self._pieces, empty_pieces())
+            out["piece_strips"] = {side: np.stack([s[side] for s in self._piece_strips]) for side in SIDES}
+        return out

@@ -15,6 +15,7 @@ COMPONENT_COLUMNS = (
     "sum_row", "sum_col", "sum_col_half", "value_sum", "value_min", "value_max",
 )
 OVERLAP_COLUMNS = ("step", "prev_label", "cur_label", "overlap", "first_overlap_index")
+PIECE_COLUMNS = ("step", "piece", "prev_label", "cur_label", "size", "first_index")
 
 
 def label(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
@@ -86,6 +87,10 @@ _OVERLAP_DTYPES = {
     "step": np.int32, "prev_label": np.int32, "cur_label": np.int32,
     "overlap": np.int64, "first_overlap_index": np.int64,
 }
+_PIECE_DTYPES = {
+    "step": np.int32, "piece": np.int32, "prev_label": np.int32, "cur_label": np.int32,
+    "size": np.int64, "first_index": np.int64,
+}
 
 
 def empty_components() -> dict[str, np.ndarray]:
@@ -94,6 +99,10 @@ def empty_components() -> dict[str, np.ndarray]:
 
 def empty_overlaps() -> dict[str, np.ndarray]:
     return {k: np.zeros(0, t) for k, t in _OVERLAP_DTYPES.items()}
+
+
+def empty_pieces() -> dict[str, np.ndarray]:
+    return {k: np.zeros(0, t) for k, t in _PIECE_DTYPES.items()}
 
 
 def overlap_pairs(
@@ -123,6 +132,41 @@ def overlap_pairs(
         "cur_label": cl[first].astype(np.int32),
         "overlap": counts.astype(np.int64),
         "first_overlap_index": lin,
+    }
+
+
+def overlap_pieces(
+    prev_labels: np.ndarray,
+    cur_labels: np.ndarray,
+    step: int,
+    row0: int,
+    col0: int,
+    job_width: int,
+    connectivity: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The pieces of every overlap on one tile: connected components of the pixels in both steps.
+
+    A piece lies inside one component of each step (it is connected and every pixel is in both
+    masks), so each row names its pair ``(prev_label, cur_label)``. Returns the piece labels (for
+    seam strips: a piece cut by a seam is joined again in the reduce) and the table.
+    """
+    both = (prev_labels != 0) & (cur_labels != 0)
+    pieces, n = label(both, connectivity)
+    if n == 0:
+        return pieces, empty_pieces()
+    width = pieces.shape[1]
+    flat = pieces.ravel()
+    idx = np.flatnonzero(flat)
+    order, ulab, starts = _grouped(flat[idx])
+    first = idx[order][starts]  # raster order inside a label: its first pixel
+    lin = (first // width + row0).astype(np.int64) * job_width + (first % width + col0)
+    return pieces, {
+        "step": np.full(n, step, np.int32),
+        "piece": ulab.astype(np.int32),
+        "prev_label": prev_labels.ravel()[first].astype(np.int32),
+        "cur_label": cur_labels.ravel()[first].astype(np.int32),
+        "size": np.diff(np.r_[starts, idx.size]).astype(np.int64),
+        "first_index": lin,
     }
 
 

@@ -20,14 +20,37 @@ INITIATION_SPLIT = "initiation - split"
 TAGS = (INITIATION, CONTINUATION, MERGE, SPLIT, DISSIPATION, DISSIPATION_MERGE, INITIATION_SPLIT)
 
 
+OVERLAP_FRACTIONS = ("exact", "tos2ca")
+
+
 @dataclass
 class StepOverlaps:
-    """Overlaps between step s-1 (``prev``) and step s (``cur``), indices into each step."""
+    """Overlaps between step s-1 (``prev``) and step s (``cur``), indices into each step.
+
+    ``forward``/``backward``, when given, are the fractions used when the earlier component
+    looks forward (splits, continuations from it) and when the later one looks back (merges,
+    continuations into it); by default both are ``overlap / area(prev)`` (SPEC 5.2).
+    """
 
     prev: np.ndarray
     cur: np.ndarray
     overlap: np.ndarray
     first_overlap_index: np.ndarray
+    forward: np.ndarray | None = None
+    backward: np.ndarray | None = None
+
+
+def tos2ca_fractions(overlap: np.ndarray, prev_area: np.ndarray, n_pieces: np.ndarray,
+                     first_piece: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The published TOS2CA module's fractions of a pair (SPEC 5.5), all arguments per pair.
+
+    Forward ``o / (k * area(p))``; backward ``o / (area(p) + o - o_1)``, where ``k`` pieces hold
+    ``o`` overlap pixels and ``o_1`` is the size of the first piece in raster order. With one
+    piece both equal the exact ``o / area(p)``.
+    """
+    o = overlap.astype(np.float64)
+    a = prev_area.astype(np.float64)
+    return o / (n_pieces * a), o / (a + o - first_piece)
 
 
 @dataclass
@@ -44,12 +67,15 @@ def _partners(ov: StepOverlaps, prev_area: np.ndarray, min_overlap: float, n_pre
     of_prev: list[list[tuple[int, int, float]]] = [[] for _ in range(n_prev)]
     of_cur: list[list[tuple[int, int, float]]] = [[] for _ in range(n_cur)]
     frac = ov.overlap / prev_area[ov.prev] if ov.prev.size else np.zeros(0)
-    keep = np.flatnonzero(frac >= min_overlap)
-    order = keep[np.lexsort((ov.first_overlap_index[keep],))]
+    forward = frac if ov.forward is None else ov.forward
+    backward = frac if ov.backward is None else ov.backward
+    order = np.argsort(ov.first_overlap_index, kind="stable")
     for k in order:
-        p, c, f, i = int(ov.prev[k]), int(ov.cur[k]), float(frac[k]), int(ov.first_overlap_index[k])
-        of_prev[p].append((i, c, f))
-        of_cur[c].append((i, p, f))
+        p, c, i = int(ov.prev[k]), int(ov.cur[k]), int(ov.first_overlap_index[k])
+        if forward[k] >= min_overlap:
+            of_prev[p].append((i, c, float(forward[k])))
+        if backward[k] >= min_overlap:
+            of_cur[c].append((i, p, float(backward[k])))
     return of_prev, of_cur
 
 

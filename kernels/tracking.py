@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.fortracc import StepOverlaps, link
+from kernels.fortracc import OVERLAP_FRACTIONS, StepOverlaps, link, tos2ca_fractions
 from kernels.seams import seam_edges
 from kernels.unionfind import join
 
@@ -48,6 +48,60 @@ def _group_reduce(keys: np.ndarray, columns: dict[str, tuple[np.ndarray, np.ufun
     return sk[starts] if sk.size else sk, out
 
 
+def _nodes(table: dict[str, np.ndarray], local: str, n_steps: int, n_tiles: int):
+    """Sort a per-tile table by (step, tile, local label); number its rows as nodes.
+
+    Returns the sorted table and ``node_base[step, tile]``, the node id of local label 1.
+    """
+    order = np.lexsort((table[local], table["tile"], table["step"]))
+    rows = {k: v[order] for k, v in table.items()}
+    count = np.zeros((n_steps, n_tiles), np.int64)
+    np.add.at(count, (rows["step"], rows["tile"]), 1)
+    base = (np.cumsum(count.ravel()) - count.ravel()).reshape(n_steps, n_tiles)
+    return rows, base, count
+
+
+def _join_across_seams(strips, node_base, n_nodes, n_tile_rows, n_tile_cols, connectivity, wrap) -> np.ndarray:
+    """Root per node after joining nodes that touch across a seam (strips hold local labels)."""
+    node_strips = {}
+    for (i, j), sides in strips.items():
+        base = node_base[:, i * n_tile_cols + j][:, None]
+        node_strips[(i, j)] = {
+            side: np.where(arr > 0, base + arr.astype(np.int64) - 1, -1) for side, arr in sides.items()
+        }
+    ea, eb = seam_edges(node_strips, n_tile_rows, n_tile_cols, connectivity, wrap)
+    return join(n_nodes, ea, eb)
+
+
+def _piece_counts(pieces, piece_strips, comp_base, comp_of_node, n_kept, pair_keys, n_steps, n_tile_rows,
+                  n_tile_cols, connectivity, wrap) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of ``pair_keys``: the number of pieces and the size of the first piece.
+
+    Pieces cut by seams (or the wrap) are joined first, exactly like components, so both
+    numbers are the same for every chunking.
+    """
+    rows, base, count = _nodes(pieces, "piece", n_steps, n_tile_rows * n_tile_cols)
+    root = _join_across_seams(piece_strips, base, int(count.sum()), n_tile_rows, n_tile_cols, connectivity, wrap)
+    s, t = rows["step"].astype(np.int64), rows["tile"].astype(np.int64)
+    pc = comp_of_node[comp_base[s - 1, t] + rows["prev_label"] - 1] if s.size else s
+    cc = comp_of_node[comp_base[s, t] + rows["cur_label"] - 1] if s.size else s
+    pair = np.where((pc >= 0) & (cc >= 0), pc * max(n_kept, 1) + cc, -1)
+    _, merged = _group_reduce(root, {  # one row per whole piece; its nodes share one pair
+        "pair": (pair, np.maximum), "size": (rows["size"], np.add), "first_index": (rows["first_index"], np.minimum),
+    })
+    keep = merged["pair"] >= 0
+    pair, size, first = merged["pair"][keep], merged["size"][keep], merged["first_index"][keep]
+    order = np.lexsort((first, pair))
+    pair, size = pair[order], size[order]
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]]) if pair.size else np.zeros(0, np.int64)
+    n_pieces = np.diff(np.r_[starts, pair.size])
+    found = pair[starts]
+    where = np.searchsorted(found, pair_keys)
+    if np.any(where >= found.size) or not np.array_equal(found[where], pair_keys):
+        raise ValueError("overlap pieces do not cover every overlap pair (map tables of another chunking?)")
+    return n_pieces[where], size[starts][where]
+
+
 def resolve(
     components: dict[str, np.ndarray],
     overlaps: dict[str, np.ndarray],
@@ -59,30 +113,22 @@ def resolve(
     wrap: bool,
     min_size: int,
     min_overlap: float,
+    overlap_fraction: str = "exact",
+    pieces: dict[str, np.ndarray] | None = None,
+    piece_strips: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
 ) -> Resolved:
     """Global components and anomalies from per-chunk tables.
 
-    ``components`` and ``overlaps`` carry a ``tile`` column (tile = i * n_tile_cols + j);
-    ``strips[(i, j)][side]`` has shape (n_steps, length) of local labels.
+    ``components``, ``overlaps`` (and ``pieces``) carry a ``tile`` column (tile = i * n_tile_cols
+    + j); ``strips[(i, j)][side]`` has shape (n_steps, length) of local labels. The
+    ``"tos2ca"`` overlap fraction needs the overlap ``pieces`` and their ``piece_strips``.
     """
+    if overlap_fraction not in OVERLAP_FRACTIONS:
+        raise ValueError(f"overlap_fraction must be one of {OVERLAP_FRACTIONS}, got {overlap_fraction!r}")
     n_tiles = n_tile_rows * n_tile_cols
-    step, tile, lab = components["step"], components["tile"], components["label"]
-    order = np.lexsort((lab, tile, step))
-    comps = {k: v[order] for k, v in components.items()}
-    node_count = np.zeros((n_steps, n_tiles), np.int64)
-    np.add.at(node_count, (comps["step"], comps["tile"]), 1)
-    node_base = (np.cumsum(node_count.ravel()) - node_count.ravel()).reshape(n_steps, n_tiles)
+    comps, node_base, node_count = _nodes(components, "label", n_steps, n_tiles)
     n_nodes = int(node_count.sum())
-
-    # Seams: strips of local labels -> node ids (-1 = background).
-    node_strips = {}
-    for (i, j), sides in strips.items():
-        base = node_base[:, i * n_tile_cols + j][:, None]
-        node_strips[(i, j)] = {
-            side: np.where(arr > 0, base + arr.astype(np.int64) - 1, -1) for side, arr in sides.items()
-        }
-    ea, eb = seam_edges(node_strips, n_tile_rows, n_tile_cols, connectivity, wrap)
-    root = join(n_nodes, ea, eb)
+    root = _join_across_seams(strips, node_base, n_nodes, n_tile_rows, n_tile_cols, connectivity, wrap)
 
     roots, merged = _group_reduce(root, {
         "step": (comps["step"].astype(np.int64), np.minimum),
@@ -123,6 +169,11 @@ def resolve(
     pair_prev = keys // max(kept.size, 1)
     pair_cur = keys % max(kept.size, 1)
     pair_step = table["step"][pair_cur] if keys.size else np.zeros(0, np.int64)
+    forward = backward = None
+    if overlap_fraction == "tos2ca":
+        n_pieces, first_piece = _piece_counts(pieces, piece_strips, node_base, comp_of_node, kept.size, keys,
+                                              n_steps, n_tile_rows, n_tile_cols, connectivity, wrap)
+        forward, backward = tos2ca_fractions(agg["overlap"], table["area"][pair_prev], n_pieces, first_piece)
 
     areas, step_overlaps = [], []
     for s in range(n_steps):
@@ -138,6 +189,8 @@ def resolve(
             cur=pair_cur[sel] - lo,
             overlap=agg["overlap"][sel],
             first_overlap_index=agg["first_overlap_index"][sel],
+            forward=None if forward is None else forward[sel],
+            backward=None if backward is None else backward[sel],
         ))
     tracks = link(areas, step_overlaps, min_overlap)
     table["anomaly_id"] = (

@@ -18,8 +18,20 @@ def _find_shared() -> Path | None:
     return None
 
 
+def _design_file(name: str) -> dict:
+    shared = _find_shared()
+    path = ROOT / "tests" / "data" / name
+    if shared and (shared / "design" / name).exists():
+        path = shared / "design" / name
+    return json.loads(path.read_text())
+
+
 @pytest.fixture(scope="session")
 def fortracc_cases() -> dict:
-    shared = _find_shared()
-    path = (shared / "design" / "fortracc-cases.json") if shared else ROOT / "tests" / "data" / "fortracc-cases.json"
-    return json.loads(path.read_text())
+    return _design_file("fortracc-cases.json")
+
+
+@pytest.fixture(scope="session")
+def fragmented_cases() -> dict:
+    """Overlaps in several pieces, with the expected anomalies of both overlap fractions."""
+    return _design_file("fortracc-fragmented-cases.json")

@@ -22,6 +22,7 @@ def jobs(draw):
         "min_size": draw(st.integers(1, 4)),
         "min_overlap": draw(st.sampled_from([0.1, 0.25, 0.5])),
         "wrap": draw(st.booleans()),
+        "overlap_fraction": draw(st.sampled_from(["exact", "tos2ca"])),
     }
 
 
@@ -37,12 +38,14 @@ def _diagonal_only_across_seams():
 @settings(max_examples=300, deadline=None)
 @given(jobs())
 @example({"masks": _diagonal_only_across_seams(), "block": 1, "tile": (1, 1), "connectivity": 2,
-          "min_size": 1, "min_overlap": 0.25, "wrap": True})
+          "min_size": 1, "min_overlap": 0.25, "wrap": True, "overlap_fraction": "exact"})
 @example({"masks": _diagonal_only_across_seams(), "block": 1, "tile": (2, 2), "connectivity": 2,
-          "min_size": 2, "min_overlap": 0.25, "wrap": False})
+          "min_size": 2, "min_overlap": 0.25, "wrap": False, "overlap_fraction": "exact"})
+@example({"masks": _diagonal_only_across_seams(), "block": 1, "tile": (1, 1), "connectivity": 2,
+          "min_size": 1, "min_overlap": 0.25, "wrap": True, "overlap_fraction": "tos2ca"})
 def test_any_chunking_matches_one_chunk(job):
     masks = job["masks"]
-    params = {k: job[k] for k in ("connectivity", "min_size", "min_overlap", "wrap")}
+    params = {k: job[k] for k in ("connectivity", "min_size", "min_overlap", "wrap", "overlap_fraction")}
     whole_ids, whole = track_cube(masks, masks.shape[0], masks.shape[1:], **params)
     ids, res = track_cube(masks, job["block"], job["tile"], **params)
     assert ids.tobytes() == whole_ids.tobytes()
@@ -67,3 +70,18 @@ def test_wrap_joins_east_and_west_edges_only_when_global():
     plain, _ = track_cube(m, 1, (3, 2), wrap=False)
     assert wrapped[0, 1, 0] == wrapped[0, 1, 5] != 0
     assert plain[0, 1, 0] != plain[0, 1, 5]
+
+
+def test_pieces_cut_by_seams_and_the_wrap_count_once():
+    """A p/c overlap that is one piece across a tile seam and across the wrap, next to a second
+    piece: the tos2ca fractions (hence the tags) must not see extra pieces from the cuts."""
+    m = np.zeros((2, 4, 8), bool)
+    m[0, 0:3, :] = True  # p: a band all around the globe (24 px)
+    m[1, 1, :] = True  # c: a band too; overlap is one ring-shaped piece of 8 px, cut by every seam
+    m[1, 2, 0:2] = True
+    m[1, 3, 0:2] = True  # c extends below p: still one piece in p & c
+    whole_ids, whole = track_cube(m, 2, (4, 8), wrap=True, overlap_fraction="tos2ca", min_overlap=0.4)
+    ids, res = track_cube(m, 1, (1, 3), wrap=True, overlap_fraction="tos2ca", min_overlap=0.4)
+    assert ids.tobytes() == whole_ids.tobytes() and tag_table(res) == tag_table(whole)
+    # 10 of p's 24 px overlap in one piece: 10/24 >= 0.4 continues in both modes.
+    assert tag_table(whole) == [(0, 1, "initiation"), (1, 1, "continuation")]

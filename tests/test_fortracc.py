@@ -27,12 +27,42 @@ def anomalies_of(ids, res, timestamps):
 CHUNKINGS = [(100, (100, 100)), (1, (1, 1)), (1, (2, 2)), (2, (1, 3)), (3, (3, 2)), (1, (4, 1))]
 
 
+@pytest.mark.parametrize("mode", ["exact", "tos2ca"])
 @pytest.mark.parametrize("block,tile", CHUNKINGS)
-def test_worked_cases_every_chunking(fortracc_cases, block, tile):
+def test_worked_cases_every_chunking(fortracc_cases, block, tile, mode):
+    """Single-piece overlaps: both overlap fractions give the published result."""
     for name, case in fortracc_cases.items():
         masks = frames_to_masks(case["frames"])
-        ids, res = track_cube(masks, block, tile, case["connectivity"], case["min_size"], case["min_overlap"])
+        ids, res = track_cube(masks, block, tile, case["connectivity"], case["min_size"], case["min_overlap"],
+                              overlap_fraction=mode)
         assert anomalies_of(ids, res, case["timestamps"]) == case["expected_anomalies"], name
+
+
+@pytest.mark.parametrize("mode", ["exact", "tos2ca"])
+@pytest.mark.parametrize("block,tile", CHUNKINGS)
+def test_fragmented_cases_every_chunking(fragmented_cases, block, tile, mode):
+    """Overlaps in several pieces: each mode's expected anomalies, pieces cut by seams or not."""
+    for name, case in fragmented_cases.items():
+        masks = frames_to_masks(case["frames"])
+        ids, res = track_cube(masks, block, tile, case["connectivity"], case["min_size"], case["min_overlap"],
+                              overlap_fraction=mode)
+        assert anomalies_of(ids, res, case["timestamps"]) == case["expected_anomalies"][mode], (name, mode)
+
+
+def test_fragmented_cases_differ_between_modes(fragmented_cases):
+    for name, case in fragmented_cases.items():
+        assert case["expected_anomalies"]["exact"] != case["expected_anomalies"]["tos2ca"], name
+
+
+def test_tos2ca_fractions_by_hand():
+    from kernels.fortracc import tos2ca_fractions
+
+    # p of 16 px overlapping c in two pieces of 4 (first) and 4: forward 8/(2*16), backward 8/(16+8-4).
+    fwd, back = tos2ca_fractions(np.array([8]), np.array([16]), np.array([2]), np.array([4]))
+    assert fwd[0] == 0.25 and back[0] == 0.4
+    # One piece: both are the exact fraction.
+    fwd, back = tos2ca_fractions(np.array([7]), np.array([16]), np.array([1]), np.array([7]))
+    assert fwd[0] == back[0] == 7 / 16
 
 
 def ov(prev, cur, overlap, first):

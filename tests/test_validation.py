@@ -33,6 +33,7 @@ BAD = [
     ({"chunking": {"blocks": 3}}, "chunking", "block_steps"),
     ({"tracking": {"connectivity": 3}}, "tracking.connectivity", "1 (4-neighbour) or 2"),
     ({"tracking": {"min_overlap": 1.5}}, "tracking.min_overlap", "(0, 1]"),
+    ({"tracking": {"overlap_fraction": "published"}}, "tracking.overlap_fraction", "exact, tos2ca"),
     ({"treshold": 3}, "treshold", "unknown field"),
     ({"email": "not-an-address"}, "email", "user@example.org"),
     ({"polygon": "POLYGON ((0 0, 1"}, "polygon", "WKT"),

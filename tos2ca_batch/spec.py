@@ -15,6 +15,7 @@ import shapely
 import shapely.wkt
 
 from kernels.binarize import OPERATORS
+from kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.timeutil import parse_time
 
@@ -24,7 +25,7 @@ PHDEF_FIELDS = {
     "tracking", "chunking", "email", "baseline", "name",
 }
 CURATION_FIELDS = {"stage", "phdef_job", "dataset", "variable", "chunking", "email", "name"}
-TRACKING_DEFAULTS = {"connectivity": 2, "min_size": 150, "min_overlap": 0.25}
+TRACKING_DEFAULTS = {"connectivity": 2, "min_size": 150, "min_overlap": 0.25, "overlap_fraction": "exact"}
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -190,6 +191,10 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
     mo = tracking["min_overlap"]
     if isinstance(mo, bool) or not isinstance(mo, int | float) or not 0 < mo <= 1:
         raise SpecError("tracking.min_overlap", f"must be a fraction in (0, 1], got {mo!r}")
+    if tracking["overlap_fraction"] not in OVERLAP_FRACTIONS:
+        raise SpecError("tracking.overlap_fraction", f"must be one of {_allowed(OVERLAP_FRACTIONS)} (exact: the "
+                                                     "plain fraction; tos2ca: the published module's), got "
+                                                     f"{tracking['overlap_fraction']!r}")
     baseline = None
     if raw.get("baseline") is not None:
         b = raw["baseline"]

@@ -30,7 +30,8 @@ def masks_attributes(plan: JobPlan, job_id: int) -> dict:
         "dataset": m["dataset"], "variable": m["variable"], "threshold": float(m["value"]),
         "job_id": np.int32(job_id), "connectivity": np.int32(trk["connectivity"]),
         "min_size": np.int32(trk["min_size"]), "min_overlap": float(trk["min_overlap"]),
-        "format": "netCDF-4", "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "overlap_fraction": trk.get("overlap_fraction", "exact"), "format": "netCDF-4",
+        "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "software_version": __version__, "units": m["units"],
     }
 

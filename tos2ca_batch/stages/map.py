@@ -32,7 +32,8 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
         m = binarize(values, meta["operator"], meta["value"], mean, std)
         return m & inside if inside is not None else m
 
-    mapper = BlockMapper(r0, c0, lay.width, meta["tracking"]["connectivity"])
+    trk = meta["tracking"]
+    mapper = BlockMapper(r0, c0, lay.width, trk["connectivity"], pieces=trk.get("overlap_fraction") == "tos2ca")
     with StepReader(meta["entry"], meta["variable"], plan.source_grid) as reader:
         if t0 > 0:
             mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols)))
@@ -43,8 +44,11 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
             store.write_tile("labels", chunk, s, (r0, r1, c0, c1), labels)
             store.write_tile("values", chunk, s, (r0, r1, c0, c1), np.where(mask, values, np.float32(np.nan)))
     tables = mapper.tables()
-    for name in ("components", "overlaps"):
-        t = tables[name]
-        t["tile"] = np.full(t["step"].size, tile, np.int32)
-        store.put_table("map", chunk, name, t)
+    for name in ("components", "overlaps", "pieces"):
+        if name in tables:
+            t = tables[name]
+            t["tile"] = np.full(t["step"].size, tile, np.int32)
+            store.put_table("map", chunk, name, t)
     store.put_table("map", chunk, "strips", tables["strips"])
+    if "piece_strips" in tables:
+        store.put_table("map", chunk, "piece_strips", tables["piece_strips"])

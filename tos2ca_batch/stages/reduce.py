@@ -15,18 +15,24 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
     store = cfg.store(job_id)
     plan = JobPlan.load(store)
     lay, trk = plan.layout, plan.meta["tracking"]
-    comps, overlaps, strips = [], [], {}
+    mode = trk.get("overlap_fraction", "exact")
+    names = ("components", "overlaps", "pieces") if mode == "tos2ca" else ("components", "overlaps")
+    tables: dict[str, list] = {n: [] for n in names}
+    strips: dict[str, dict] = {"strips": {}, "piece_strips": {}}
     for c in range(lay.n_chunks):  # ascending chunk id = block-major, so strips stack in time order
-        comps.append(store.get_table("map", c, "components"))
-        overlaps.append(store.get_table("map", c, "overlaps"))
+        for name in names:
+            tables[name].append(store.get_table("map", c, name))
         i, j = divmod(lay.tile_of(c), lay.n_tile_cols)
-        for side, arr in store.get_table("map", c, "strips").items():
-            strips.setdefault((i, j), {}).setdefault(side, []).append(arr)
-    strips = {k: {s: np.concatenate(v) for s, v in sides.items()} for k, sides in strips.items()}
+        for kind in ("strips", "piece_strips") if mode == "tos2ca" else ("strips",):
+            for side, arr in store.get_table("map", c, kind).items():
+                strips[kind].setdefault((i, j), {}).setdefault(side, []).append(arr)
+    strips = {kind: {k: {s: np.concatenate(v) for s, v in sides.items()} for k, sides in by_tile.items()}
+              for kind, by_tile in strips.items()}
+    joined = {name: concat_tables(parts, parts[0]) for name, parts in tables.items()}
     res = resolve(
-        concat_tables(comps, comps[0]), concat_tables(overlaps, overlaps[0]), strips,
+        joined["components"], joined["overlaps"], strips["strips"],
         lay.n_steps, lay.n_tile_rows, lay.n_tile_cols, trk["connectivity"], plan.meta["wrap"],
-        trk["min_size"], trk["min_overlap"],
+        trk["min_size"], trk["min_overlap"], mode, joined.get("pieces"), strips["piece_strips"] or None,
     )
     table = dict(res.components)
     table["tag"] = np.array([TAGS.index(t) for t in res.tags], np.int8)
