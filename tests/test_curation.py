@@ -116,7 +116,7 @@ def test_curation_identical_for_every_chunking(world, tmp_path, dataset, variabl
     assert 0 < summary["bytes_read"] < 0.2 * summary["field_bytes"], "only the footprints' windows are read"
     # The antimeridian anomaly is curated on both sides of 180 degrees.
     with netCDF4.Dataset(outs_a["J-Curated-Data.nc4"]) as ds:
-        lons = np.concatenate([ds[g][a_]["values"][:, 1] for g in ds.groups if g != "navigation"
+        lons = np.concatenate([ds[g][a_][variable][1, :, 1] for g in ds.groups if g != "navigation"
                                for a_ in ds[g].groups])
         assert lons.min() < -170 and lons.max() > 170
 
@@ -133,16 +133,23 @@ def test_hierarchies_match_files_and_xarray_opens_every_group(world, tmp_path):
             found = {g: {a: sorted(ds[g][a].variables) for a in ds[g].groups} for g in ds.groups if g != "navigation"}
             assert set(ds["navigation"].variables) == set(hier["navigation"])
             assert ds.Units == "K" and ds.PhDefJobID == job_one and ds.FileFormat == "netCDF-4"
+            assert ds.Project.endswith("(TOS2CA)") and ds.Institution and ds.ProductInfo is not None
+            assert ds["navigation/lat"].units == "degrees_north" and ds["navigation/lon"].units == "degrees_east"
         assert {g: v for g, v in hier.items() if g != "navigation"} == found
     with netCDF4.Dataset(outs["J-Interpolated-Data.nc4"]) as ds:
         paths = [f"{g}/{a}" for g in ds.groups if g != "navigation" for a in ds[g].groups]
         g0 = next(g for g in ds.groups if g != "navigation")
         assert isinstance(ds[g0].TimeOffsetMinutes, np.integer) and ds[g0].CurationTime
-        a0 = ds[g0][next(iter(ds[g0].groups))]
+        a0 = ds[g0][next(iter(ds[g0].groups))]["T2M"]
         assert isinstance(a0.Mean, np.floating) and isinstance(a0.count, np.integer) and a0.Units == "K"
     for path in paths:
         with xr.open_dataset(outs["J-Interpolated-Data.nc4"], group=path) as x:
-            assert x["values"].shape[1] == 3
+            assert x["T2M"].dims == ("observation", "data_point") and x["T2M"].shape[1] == 3
+    with netCDF4.Dataset(outs["J-Curated-Data.nc4"]) as ds:
+        curated = [f"{g}/{a}" for g in ds.groups if g != "navigation" for a in ds[g].groups]
+    for path in curated[:5]:
+        with xr.open_dataset(outs["J-Curated-Data.nc4"], group=path) as x:
+            assert x["T2M"].dims == ("time_step", "observation", "data_point") and x["T2M"].shape[0] == 3
     with xr.open_dataset(outs["J-Interpolated-Data.nc4"], group="navigation") as nav:
         assert nav["lat"].size == 180
 
@@ -181,7 +188,7 @@ def test_gap_in_curation_data_reported_missing(tmp_path):
         assert g.CurationTime == "202001010400" and g.TimeOffsetMinutes == 60
     # Interpolated values on the same grid are the curation values at those pixels.
     with netCDF4.Dataset(outs["J-Interpolated-Data.nc4"]) as ds:
-        rows = ds["202001010000"]["1"]["values"][:]
+        rows = ds["202001010000"]["1"]["v"][:]
         np.testing.assert_allclose(rows[:, 2], cur[0][rows[:, 0].astype(int), rows[:, 1].astype(int)])
 
 
@@ -244,3 +251,61 @@ def test_curation_by_worker_and_mpirun_with_anomaly_plots(world, tmp_path):
     assert m.returncode == 0, m.stderr[-2000:]
     by_mpi = json.loads(m.stdout.strip().splitlines()[-1])
     assert_same_outputs(local_outputs(by_worker, tmp_path), local_outputs(by_mpi, tmp_path))
+
+
+def test_curation_files_read_through_tos2ca_access_pattern(tmp_path):
+    """Open both files as TOS2CA's notebook does: ``nc[group].groups[anomaly].variables[nc.Variable]``,
+    reading Units and LongName off the variable; check t-1/t/t+1 against the source files."""
+    vals = np.zeros((8, 10, 12), np.float32)
+    vals[:, 3:7, 4:8] = 20.0
+    cat_p = write_cube(tmp_path / "p", "CUBE", vals, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1))
+    cur = (1000.0 * np.arange(6)[:, None, None] + np.arange(120).reshape(10, 12)).astype(np.float32)
+    cat_c = write_cube(tmp_path / "c", "HOURLY", cur, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1), 60,
+                       variable="T2M")
+    (tmp_path / "c" / "HOURLY_202001010200.nc").unlink()
+    _, p = run_job(tmp_path / "w", {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan",
+                                    "value": 10.0, "start": "2020-01-01T00:00", "end": "2020-01-01T03:30",
+                                    "bbox": [0, 0, 11, 9], "tracking": {"min_size": 4}}, [cat_p, cat_c])
+    _, c = run_job(tmp_path / "w", {"stage": "curation", "phdef_job": p["job_id"], "dataset": "HOURLY",
+                                    "variable": "T2M"}, [cat_p, cat_c])
+    assert c["status"] == "complete", c["message"]
+    outs = local_outputs(c, tmp_path)
+    hour = {f"20200101{h:02d}0000": h for h in range(6)}
+    fill = -9999.0
+    with netCDF4.Dataset(outs["J-Curated-Data.nc4"]) as nc:
+        assert nc.Variable == "T2M" and nc.Dataset == "HOURLY" and nc.PhDefJobID == p["job_id"]
+        groups = [g for g in nc.groups if g != "navigation"]
+        # 8 mask times; 00:30 ties to 00:00, 01:30 and 02:00 (no file) to 01:00, 02:30 to 03:00, 03:30 to 03:00.
+        assert groups == ["20200101000000-1", "20200101000000-2", "20200101010000-1", "20200101010000-2",
+                          "20200101010000-3", "20200101030000-1", "20200101030000-2", "20200101030000-3"]
+        assert [nc[g].MaskTime for g in groups] == [f"20200101{h:02d}{m:02d}" for h in range(4) for m in (0, 30)]
+        assert nc["20200101000000-1"].MaskFileName.endswith(f"{p['job_id']}-ForTraCC-Mask-Output.nc4")
+        assert nc["20200101010000-1"].InputFiles.count(",") == 1  # 00:00 and 01:00; 02:00 has no file
+        for g in groups:
+            for anomaly in nc[g].groups:
+                var = nc[g].groups[anomaly].variables[nc.Variable]
+                assert (var.Units, var.LongName) == ("mm/hr", "T2M")  # no long_name in the file: the name
+                assert var.dimensions == ("time_step", "observation", "data_point") and var.dtype == np.float32
+                assert var.TimeIndexing == "index 0 = t-1; index 1 = t; index 2 = t+1"
+                assert var.Description.startswith("Each row is (lat,lon,T2M)")
+                times = var.Times.split(",")
+                cube = var[:].filled(np.nan)
+                rows, cols = cube[1, :, 0].astype(int), cube[1, :, 1].astype(int)
+                assert np.array_equal(cube[0, :, :2], cube[1, :, :2]) and np.array_equal(cube[2, :, :2], cube[1, :, :2])
+                for k, t in enumerate(times):
+                    if t in hour and (tmp_path / "c" / f"HOURLY_{t[:12]}.nc").exists():
+                        np.testing.assert_array_equal(cube[k, :, 2], cur[hour[t]][rows, cols])
+                    else:  # before the dataset starts, or the removed 02:00 file
+                        assert np.isnan(cube[k, :, 2]).all(), (g, t)
+                        assert (var[k, :, 2].data == fill).all()
+    with netCDF4.Dataset(outs["J-Interpolated-Data.nc4"]) as nc:
+        for ts in (g for g in nc.groups if g != "navigation"):
+            for anomaly in nc[ts].groups:
+                var = nc[ts].groups[anomaly].variables[nc.Variable]
+                assert var.dtype == np.float64 and var.dimensions == ("observation", "data_point")
+                assert var.Units == "mm/hr" and var.LongName and var.Time == ts and var.FillValue == "-9999.0"
+                rows = var[:]
+                t = nc[ts].CurationTime
+                np.testing.assert_array_equal(rows[:, 2], cur[hour[t + "00"]][rows[:, 0].astype(int),
+                                                                              rows[:, 1].astype(int)])
+                assert var.valid_count == rows.shape[0] and var.Max == rows[:, 2].max()

@@ -54,6 +54,7 @@ class Config:
     redis_ttl: int = 48 * 3600
     redis_part_bytes: int = 512 * 2**20
     redis_prefix: str = "tos2ca"
+    institution: str = "unspecified"
     _db: JobsDB | None = field(default=None, repr=False)
     _stores: dict = field(default_factory=dict, repr=False)
 
@@ -73,6 +74,7 @@ class Config:
             redis_ttl=int(env.get("TOS2CA_REDIS_TTL", 48 * 3600)),
             redis_part_bytes=int(env.get("TOS2CA_REDIS_PART_BYTES", 512 * 2**20)),
             redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
+            institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
         )
 
     def child_env(self) -> dict[str, str]:

@@ -5,64 +5,133 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import netCDF4
 import numpy as np
 
+from tos2ca_batch.catalog import file_for
 from tos2ca_batch.config import Config
 from tos2ca_batch.stages.common import JobPlan
 from tos2ca_batch.stages.curate import FILL, STAT_NAMES
 from tos2ca_batch.timeutil import from_ts
 
+PROJECT = "Thematic Observation Search, Segmentation, Collation and Analysis (TOS2CA)"
+CURATED_DESCRIPTION = "Each row is (lat,lon,{v}); the lat and lon represent the centroid point of the grid cell"
+INTERPOLATED_DESCRIPTION = "Each row is (lat,lon,{v}); the lat and lon represent the coordinates of the anomaly"
+TIME_INDEXING = "index 0 = t-1; index 1 = t; index 2 = t+1"
 
-def _root(ds, plan: JobPlan, job_id: int, kind: str) -> None:
+
+def _root(ds, plan: JobPlan, job_id: int, kind: str, institution: str) -> None:
+    """TOS2CA's root attributes, and ``/navigation`` with the mask grid (cell centres)."""
     m = plan.meta
     ds.setncatts({
         "Variable": m["variable"], "Dataset": m["dataset"], "Units": m["units"], "LongName": m["long_name"],
         "PhDefJobID": np.int32(m["phdef_job"]), "CurationJobID": np.int32(job_id),
         "ProductionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "FileFormat": "netCDF-4",
-        "Content": kind, "MissingTimes": ",".join(m["missing_times"]) or "none",
+        "Project": PROJECT, "Institution": institution, "ProductInfo": m.get("product_info", ""),
+        "FullName": m.get("full_name", m["dataset"]), "Content": kind,
+        "MissingTimes": ",".join(m["missing_times"]) or "none",
         "TimeMatching": f"nearest {m['dataset']} step within {m['time_step_minutes']} minutes; ties take the "
                         "earlier step",
     })
     nav = ds.createGroup("navigation")
+    nav.Description = ("The lat and lon of the grid the masks were made on; they represent the centroid of "
+                       "the grid cell.")
     nav.createDimension("lat", plan.lat.size)
     nav.createDimension("lon", plan.lon.size)
-    nav.createVariable("lat", "f4", ("lat",))[:] = plan.lat
-    nav.createVariable("lon", "f4", ("lon",))[:] = plan.lon
+    for name, values, units in (("lat", plan.lat, "degrees_north"), ("lon", plan.lon, "degrees_east")):
+        v = nav.createVariable(name, "f4", (name,), zlib=True)
+        v[:] = values
+        v.units = units
+        v.standard_name = {"lat": "latitude", "lon": "longitude"}[name]
 
 
-def _write(path: str, plan: JobPlan, job_id: int, results: dict, kind: str) -> dict:
-    """One group per matched mask time, one subgroup per anomaly with ``values(observation, 3)``."""
-    hierarchy: dict = {}
+def _variable_attributes(v, m: dict, description: str) -> None:
+    v.Description = description.format(v=m["variable"])
+    v.LongName = m["long_name"]
+    v.Units = m["units"]
+    v.FillValue = f"{FILL}"
+
+
+def _three_times(m: dict, s: int) -> list[datetime]:
+    t = from_ts(m["matches"][s])
+    step = timedelta(minutes=m["time_step_minutes"])
+    return [t - step, t, t + step]
+
+
+def write_curated(path: str, plan: JobPlan, job_id: int, results: dict, masks_file: str, institution: str) -> dict:
+    """``J-Curated-Data.nc4``: a group ``<curation time YYYYMMDDhhmmss>-<n>`` per matched mask time,
+    a subgroup per anomaly with ``VAR(time_step=3, observation, data_point=3)``: the footprint
+    cells' ``(lat, lon, value)`` at t-1, t and t+1. Returns the hierarchy."""
     m = plan.meta
+    var = m["variable"]
+    hierarchy: dict = {}
+    seen: dict[str, int] = {}
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        _root(ds, plan, job_id, kind)
+        _root(ds, plan, job_id, "curated", institution)
         for s, ts in enumerate(plan.timestamps):
+            if m["matches"][s] is None:
+                continue
+            three = _three_times(m, s)
+            seen[m["matches"][s]] = n = seen.get(m["matches"][s], 0) + 1
+            name = f"{three[1]:%Y%m%d%H%M%S}-{n}"
+            g = ds.createGroup(name)
+            g.MaskTime = ts
+            g.MaskFileName = f"Anomaly masks from {masks_file}"
+            present = [x for x in (m["neighbours"][s][0], m["matches"][s], m["neighbours"][s][1]) if x]
+            g.InputFiles = ",".join(file_for(m["entry"], from_ts(x)) for x in present)
+            hierarchy[name] = {}
             res = results[s]
-            if m["matches"][s] is None or res["aid"].size == 0:
+            for k, a in enumerate(res["aid"]):
+                rows = res["foot"][res["foot_off"][k]: res["foot_off"][k + 1]]
+                cube = np.empty((3, rows.shape[0], 3), np.float64)
+                cube[:, :, 0], cube[:, :, 1] = rows[:, 0], rows[:, 1]
+                cube[:, :, 2] = rows[:, 2:5].T
+                sub = g.createGroup(str(int(a)))
+                sub.createDimension("time_step", 3)
+                sub.createDimension("observation", rows.shape[0])
+                sub.createDimension("data_point", 3)
+                v = sub.createVariable(var, "f4", ("time_step", "observation", "data_point"), zlib=True,
+                                       fill_value=np.float32(FILL))
+                v[:] = np.where(np.isnan(cube), FILL, cube).astype(np.float32)
+                _variable_attributes(v, m, CURATED_DESCRIPTION)
+                v.Times = ",".join(f"{t:%Y%m%d%H%M%S}" for t in three)
+                v.TimeIndexing = TIME_INDEXING
+                hierarchy[name][str(int(a))] = [var]
+    hierarchy["navigation"] = ["lat", "lon"]
+    return hierarchy
+
+
+def write_interpolated(path: str, plan: JobPlan, job_id: int, results: dict, institution: str) -> dict:
+    """``J-Interpolated-Data.nc4``: a group per matched mask time ``YYYYMMDDhhmm``, a subgroup per
+    anomaly with float64 ``VAR(observation, data_point=3)``: ``(lat, lon, value)`` of every mask
+    pixel, and the statistics as numeric attributes. Returns the hierarchy."""
+    m = plan.meta
+    var = m["variable"]
+    hierarchy: dict = {}
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        _root(ds, plan, job_id, "interpolated", institution)
+        for s, ts in enumerate(plan.timestamps):
+            if m["matches"][s] is None:
                 continue
             g = ds.createGroup(ts)
             g.CurationTime = m["matches"][s]
             g.TimeOffsetMinutes = np.int32(round((from_ts(m["matches"][s]) - from_ts(ts)).total_seconds() / 60))
             hierarchy[ts] = {}
-            key, off = ("foot", "foot_off") if kind == "curated" else ("interp", "int_off")
+            res = results[s]
             for k, a in enumerate(res["aid"]):
-                rows = res[key][res[off][k]: res[off][k + 1]]
+                rows = res["interp"][res["int_off"][k]: res["int_off"][k + 1]]
                 sub = g.createGroup(str(int(a)))
                 sub.createDimension("observation", rows.shape[0])
-                sub.createDimension("ncol", 3)
-                v = sub.createVariable("values", "f4", ("observation", "ncol"), zlib=True, fill_value=np.float32(FILL))
-                v.columns = "lat, lon, value"
-                v.units = m["units"]
-                v[:] = np.where(np.isnan(rows), FILL, rows).astype(np.float32)
-                sub.LongName = m["long_name"]
-                sub.Units = m["units"]
-                if kind == "interpolated":
-                    for name, x in zip(STAT_NAMES, res["stats"][k]):
-                        sub.setncattr(name, np.int64(x) if name in ("count", "valid_count") else np.float64(x))
-                hierarchy[ts][str(int(a))] = ["values"]
+                sub.createDimension("data_point", 3)
+                v = sub.createVariable(var, "f8", ("observation", "data_point"), zlib=True, fill_value=FILL)
+                v[:] = np.where(np.isnan(rows), FILL, rows)
+                _variable_attributes(v, m, INTERPOLATED_DESCRIPTION)
+                v.Time = ts
+                for stat, x in zip(STAT_NAMES, res["stats"][k]):
+                    v.setncattr(stat, np.int64(x) if stat in ("count", "valid_count") else np.float64(x))
+                hierarchy[ts][str(int(a))] = [var]
     hierarchy["navigation"] = ["lat", "lon"]
     return hierarchy
 
@@ -80,12 +149,19 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             db.add_output(job_id, outputs.put(path, name), kind, ts0)
 
         products = plan.meta["products"]
+        masks = [o["location"] for o in db.outputs(plan.meta["phdef_job"]) if o["type"] == "masks"]
+        writers = {
+            "curated": lambda p: write_curated(p, plan, job_id, results, masks[0] if masks else "(not written)",
+                                               cfg.institution),
+            "interpolated": lambda p: write_interpolated(p, plan, job_id, results, cfg.institution),
+        }
         hier = {}
         for kind, stem in (("curated", "Curated-Data"), ("interpolated", "Interpolated-Data")):
             if kind not in products and "hierarchy" not in products:
                 continue
+
             def write(p, k=kind):
-                hier[k] = _write(p, plan, job_id, results, k)
+                hier[k] = writers[k](p)
 
             if kind in products:
                 publish(f"{job_id}-{stem}.nc4", kind, write)

@@ -1,10 +1,11 @@
 """Curation: another variable inside every anomaly of a complete PhDef job.
 
 plan: match each mask time to the nearest curation step within one curation time step (ties go
-to the earlier step); refuse jobs with nothing to curate. curate (per block of mask steps):
-for each anomaly read only the curation cells its footprint needs (bounding rows and a
-contiguous arc of columns), record the footprint cells and the values interpolated onto every
-mask pixel, and statistics. cfinalize: the curation products.
+to the earlier step), find which of its neighbouring steps (t-1, t+1) have files; refuse jobs
+with nothing to curate. curate (per block of mask steps): for each anomaly read only the
+curation cells its footprint needs (bounding rows and a contiguous arc of columns) at t-1, t and
+t+1, record the footprint cells with their three values, the values interpolated onto every mask
+pixel at t, and statistics. cfinalize: the curation products (TOS2CA's layouts, SPEC 7).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
     if not any(matches):
         raise SpecError("dataset", f"{spec.dataset} has no data within one time step ({step} min) of the anomaly "
                                    f"times {to_ts(mask_times[0])}..{to_ts(mask_times[-1])}")
+    neighbours = _neighbours(entry, matches, available, window, first, last)
     used = next(t for t in matches if t is not None)
     with StepReader(entry, spec.variable) as reader:
         src_lat, src_lon = reader.grid(used)
@@ -95,6 +97,8 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
         "variable": spec.variable, "entry": entry, "operator": None, "layout": layout.__dict__,
         "timestamps": pplan.timestamps, "stats_timestamps": None,
         "matches": [None if t is None else to_ts(t) for t in matches], "missing_times": missing,
+        "neighbours": neighbours, "product_info": str(entry.get("productInfo", "")),
+        "full_name": str(entry.get("fullName", spec.dataset)),
         "global_curation_grid": is_global, "products": products,
         "units": entry.get("units", {}).get(spec.variable) or str(attrs.get("units", "")),
         "long_name": str(attrs.get("long_name", spec.variable)),
@@ -113,6 +117,17 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
     return plan
 
 
+def _neighbours(entry: dict, matches, available, window: timedelta, first, last) -> list:
+    """Per mask step, the curation steps before and after its match that have a file (else None)."""
+    have = set(available)
+    around = {t + d for t in matches if t is not None for d in (-window, window)} - have
+    around = sorted(t for t in around if first <= t <= last)
+    present = existing([file_for(entry, t) for t in around])
+    have |= {t for t in around if file_for(entry, t) in present}
+    return [None if t is None else [to_ts(n) if n in have else None for n in (t - window, t + window)]
+            for t in matches]
+
+
 def _arc(cols: np.ndarray, n: int, wrap: bool) -> tuple[int, int]:
     """Smallest contiguous (circular if ``wrap``) run of columns holding ``cols``: (start, length)."""
     u = np.unique(cols % n if wrap else np.clip(cols, 0, n - 1))
@@ -124,8 +139,12 @@ def _arc(cols: np.ndarray, n: int, wrap: bool) -> tuple[int, int]:
     return start, int(n - gaps[k] + 1)
 
 
-def curate_anomaly(reader, t, plan: JobPlan, cgrid: dict, plat, plon, half_lat, half_lon):
-    """Footprint cells and interpolated values of one anomaly; also the bytes read."""
+def curate_anomaly(reader, times, plan: JobPlan, cgrid: dict, plat, plon, half_lat, half_lon):
+    """Footprint cells of one anomaly with their values at ``times`` (t-1, t, t+1; None = no
+    step there: NaN), the values interpolated onto its pixels at t, and the bytes read.
+
+    Returns ``foot`` rows ``(lat, lon, v[t-1], v[t], v[t+1])``."""
+    t = times[1]
     clat, clon = cgrid["lat"], cgrid["lon"]
     wrap = plan.meta["global_curation_grid"]
     r0, r1 = regrid.cover_ranges(plat, half_lat, clat, False)
@@ -146,8 +165,19 @@ def curate_anomaly(reader, t, plan: JobPlan, cgrid: dict, plat, plon, half_lat, 
     else:
         interp = regrid.bilinear(field, wlat, wlon, plat, plon_w, False)
     cells = regrid.footprint_cells(plat, plon_w, half_lat, half_lon, wlat, wlon, False)
-    foot = np.column_stack([wlat[cells[:, 0]], lon180(wlon[cells[:, 1]]), field[cells[:, 0], cells[:, 1]]])
-    return foot, interp, field.size * 4
+    values = []
+    for k, tk in enumerate(times):
+        if k == 1:
+            f = field
+        elif tk is None:
+            values.append(np.full(cells.shape[0], np.nan))
+            continue
+        else:
+            f = reader.read(tk, plan.src_rows[rows], plan.src_cols[cols]).astype(np.float64)
+        values.append(f[cells[:, 0], cells[:, 1]])
+    n_read = 1 + sum(tk is not None for k, tk in enumerate(times) if k != 1)
+    foot = np.column_stack([wlat[cells[:, 0]], lon180(wlon[cells[:, 1]]), *values])
+    return foot, interp, field.size * 4 * n_read
 
 
 def run(cfg: Config, job_id: int, chunk: int) -> None:
@@ -169,11 +199,13 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
                 rows, cols, aid, _ = step_pixels(parent.read_step("anomaly_id", s, pplan.layout))
                 plat, plon = pplan.lat[rows], pplan.lon[cols]
                 ids = np.unique(aid)
+                before, after = meta["neighbours"][s] if "curated" in meta["products"] else (None, None)
+                times = [None if x is None else from_ts(x) for x in (before, meta["matches"][s], after)]
                 foot_parts, int_parts, stats = [], [], []
                 for a in ids:
                     sel = aid == a
-                    foot, interp, nbytes = curate_anomaly(reader, from_ts(meta["matches"][s]), plan, cgrid,
-                                                          plat[sel], plon[sel], half_lat, half_lon)
+                    foot, interp, nbytes = curate_anomaly(reader, times, plan, cgrid, plat[sel], plon[sel],
+                                                          half_lat, half_lon)
                     bytes_read += nbytes
                     foot_parts.append(foot)
                     int_parts.append(np.column_stack([plat[sel], plon[sel], interp]))
@@ -182,13 +214,15 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
                 out = {
                     "aid": ids.astype(np.int32),
                     "foot_off": np.r_[0, np.cumsum([len(f) for f in foot_parts])].astype(np.int64),
-                    "foot": np.concatenate(foot_parts) if foot_parts else np.zeros((0, 3)),
+                    "foot": np.concatenate(foot_parts) if foot_parts else np.zeros((0, 5)),
                     "int_off": np.r_[0, np.cumsum([len(f) for f in int_parts])].astype(np.int64),
                     "interp": np.concatenate(int_parts) if int_parts else np.zeros((0, 3)),
                     "stats": np.array(stats, np.float64).reshape(-1, len(STAT_NAMES)),
                 }
             store.put_table("curate", s, "result", out)
+    # What reading whole fields would have cost: every curation step a matched mask step uses.
     field_bytes = len(cgrid["lat"]) * len(cgrid["lon"]) * 4
-    n_matched = sum(1 for s in range(t0, t1) if meta["matches"][s] is not None)
+    n_fields = sum(1 + sum(n is not None for n in meta["neighbours"][s]) * ("curated" in meta["products"])
+                   for s in range(t0, t1) if meta["matches"][s] is not None)
     store.put_table("curate", chunk, "io", {"bytes_read": np.array([bytes_read], np.int64),
-                                            "field_bytes": np.array([field_bytes * n_matched], np.int64)})
+                                            "field_bytes": np.array([field_bytes * n_fields], np.int64)})
