@@ -154,17 +154,25 @@ def test_hierarchies_match_files_and_xarray_opens_every_group(world, tmp_path):
         assert nav["lat"].size == 180
 
 
-def test_gap_in_curation_data_reported_missing(tmp_path):
-    # PhDef on a 30-minute cube; curation data hourly, one file removed -> those mask times missing.
+def _cube_and_hourly(tmp_path, variable):
+    """A PhDef job on a 30-minute 1-degree cube, and hourly curation data (value = 1000 * hour +
+    cell index) on the same grid with its 02:00 file removed."""
     vals = np.zeros((8, 10, 12), np.float32)
     vals[:, 3:7, 4:8] = 20.0
     cat_p = write_cube(tmp_path / "p", "CUBE", vals, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1))
-    cur = np.arange(6 * 10 * 12, dtype=np.float32).reshape(6, 10, 12)
-    cat_c = write_cube(tmp_path / "c", "HOURLY", cur, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1), 60)
+    cur = (1000.0 * np.arange(6)[:, None, None] + np.arange(120).reshape(10, 12)).astype(np.float32)
+    cat_c = write_cube(tmp_path / "c", "HOURLY", cur, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1), 60,
+                       variable=variable)
     (tmp_path / "c" / "HOURLY_202001010200.nc").unlink()
     _, p = run_job(tmp_path / "w", {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan",
                                     "value": 10.0, "start": "2020-01-01T00:00", "end": "2020-01-01T03:30",
                                     "bbox": [0, 0, 11, 9], "tracking": {"min_size": 4}}, [cat_p, cat_c])
+    return cat_p, cat_c, cur, p
+
+
+def test_gap_in_curation_data_reported_missing(tmp_path):
+    # PhDef on a 30-minute cube; curation data hourly, one file removed -> those mask times missing.
+    cat_p, cat_c, cur, p = _cube_and_hourly(tmp_path, "v")
     cfg, c = run_job(tmp_path / "w", {"stage": "curation", "phdef_job": p["job_id"], "dataset": "HOURLY",
                                       "variable": "v"}, [cat_p, cat_c])
     assert c["status"] == "complete", c["message"]
@@ -256,16 +264,7 @@ def test_curation_by_worker_and_mpirun_with_anomaly_plots(world, tmp_path):
 def test_curation_files_read_through_tos2ca_access_pattern(tmp_path):
     """Open both files as TOS2CA's notebook does: ``nc[group].groups[anomaly].variables[nc.Variable]``,
     reading Units and LongName off the variable; check t-1/t/t+1 against the source files."""
-    vals = np.zeros((8, 10, 12), np.float32)
-    vals[:, 3:7, 4:8] = 20.0
-    cat_p = write_cube(tmp_path / "p", "CUBE", vals, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1))
-    cur = (1000.0 * np.arange(6)[:, None, None] + np.arange(120).reshape(10, 12)).astype(np.float32)
-    cat_c = write_cube(tmp_path / "c", "HOURLY", cur, np.arange(10.0), np.arange(12.0), datetime(2020, 1, 1), 60,
-                       variable="T2M")
-    (tmp_path / "c" / "HOURLY_202001010200.nc").unlink()
-    _, p = run_job(tmp_path / "w", {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan",
-                                    "value": 10.0, "start": "2020-01-01T00:00", "end": "2020-01-01T03:30",
-                                    "bbox": [0, 0, 11, 9], "tracking": {"min_size": 4}}, [cat_p, cat_c])
+    cat_p, cat_c, cur, p = _cube_and_hourly(tmp_path, "T2M")
     _, c = run_job(tmp_path / "w", {"stage": "curation", "phdef_job": p["job_id"], "dataset": "HOURLY",
                                     "variable": "T2M"}, [cat_p, cat_c])
     assert c["status"] == "complete", c["message"]
