@@ -92,6 +92,55 @@ def test_masks_file_layout(runs):
     assert hier["navigation"] == ["lat", "lon"] and len(hier["masks"]) == 24
 
 
+def _cf_errors(path: Path, out: Path) -> list[str]:
+    """High-priority (error) messages of the IOOS compliance-checker's CF-1.8 suite."""
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    ComplianceChecker.run_checker(str(path), ["cf:1.8"], 0, "normal", output_filename=str(out),
+                                  output_format="json")
+    report = json.loads(out.read_text())["cf:1.8"]
+    assert report["possible_points"] > 100, "the suite really ran"
+    return [m for item in report["high_priorities"] for m in item["msgs"]]
+
+
+def test_ids_dataset_is_cf_clean_and_the_same_in_netcdf_and_zarr(runs, tmp_path):
+    import shutil
+    import warnings
+
+    _, (cfg, res), _ = runs
+    path = Path(outputs_by_name(cfg, res)["J-anomaly-ids.nc4"])
+    # The suite's only rule about the path is the ".nc" ending; TOS2CA names the file .nc4.
+    assert _cf_errors(path, tmp_path / "a.json") == [f'Dataset path {path} must end with ".nc"']
+    shutil.copy(path, tmp_path / "ids.nc")
+    assert _cf_errors(tmp_path / "ids.nc", tmp_path / "b.json") == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        nc = xr.open_dataset(path)
+        zr = xr.open_zarr(cfg.store(res["job_id"]).zarr_store())
+    with nc, zr:
+        assert nc.attrs == {k: (np.int32(v) if isinstance(v, int) else v) for k, v in zr.attrs.items()}
+        for attr in ("history", "source", "date_created", "operator", "threshold", "connectivity", "min_size",
+                     "min_overlap", "overlap_fraction", "Conventions"):
+            assert attr in nc.attrs, attr
+        assert nc.attrs["operator"] == "greaterThan" and nc.attrs["threshold"] == 10.0
+        assert sorted(nc.variables) == sorted(zr.variables)
+        for v in nc.variables:
+            assert nc[v].attrs == zr[v].attrs, v
+            assert np.array_equal(nc[v].values, zr[v].values), v
+        assert nc["time"].encoding["dtype"] == np.int32 and nc["time"].encoding["calendar"] == "standard"
+        assert str(nc["time"].values[0])[:16] == "2020-01-04T00:00"
+        np.testing.assert_array_equal(nc["time_bnds"].values[:, 1] - nc["time_bnds"].values[:, 0],
+                                      np.timedelta64(30, "m"))
+        np.testing.assert_allclose(nc["lat_bnds"].values[0], [-90.0, -89.0])
+        np.testing.assert_allclose(nc["lon_bnds"].values[-1], [179.0, 180.0])
+    with netCDF4.Dataset(outputs_by_name(cfg, res)["J-ForTraCC-Mask-Output.nc4"]) as ds:
+        g = ds["masks"][next(iter(ds["masks"].groups))]
+        assert g["mask_indices"].units == "1" and "anomaly id" in g["mask_indices"].long_name
+        assert g["data_values"].units == "mm/hr" and g["data_values"].long_name
+
+
 def _rings(geom):
     for poly in getattr(geom, "geoms", [geom]):
         yield poly.exterior, True

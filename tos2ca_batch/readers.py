@@ -9,6 +9,7 @@ after ``scale_factor``/``add_offset``): missing pixels come back as NaN.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from datetime import datetime
 
 import netCDF4
@@ -78,25 +79,30 @@ def time_units(var) -> str | None:
 
 
 class StepReader:
-    """Reads 2-D (lat, lon) subsets of one variable; keeps the last file open.
+    """Reads 2-D (lat, lon) subsets of one variable; keeps the last few files open.
 
-    With ``job_grid`` (the source lat/lon the job was planned on), every file is checked
-    against it when opened: a file on another grid raises :class:`GridMismatch` naming it.
+    ``keep_open`` files stay open (curation reads t-1, t and t+1 of every anomaly in turn, so it
+    would otherwise reopen a file per read). With ``job_grid`` (the source lat/lon the job was
+    planned on), every file is checked against it when opened: a file on another grid raises
+    :class:`GridMismatch` naming it.
     """
 
-    def __init__(self, entry: dict, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(self, entry: dict, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None,
+                 keep_open: int = 3):
         self.entry = entry
         self.variable = variable
         self.names = entry["coordinateNames"]
         self.job_grid = job_grid
+        self.keep_open = max(1, keep_open)
+        self._open_files: OrderedDict[str, tuple[netCDF4.Dataset, list[datetime]]] = OrderedDict()
         self._path: str | None = None
-        self._ds: netCDF4.Dataset | None = None
         self._times: list[datetime] = []
 
     def close(self) -> None:
-        if self._ds is not None:
-            self._ds.close()
-        self._ds, self._path = None, None
+        for ds, _ in self._open_files.values():
+            ds.close()
+        self._open_files.clear()
+        self._path, self._times = None, []
 
     def __enter__(self):
         return self
@@ -109,25 +115,36 @@ class StepReader:
         return ds[group] if group else ds
 
     def _open(self, path: str):
-        if path != self._path:
-            self.close()
-            self._ds = open_dataset(path)
-            self._path = path
-            g = self._group(self._ds)
-            tname = self.names.get("time", "time")
-            tvar = g.variables.get(tname) or self._ds.variables.get(tname)
-            if tvar is None:
-                self._times = []
-            else:
-                tvar.set_auto_maskandscale(False)
-                cal = tvar.getncattr("calendar") if "calendar" in tvar.ncattrs() else None
-                self._times = decode_file_times(tvar[:], time_units(tvar), cal, path)
-            if self.job_grid is not None:
-                found = self._grid_of(g)
-                if not same_grid(found, self.job_grid):
-                    raise GridMismatch(f"{path} is on another grid than the job ({describe_grid(*found)}; the "
-                                       f"job's grid, from its first file: {describe_grid(*self.job_grid)})")
-        return self._group(self._ds)
+        if path not in self._open_files:
+            while len(self._open_files) >= self.keep_open:
+                self._open_files.popitem(last=False)[1][0].close()
+            ds = open_dataset(path)
+            try:
+                self._open_files[path] = (ds, self._check(ds, path))
+            except BaseException:
+                ds.close()
+                raise
+        self._open_files.move_to_end(path)
+        ds, self._times = self._open_files[path]
+        self._path = path
+        return self._group(ds)
+
+    def _check(self, ds, path: str) -> list[datetime]:
+        """The file's decoded times, after checking its grid against the job's."""
+        g = self._group(ds)
+        tname = self.names.get("time", "time")
+        tvar = g.variables.get(tname) or ds.variables.get(tname)
+        times = []
+        if tvar is not None:
+            tvar.set_auto_maskandscale(False)
+            cal = tvar.getncattr("calendar") if "calendar" in tvar.ncattrs() else None
+            times = decode_file_times(tvar[:], time_units(tvar), cal, path)
+        if self.job_grid is not None:
+            found = self._grid_of(g)
+            if not same_grid(found, self.job_grid):
+                raise GridMismatch(f"{path} is on another grid than the job ({describe_grid(*found)}; the "
+                                   f"job's grid, from its first file: {describe_grid(*self.job_grid)})")
+        return times
 
     def _grid_of(self, g) -> tuple[np.ndarray, np.ndarray]:
         lat = np.asarray(g.variables[self.names["lat"]][:], np.float64)

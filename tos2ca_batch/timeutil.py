@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -81,6 +82,15 @@ def decode_file_times(values, units: str, calendar: str | None, where: str) -> l
         except ValueError:
             raise ValueError(f"{where}: time {d} of calendar {cal!r} has no UTC date label") from None
     return out
+
+
+def step_end(t: datetime, time_step) -> datetime:
+    """Where the time step starting at ``t`` ends (the next step's start)."""
+    step = step_minutes(time_step)
+    if step == "monthly":
+        y, m = t.year + t.month // 12, t.month % 12 + 1
+        return t.replace(year=y, month=m, day=min(t.day, calendar.monthrange(y, m)[1]))
+    return t + timedelta(minutes=step)
 
 
 def step_minutes(time_step) -> int | str:

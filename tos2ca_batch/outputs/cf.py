@@ -1,4 +1,10 @@
-"""The final anomaly ids as a CF dataset ``(time, lat, lon)``: Zarr (chunk store) and netCDF-4."""
+"""The final anomaly ids as a CF-1.8 dataset ``(time, lat, lon)``: Zarr (chunk store) and netCDF-4.
+
+Both carry the same variables (``anomaly_id``, ``time``/``lat``/``lon`` and their bounds) and the
+same attributes, so a user gets one dataset whichever they open. Time is int32 minutes since
+1970-01-01 (the file times' UTC labels; every step starts on a whole minute), bounds are the
+dataset's own time step and the cells' edges.
+"""
 
 from __future__ import annotations
 
@@ -7,55 +13,90 @@ from datetime import datetime
 import netCDF4
 import numpy as np
 
+from tos2ca_batch.algorithm import cell_edges
+from tos2ca_batch.timeutil import step_end
+
+EPOCH = datetime(1970, 1, 1)
+TIME_UNITS = "minutes since 1970-01-01 00:00:00"
 ID_ATTRS = {
     "long_name": "ForTraCC anomaly id (0 = no anomaly)",
     "units": "1",
     "coordinates": "time lat lon",
 }
+COORD_ATTRS = {
+    "time": {"units": TIME_UNITS, "calendar": "standard", "standard_name": "time", "axis": "T",
+             "bounds": "time_bnds", "long_name": "start of the time step"},
+    "lat": {"units": "degrees_north", "standard_name": "latitude", "axis": "Y", "bounds": "lat_bnds"},
+    "lon": {"units": "degrees_east", "standard_name": "longitude", "axis": "X", "bounds": "lon_bnds"},
+}
 
 
-def _time_values(times: list[datetime]) -> tuple[np.ndarray, str]:
-    t0 = times[0]
-    units = f"minutes since {t0:%Y-%m-%d %H:%M:%S}"
-    return np.array([int((t - t0).total_seconds() // 60) for t in times], np.int64), units
+def _minutes(t: datetime) -> int:
+    return int((t - EPOCH).total_seconds() // 60)
+
+
+def coordinates(lat: np.ndarray, lon: np.ndarray, times: list[datetime], time_step) -> dict[str, np.ndarray]:
+    """Coordinate and bounds arrays: time (int32 minutes), time_bnds (the step), lat/lon bounds (edges)."""
+    lat_e = cell_edges(np.asarray(lat, np.float64))
+    lon_u = np.unwrap(np.asarray(lon, np.float64), period=360.0)
+    lon_e = cell_edges(lon_u)
+    lon_b = np.column_stack([lon_e[:-1], lon_e[1:]])
+    lon_b = lon_b - 360.0 * np.floor((lon_u[:, None] + 180.0) / 360.0)  # each cell beside its own centre
+    return {
+        "time": np.array([_minutes(t) for t in times], np.int32),
+        "time_bnds": np.array([[_minutes(t), _minutes(step_end(t, time_step))] for t in times], np.int32),
+        "lat": np.asarray(lat, np.float64),
+        "lat_bnds": np.column_stack([np.clip(lat_e[:-1], -90, 90), np.clip(lat_e[1:], -90, 90)]),
+        "lon": np.asarray(lon, np.float64),
+        "lon_bnds": lon_b,
+    }
+
+
+def _bounds_dim(name: str) -> tuple[str, str]:
+    return name.split("_")[0], "nv"
 
 
 def create_cf_group(group, shape, chunks, coords: dict) -> None:
-    """Add ``anomaly_id`` and its coordinates to a Zarr v3 group that xarray opens as is."""
-    tvals, tunits = _time_values(coords["times"])
-    group.attrs.update({"Conventions": "CF-1.8", "title": "ForTraCC anomaly ids",
-                        "source_variable": coords["variable"]})
+    """Add ``anomaly_id``, its coordinates and bounds to a Zarr v3 group that xarray opens as is."""
+    group.attrs.update({"Conventions": "CF-1.8", "title": "ForTraCC anomaly ids"})
     group.create_array("anomaly_id", shape=shape, chunks=chunks, dtype="int32", fill_value=0,
                        dimension_names=("time", "lat", "lon"), attributes=ID_ATTRS)
-    t = group.create_array("time", shape=tvals.shape, dtype="int64", dimension_names=("time",),
-                           attributes={"units": tunits, "calendar": "standard", "standard_name": "time",
-                                       "axis": "T"})
-    t[:] = tvals
-    lat = group.create_array("lat", shape=coords["lat"].shape, dtype="float64", dimension_names=("lat",),
-                             attributes={"units": "degrees_north", "standard_name": "latitude", "axis": "Y"})
-    lat[:] = coords["lat"]
-    lon = group.create_array("lon", shape=coords["lon"].shape, dtype="float64", dimension_names=("lon",),
-                             attributes={"units": "degrees_east", "standard_name": "longitude", "axis": "X"})
-    lon[:] = coords["lon"]
+    arrays = coordinates(coords["lat"], coords["lon"], coords["times"], coords["time_step"])
+    for name, values in arrays.items():
+        dims = _bounds_dim(name) if name.endswith("_bnds") else (name,)
+        a = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims,
+                               attributes=COORD_ATTRS.get(name, {}))
+        a[:] = values
 
 
-def write_ids_netcdf(path: str, lat, lon, times: list[datetime], read_step, attrs: dict) -> None:
-    """Stream the id cube step by step into a CF netCDF-4 file."""
-    tvals, tunits = _time_values(times)
+def netcdf_attributes(attrs: dict) -> dict:
+    """JSON-typed attributes as netCDF ones (whole numbers as int32, lists as arrays)."""
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, bool):
+            v = np.int8(v)
+        elif isinstance(v, int):
+            v = np.int32(v)
+        elif isinstance(v, list):
+            v = np.asarray(v)
+        out[k] = v
+    return out
+
+
+def write_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, read_step, attrs: dict) -> None:
+    """Stream the id cube step by step into a CF netCDF-4 file with ``attrs`` (JSON-typed)."""
+    arrays = coordinates(lat, lon, times, time_step)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.setncatts({"Conventions": "CF-1.8", **attrs})
+        ds.setncatts(netcdf_attributes({"Conventions": "CF-1.8", **attrs}))
         ds.createDimension("time", len(times))
         ds.createDimension("lat", lat.size)
         ds.createDimension("lon", lon.size)
-        t = ds.createVariable("time", "i8", ("time",))
-        t.setncatts({"units": tunits, "calendar": "standard", "standard_name": "time", "axis": "T"})
-        t[:] = tvals
-        v = ds.createVariable("lat", "f8", ("lat",))
-        v.setncatts({"units": "degrees_north", "standard_name": "latitude", "axis": "Y"})
-        v[:] = lat
-        v = ds.createVariable("lon", "f8", ("lon",))
-        v.setncatts({"units": "degrees_east", "standard_name": "longitude", "axis": "X"})
-        v[:] = lon
+        ds.createDimension("nv", 2)
+        for name, values in arrays.items():
+            dims = _bounds_dim(name) if name.endswith("_bnds") else (name,)
+            v = ds.createVariable(name, values.dtype, dims)
+            v.setncatts(COORD_ATTRS.get(name, {}))
+            v[:] = values
         ids = ds.createVariable("anomaly_id", "i4", ("time", "lat", "lon"), zlib=True, complevel=4,
                                 chunksizes=(1, lat.size, lon.size))
         ids.setncatts(ID_ATTRS)

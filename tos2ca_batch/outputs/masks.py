@@ -39,7 +39,10 @@ def per_anomaly_stats(aid: np.ndarray, values: np.ndarray) -> dict[int, dict]:
 
 
 def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_events: int, read_step) -> None:
-    """``read_step(s)`` returns step s's anomaly pixels: rows, cols, ids, values (in file order)."""
+    """``read_step(s)`` returns step s's anomaly pixels: rows, cols, ids, values (in file order).
+
+    ``attrs`` holds TOS2CA's root attributes plus ``units`` and ``long_name`` of the variable,
+    which ``data_values`` carries too."""
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(attrs)
         nav = ds.createGroup("navigation")
@@ -57,7 +60,12 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
             g.createDimension("num_pixels", rows.size)
             g.createDimension("num_cols", 3)
             mi = g.createVariable("mask_indices", "i4", ("num_pixels", "num_cols"), zlib=True)
+            mi.long_name = ("row and column of each anomalous pixel (indices into /navigation lat and lon) and "
+                            "its anomaly id")
+            mi.units = "1"
             dv = g.createVariable("data_values", "f4", ("num_pixels",), zlib=True)
+            dv.long_name = attrs.get("long_name", attrs.get("variable", ""))
+            dv.units = attrs.get("units", "")
             if rows.size:
                 mi[:] = np.column_stack([rows, cols, aid])
                 dv[:] = vals

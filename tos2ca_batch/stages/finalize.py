@@ -32,7 +32,28 @@ def masks_attributes(plan: JobPlan, job_id: int) -> dict:
         "min_size": np.int32(trk["min_size"]), "min_overlap": float(trk["min_overlap"]),
         "overlap_fraction": trk.get("overlap_fraction", "exact"), "format": "netCDF-4",
         "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "units": m["units"],
+        "software_version": __version__, "units": m["units"], "long_name": m["long_name"],
+    }
+
+
+def ids_attributes(plan: JobPlan, job_id: int) -> dict:
+    """Global attributes of the ids dataset (netCDF and Zarr alike), JSON-typed."""
+    m = plan.meta
+    trk = m["tracking"]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    what = f"{m['dataset']} {m['variable']} {m['operator']} {m['value']} {m['units']}".strip()
+    return {
+        "title": f"ForTraCC anomaly ids of job {job_id}", "Conventions": "CF-1.8",
+        "source": f"tos2ca-batch {__version__}: {m['dataset']} ({m['entry'].get('fullName', m['dataset'])})",
+        "history": f"{now} tos2ca-batch {__version__} PhDef job {job_id}: {what}, ForTraCC tracking",
+        "date_created": now, "job_id": int(job_id), "dataset": m["dataset"], "variable": m["variable"],
+        "source_variable": m["variable"], "source_units": m["units"],
+        "event_type": EVENT_TYPES[m["operator"]], "operator": m["operator"], "threshold": float(m["value"]),
+        "connectivity": int(trk["connectivity"]), "min_size": int(trk["min_size"]),
+        "min_overlap": float(trk["min_overlap"]), "overlap_fraction": trk.get("overlap_fraction", "exact"),
+        "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software_version": __version__,
     }
 
 
@@ -107,8 +128,8 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             publish(f"{job_id}-tracks.png", "tracks", lambda p: tracks_png(
                 p, paths, (lon_e[0], lat_e[0], lon_e[-1], lat_e[-1]),
                 f"{n} anomalies of {m['dataset']} {m['variable']} {m['operator']} {m['value']}"))
+        ids_attrs = ids_attributes(plan, job_id)
+        store.set_ids_attributes(ids_attrs)
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                p, plan.lat, plan.lon, plan.times(), read_ids,
-                {"title": f"ForTraCC anomaly ids of job {job_id}", "dataset": plan.meta["dataset"],
-                 "variable": plan.meta["variable"], "job_id": np.int32(job_id)}))
+                p, plan.lat, plan.lon, plan.times(), plan.meta["entry"]["timeStep"], read_ids, ids_attrs))

@@ -83,7 +83,8 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
     ts_dt = [t.strftime("%Y%m%d%H%M") for t in times]
     store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
                         {"lat": lat, "lon": lon, "times": times, "units": meta["units"],
-                         "long_name": meta["long_name"], "variable": spec.variable})
+                         "long_name": meta["long_name"], "variable": spec.variable,
+                         "time_step": entry["timeStep"]})
     db = cfg.db()
     for stage in plan.stages():
         lay = plan.stage_layout(stage)

@@ -91,6 +91,14 @@ class ChunkStore:
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(self.zarr_store())
 
+    def set_ids_attributes(self, attrs: dict) -> None:
+        """Global attributes of the ids dataset (written once, by finalize), then re-consolidate."""
+        group = zarr.open_group(self.zarr_store(), mode="r+")
+        group.attrs.update(attrs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(self.zarr_store())
+
     def _array(self, path: str) -> zarr.Array:
         if path not in self._arrays:
             self._arrays[path] = zarr.open_array(self.zarr_store(), path=path, mode="r+")
