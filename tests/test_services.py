@@ -77,12 +77,17 @@ def test_production_services_give_identical_outputs(local_data, tmp_path, monkey
     assert all(c["status"] == "complete" for c in db.chunks(prod["job_id"]))
     assert_same_outputs(local_outputs(embedded, tmp_path), local_outputs(prod, tmp_path))
 
-    # Map tables went through Redis (with TTL, split into parts), ids to durable Zarr on S3.
-    keys = [k.decode() for k in client.scan_iter(f"{ns}:{prod['job_id']}:*", count=1000)]
-    assert any(k.endswith(":map:0:components") for k in keys) and any(":part" in k for k in keys)
-    assert 0 < client.ttl(f"{ns}:{prod['job_id']}:map:0:components") <= 3600
-    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"store/{prod['job_id']}/store.zarr/")
-    assert any(o["Key"].endswith("anomaly_id/zarr.json") for o in listed["Contents"])
+    # Tables went through Redis (with TTL, split into parts; after completion only what curation and
+    # sync read is left), ids to durable Zarr on S3 (no tables there).
+    key = f"{prod['job_id']}-{db.job_uid(prod['job_id'])}"
+    keys = [k.decode() for k in client.scan_iter(f"{ns}:{key}:*", count=1000)]
+    assert {k.split(":", 2)[2].split(":part")[0] for k in keys} == {
+        "job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies"}
+    assert any(":part" in k for k in keys)
+    assert 0 < client.ttl(f"{ns}:{key}:reduce:0:components") <= 3600
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"store/{key}/")["Contents"]
+    assert any(o["Key"].endswith("store.zarr/anomaly_id/zarr.json") for o in listed)
+    assert not any("/tables/" in o["Key"] or "/scratch/" in o["Key"] for o in listed)
     ids_b = xr.open_zarr(cfg_b.store(prod["job_id"]).zarr_store())["anomaly_id"].values
     ids_a = xr.open_zarr(cfg_a.store(embedded["job_id"]).zarr_store())["anomaly_id"].values
     assert ids_a.tobytes() == ids_b.tobytes() and ids_a.any()

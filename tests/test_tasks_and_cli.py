@@ -46,7 +46,7 @@ def test_claims_are_exclusive_and_leases_expire(tmp_path):
     assert db.claim_chunk(job, "map", 1, "w3", 600) == "complete"
     db.finish_chunk(job, "map", 0, "failed", "boom")
     assert db.claim_chunk(job, "map", 0, "w3", 600) == "claimed"
-    assert db.query("SELECT version FROM schema_version") == [{"version": 1}]
+    assert db.query("SELECT version FROM schema_version") == [{"version": 2}]
 
 
 def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):
@@ -75,23 +75,37 @@ def ids_cube(cfg, job):
 
 
 def test_rerunning_a_task_is_harmless(cube, tmp_path):
-    cfg, res = run_job(tmp_path / "w", SPEC, cube, block_steps=2, tile=(5, 12))
-    before = ids_cube(cfg, 1)
-    env = {"AWS_BATCH_JOB_ARRAY_INDEX": "1", "TOS2CA_CATALOG": str(cube)}
-    p = cli("task", "relabel", "--job", "1", "--workdir", str(tmp_path / "w"), env=env)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout.splitlines()[-1]) == {"job_id": 1, "stage": "relabel", "chunk": 1, "state": "skipped"}
+    """Tasks of a running job, each a process as an array child runs it: a finished task re-run
+    is skipped, a task without its done marker recomputes the same result."""
+    ref_cfg, ref = run_job(tmp_path / "ref", SPEC, cube, block_steps=2, tile=(5, 12))
+    before = ids_cube(ref_cfg, ref["job_id"])
+    work = str(tmp_path / "w")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, chunking={"block_steps": 2, "tile": [5, 12]})))
+    env = {"TOS2CA_CATALOG": str(cube)}
+    assert cli("submit", str(spec), "--workdir", work, env=env).returncode == 0
+    assert cli("task", "plan", "--job", "1", "--workdir", work, env=env).returncode == 0
+    from tos2ca_batch.config import Config
+
+    cfg = Config.from_env(work)
     db, store = cfg.db(), cfg.store(1)
     stages = (("map", 4), ("reduce", 1), ("relabel", 4))
+
+    def run_all(expect: str, todo=stages) -> None:
+        for stage, n in todo:
+            for c in reversed(range(n)):
+                p = cli("task", stage, "--job", "1", "--chunk", str(c), "--workdir", work, env=env)
+                assert p.returncode == 0 and f'"{expect}"' in p.stdout, p.stderr
 
     def reset_and_run(expect: str) -> None:
         for stage, _ in stages:
             db.execute("UPDATE chunks SET status = 'pending' WHERE jobID = 1 AND stage = ?", (stage,))
-        for stage, n in stages:
-            for c in reversed(range(n)):
-                p = cli("task", stage, "--job", "1", "--chunk", str(c), "--workdir", str(tmp_path / "w"), env=env)
-                assert p.returncode == 0 and f'"{expect}"' in p.stdout, p.stderr
+        run_all(expect)
 
+    run_all("done")
+    p = cli("task", "relabel", "--job", "1", "--workdir", work, env=dict(env, AWS_BATCH_JOB_ARRAY_INDEX="1"))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1]) == {"job_id": 1, "stage": "relabel", "chunk": 1, "state": "skipped"}
     # A task whose outputs are all written (e.g. killed before its row was updated) is not redone.
     reset_and_run("skipped")
     # Without the completion markers the tasks recompute: the same tables and the same ids.
@@ -99,6 +113,8 @@ def test_rerunning_a_task_is_harmless(cube, tmp_path):
         for c in range(n):
             store.blobs.delete(f"{stage}:{c}:done")
     reset_and_run("done")
+    run_all("done", [("publish", len(db.chunks(1, "publish"))), ("finalize", 1)])
+    assert db.get_job(1)["status"] == "complete"
     after = ids_cube(cfg, 1)
     assert before.tobytes() == after.tobytes() and before.any()
     assert all(c["attempts"] == 3 and c["status"] == "complete" for c in db.chunks(1, "map"))
@@ -118,3 +134,33 @@ def test_submit_then_task_plan(cube, tmp_path):
 def test_demo_command_help():
     p = cli("--help")
     assert p.returncode == 0 and all(c in p.stdout for c in ("demo", "run", "submit", "task", "status", "synth"))
+
+
+def test_a_task_before_its_stage_is_ready_changes_nothing(cube, tmp_path):
+    """`task reduce` before map finished: exit 75 ("not-ready"), the job is not failed, and it
+    completes normally once map has run."""
+    work = str(tmp_path / "w")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, chunking={"block_steps": 2, "tile": [5, 12]})))
+    env = {"TOS2CA_CATALOG": str(cube)}
+    assert cli("submit", str(spec), "--workdir", work, env=env).returncode == 0
+    p = cli("task", "reduce", "--job", "1", "--workdir", work, env=env)
+    assert p.returncode == 75 and json.loads(p.stdout.splitlines()[-1])["reason"] == "the job has not been planned yet"
+    assert cli("task", "plan", "--job", "1", "--workdir", work, env=env).returncode == 0
+    from tos2ca_batch.config import Config
+
+    db = Config.from_env(work).db()
+    before = db.chunks(1)
+    assert cli("task", "map", "--job", "1", "--chunk", "0", "--workdir", work, env=env).returncode == 0
+    p = cli("task", "reduce", "--job", "1", "--workdir", work, env=env)
+    out = json.loads(p.stdout.splitlines()[-1])
+    assert p.returncode == 75 and out["state"] == "not-ready", p.stderr
+    assert out["reason"] == "map is not complete (3 pending)"
+    row = db.get_job(1)
+    assert row["status"] != "failed" and not row["message"]
+    assert [c for c in db.chunks(1) if c["stage"] == "reduce"] == [c for c in before if c["stage"] == "reduce"]
+    for stage in ("map", "reduce", "relabel", "publish", "finalize"):
+        for c in db.chunks(1, stage):
+            p = cli("task", stage, "--job", "1", "--chunk", str(c["chunkID"]), "--workdir", work, env=env)
+            assert p.returncode == 0, p.stderr
+    assert db.get_job(1)["status"] == "complete"

@@ -12,6 +12,8 @@ from pathlib import Path
 from tos2ca_batch import __version__
 from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_PRODUCTS
 
+EXIT_NOT_READY = 75  # EX_TEMPFAIL: a task whose earlier stages are not complete; nothing changed
+
 
 def _tile(text: str) -> tuple[int, int]:
     try:
@@ -260,8 +262,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         chunk = args.chunk if args.chunk is not None else chunk_from_env()
         state = run_task(cfg, args.stage, args.job, chunk)
-        print(json.dumps({"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}))
-        return 0
+        out = {"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}
+        if state == "not-ready":
+            from tos2ca_batch.tasks import not_ready
+
+            out["reason"] = not_ready(cfg, args.job, args.stage)
+        print(json.dumps(out))
+        return EXIT_NOT_READY if state == "not-ready" else 0
     if args.command == "aws":
         from tos2ca_batch.backends import aws_batch
         from tos2ca_batch.runner import apply_overrides

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.stores.jobsdb import JobsDB, open_jobs_db
-from tos2ca_batch.stores.objectstore import OutputStore, open_output_store
+from tos2ca_batch.stores.objectstore import OutputStore, default_output_prefix, open_output_store
 
 
 def secret_settings(secret_id: str) -> dict[str, str]:
@@ -90,22 +90,35 @@ class Config:
         return self._db
 
     def store(self, job_id: int) -> ChunkStore:
+        """The job's chunk store, keyed by ``{J}-{job identity}`` (folder, S3 prefix, Redis keys)."""
         if job_id not in self._stores:
             from tos2ca_batch.stores.blobs import DirBlobs, RedisBlobs, S3Blobs
 
+            uid = self.db().job_uid(job_id)
+            key = f"{job_id}-{uid}"
             base = (self.store_url or str(self.workdir / "jobs")).rstrip("/")
-            job_url = f"{base}/{job_id}"
+            job_url = f"{base}/{key}"
             if self.redis_url:
-                blobs = RedisBlobs(self.redis_url, job_id, self.redis_ttl, self.redis_part_bytes, self.redis_prefix)
+                blobs = RedisBlobs(self.redis_url, key, self.redis_ttl, self.redis_part_bytes, self.redis_prefix)
             elif base.startswith("s3://"):
                 blobs = S3Blobs(f"{job_url}/tables")
             else:
                 blobs = DirBlobs(f"{job_url}/tables")
-            self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", scratch_in_zarr=not self.redis_url)
+            self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", scratch_in_zarr=not self.redis_url,
+                                              identity=uid)
         return self._stores[job_id]
 
+    def output_base(self, job_id: int) -> str:
+        """Where job J's outputs go unless that place holds another job's: ``<outputs>/J``."""
+        return default_output_prefix(self.output_url, self.workdir, job_id)
+
     def outputs(self, job_id: int) -> OutputStore:
-        return open_output_store(self.output_url, self.workdir, job_id)
+        """The output location the job claimed when it was planned (see ``claim_output_prefix``)."""
+        store = self.store(job_id)
+        prefix = None
+        if store.has_json("plan"):
+            prefix = store.get_json("plan").get("output_prefix")
+        return open_output_store(prefix or self.output_base(job_id))
 
     def describe(self) -> dict:
         """Where things are, without credentials."""

@@ -45,12 +45,15 @@ def _spec_from_row(cfg: Config, row: dict) -> tuple[JobSpec, dict, dict]:
 
 
 def fail(cfg: Config, job_id: int, message: str) -> dict:
+    """Fail a running (or pending) job once: the first failure's message stays and is the one mailed."""
     db = cfg.db()
-    already = db.get_job(job_id)["status"] == "failed"  # a task already failed it and told the user
-    db.update_job(job_id, status="failed", message=message[:4000])
-    log.error("job %s failed: %s", job_id, message)
-    if not already:
+    if db.get_job(job_id)["status"] == "pending":
+        db.update_job(job_id, status="running")
+    if db.fail_running_job(job_id, message):
+        log.error("job %s failed: %s", job_id, message)
         notify(cfg, job_id)
+    else:  # a task (or another rank) failed it first and told the user
+        log.error("job %s failed: %s (first reported: %s)", job_id, message, db.get_job(job_id)["message"])
     return result(cfg, job_id)
 
 
@@ -107,6 +110,11 @@ def complete_job(cfg: Config, job_id: int) -> bool:
         (message, job_id),
     )
     if n == 1:
+        try:  # scratch is only space now; failing to free it does not undo the result
+            gone = store.release()
+            log.info("job %s: released %d scratch keys", job_id, len(gone))
+        except Exception as exc:
+            log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
         notify(cfg, job_id)
     return n == 1
 

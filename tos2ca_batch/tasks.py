@@ -46,12 +46,36 @@ class _LeaseKeeper(threading.Thread):
                 log.warning("could not renew the lease of %s", self.args_)
 
 
-def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
-    """``done``, ``skipped`` (already complete) or ``busy`` (another task holds it)."""
+def not_ready(cfg: Config, job_id: int, stage: str) -> str | None:
+    """Why ``stage`` of the job may not run yet (None when every earlier stage is complete)."""
+    from tos2ca_batch.stages.common import stages_of
+
+    store = cfg.store(job_id)
+    if not store.has_json("plan"):
+        return "the job has not been planned yet"
+    stages = stages_of(store.get_json("plan"))
+    if stage not in stages:
+        raise ValueError(f"job {job_id} has no {stage} stage; its stages are {', '.join(stages)}")
+    counts = cfg.db().chunk_counts(job_id)
+    for before in stages[: stages.index(stage)]:
+        left = {k: v for k, v in counts.get(before, {}).items() if k != "complete"}
+        if left:
+            return f"{before} is not complete ({', '.join(f'{v} {k}' for k, v in sorted(left.items()))})"
+    return None
+
+
+def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") -> str:
+    """``done``, ``skipped`` (already complete), ``busy`` (another task holds it) or ``not-ready``
+    (an earlier stage is not complete: nothing is changed, the job is not failed).
+
+    A failing task fails the job once, with the message ``<stage> chunk <chunk>[ <where>]: ...``
+    (``where`` says e.g. which MPI rank ran it)."""
     if stage not in STAGE_FUNCS:
         raise ValueError(f"stage must be one of {', '.join(STAGE_FUNCS)}; got {stage!r}")
     db = cfg.db()
     worker = worker_name()
+    if not_ready(cfg, job_id, stage):
+        return "not-ready"
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
         return "skipped" if state == "complete" else "busy"
@@ -69,9 +93,8 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int) -> str:
         log.error("job %s %s chunk %s failed: %s\n%s", job_id, stage, chunk, msg, traceback.format_exc())
         db.finish_chunk(job_id, stage, chunk, "failed", msg[:2000])
         if isinstance(exc, Exception):  # bad data or a bug: the job has failed (a killed host is retried)
-            n = db.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
-                           (f"{stage} chunk {chunk}: {msg}"[:4000], job_id))
-            if n == 1:
+            label = f"{stage} chunk {chunk}" + (f" {where}" if where else "")
+            if db.fail_running_job(job_id, f"{label}: {msg}"):
                 from tos2ca_batch.notify import notify
 
                 notify(cfg, job_id)

@@ -36,11 +36,13 @@ class MPIBackend:
 
         for chunk in chunks[self.rank :: self.size]:
             try:
-                run_task(cfg, stage, job_id, chunk)
+                run_task(cfg, stage, job_id, chunk, where=f"on rank {self.rank}")
             except BaseException as exc:
                 msg = f"{stage} chunk {chunk} on rank {self.rank}: {type(exc).__name__}: {exc}"
                 log.error("job %s failed: %s; aborting all ranks", job_id, msg)
-                cfg.db().update_job(job_id, status="failed", message=msg)
+                # The task has failed the job with this message already, unless it failed before
+                # running the stage (e.g. claiming): only then is it written here. Never overwritten.
+                cfg.db().fail_running_job(job_id, msg)
                 # Abort here, on whichever rank: returning would leave the others in a collective.
                 self.comm.Abort(1)
 

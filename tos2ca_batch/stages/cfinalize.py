@@ -12,7 +12,7 @@ import numpy as np
 
 from tos2ca_batch.catalog import file_for
 from tos2ca_batch.config import Config
-from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.stages.common import JobPlan, verify_outputs
 from tos2ca_batch.stages.curate import FILL, STAT_NAMES
 from tos2ca_batch.timeutil import from_ts
 
@@ -136,6 +136,19 @@ def write_interpolated(path: str, plan: JobPlan, job_id: int, results: dict, ins
     return hierarchy
 
 
+def promised_outputs(plan: JobPlan, job_id: int, results: dict) -> list[str]:
+    """The file names a curation job promises (by its products, and its anomalies for the plots)."""
+    products, names = plan.meta["products"], []
+    fixed = {"curated": ["Curated-Data.nc4"], "interpolated": ["Interpolated-Data.nc4"],
+             "hierarchy": ["Curation-Hierarchy.json", "Interpolation-Hierarchy.json"], "stats": ["curation-stats.csv"]}
+    for product, files in fixed.items():
+        names += [f"{job_id}-{f}" for f in files] if product in products else []
+    if "anomaly-plots" in products:
+        names += [f"{job_id}-{ts}-anomaly-{int(a)}.png" for s, ts in enumerate(plan.timestamps)
+                  if plan.meta["matches"][s] for a in results[s]["aid"]]
+    return names
+
+
 def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
     store = cfg.store(job_id)
     plan = JobPlan.load(store)
@@ -200,6 +213,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
                         w.writerow([int(a), ts, cur, off, int(st[0]), int(st[1]), *[repr(float(x)) for x in st[2:]]])
         if "stats" in products:
             publish(f"{job_id}-curation-stats.csv", "stats", write_csv)
+    verify_outputs(db, outputs, job_id, promised_outputs(plan, job_id, results))
     missing = plan.meta["missing_times"]
     io = [store.get_table("curate", c, "io") for c in range(plan.layout.n_chunks)]
     read = sum(int(t["bytes_read"][0]) for t in io)

@@ -16,6 +16,32 @@ CURATION_PRODUCTS = ("curated", "interpolated", "hierarchy", "stats", "anomaly-p
 CURATION_DEFAULT = ("curated", "interpolated", "hierarchy", "stats")
 
 
+class OutputsMissing(RuntimeError):
+    """Finalize found a promised output absent or without its ``outputs`` row: the job fails."""
+
+
+def verify_outputs(db, outputs, job_id: int, names: list[str]) -> None:
+    """Every promised file exists where it was written and has its ``outputs`` row; a job with
+    nothing promised is refused too, so "complete with no outputs" cannot happen."""
+    if not names:
+        raise OutputsMissing("the plan promises no outputs")
+    rows = {r["location"] for r in db.outputs(job_id)}
+    absent = [n for n in names if not outputs.exists(n)]
+    unrecorded = [n for n in names if outputs.location(n) not in rows]
+    if absent or unrecorded:
+        shown = ", ".join((absent + unrecorded)[:5])
+        raise OutputsMissing(f"{len(absent)} promised outputs missing and {len(unrecorded)} without an outputs row "
+                             f"under {outputs.prefix} (e.g. {shown})")
+
+
+def stages_of(meta: dict) -> list[str]:
+    """The stages of a planned job, in order (from its stored plan document)."""
+    if meta.get("kind") == "curation":
+        return ["curate", "cfinalize"]
+    seq = ["map", "reduce", "relabel", "publish", "finalize"]
+    return (["stats"] if meta["operator"] == "anomalyEvent" else []) + seq
+
+
 @dataclass
 class JobPlan:
     meta: dict
@@ -57,10 +83,7 @@ class JobPlan:
         return self.stage_layout(stage).n_chunks
 
     def stages(self) -> list[str]:
-        if self.meta.get("kind") == "curation":
-            return ["curate", "cfinalize"]
-        seq = ["map", "reduce", "relabel", "publish", "finalize"]
-        return (["stats"] if self.meta["operator"] == "anomalyEvent" else []) + seq
+        return stages_of(self.meta)
 
     def centroids(self, table: dict, idx) -> tuple[np.ndarray, np.ndarray]:
         """Centroid latitude and unwrapped longitude of components ``idx`` of a reduce table.

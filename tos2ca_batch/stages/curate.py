@@ -23,7 +23,7 @@ from tos2ca_batch.outputs.masks import step_pixels
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
 from tos2ca_batch.stages.common import CURATION_DEFAULT, CURATION_PRODUCTS, JobPlan
-from tos2ca_batch.stores.objectstore import existing
+from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, from_ts, parse_time, step_minutes, to_ts
 
 STAT_NAMES = ("count", "valid_count", "Min", "Max", "Mean", "Std_dev", "percentile_10", "percentile_25",
@@ -105,6 +105,8 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
         "categorical": spec.variable in entry.get("categorical", []), "time_step_minutes": step,
     }
     store = cfg.store(job_id)
+    meta["job_uid"] = store.identity
+    meta["output_prefix"] = claim_output_prefix(cfg.output_base(job_id), store.identity)
     store.put_table("plan", 0, "grid",
                     {"lat": pplan.lat, "lon": pplan.lon, "src_rows": row_order, "src_cols": col_order})
     store.put_table("plan", 0, "curation_grid", {"lat": clat, "lon": clon, "src_lat": src_lat, "src_lon": src_lon})

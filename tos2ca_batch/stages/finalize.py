@@ -14,7 +14,7 @@ from tos2ca_batch import __version__
 from tos2ca_batch.config import Config
 from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.outputs.cf import write_ids_netcdf
-from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.stages.common import JobPlan, verify_outputs
 from tos2ca_batch.stages.publish import grid_edges
 
 
@@ -53,8 +53,21 @@ def ids_attributes(plan: JobPlan, job_id: int) -> dict:
         "min_overlap": float(trk["min_overlap"]), "overlap_fraction": trk.get("overlap_fraction", "exact"),
         "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
         "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__,
+        "software_version": __version__, "job_uid": m.get("job_uid", ""),
     }
+
+
+def promised_outputs(plan: JobPlan, job_id: int) -> list[str]:
+    """The file names a PhDef plan promises (by its products and time steps)."""
+    products, names = plan.meta["products"], []
+    fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
+             "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
+             "ids": ["anomaly-ids.nc4"]}
+    for product, files in fixed.items():
+        names += [f"{job_id}-{f}" for f in files] if product in products else []
+    for product, ext in (("geojson", "json"), ("plots", "png")):
+        names += [f"{job_id}-{ts}.{ext}" for ts in plan.timestamps] if product in products else []
+    return names
 
 
 def anomaly_rows(plan: JobPlan, table: dict, n: int) -> tuple[list[dict], dict]:
@@ -133,3 +146,4 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
                 p, plan.lat, plan.lon, plan.times(), plan.meta["entry"]["timeStep"], read_ids, ids_attrs))
+    verify_outputs(db, outputs, job_id, promised_outputs(plan, job_id))

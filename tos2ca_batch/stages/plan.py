@@ -15,7 +15,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
 from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
-from tos2ca_batch.stores.objectstore import existing
+from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, parse_time, to_ts
 
 
@@ -76,6 +76,8 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
         "software_version": __version__,
     }
     store = cfg.store(job_id)
+    meta["job_uid"] = store.identity
+    meta["output_prefix"] = claim_output_prefix(cfg.output_base(job_id), store.identity)
     store.put_table("plan", 0, "grid", {"lat": lat, "lon": lon, "src_rows": rows, "src_cols": cols,
                                         "src_lat": src_lat, "src_lon": src_lon})
     store.put_json("plan", meta)

@@ -1,5 +1,7 @@
 """Key -> bytes stores behind the chunk store: a directory, S3 objects, or Redis with a TTL.
 
+Each lists its keys (``keys``) so a completed job can release what it no longer needs.
+
 Writes are atomic: temp file then rename (directory), one PUT per object (S3), one SET per
 key (Redis; a value over ``part_bytes`` is split into parts written before the key that names
 them, so a reader never sees a partial value).
@@ -8,6 +10,7 @@ them, so a reader never sees a partial value).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -38,6 +41,12 @@ class DirBlobs:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def keys(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
 
 class S3Blobs:
     def __init__(self, url: str):
@@ -62,23 +71,31 @@ class S3Blobs:
     def delete(self, key: str) -> None:
         s3_client().delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def keys(self) -> list[str]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        out = []
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            out += [obj["Key"][len(start):] for obj in page.get("Contents", [])]
+        return sorted(out)
+
 
 _PARTS = b"TOS2CA-PARTS:"
 
 
 class RedisBlobs:
-    """Keys ``tos2ca:{job}:{key}`` with a TTL; ``key`` is ``{stage}:{chunk}:{name}``.
+    """Keys ``tos2ca:{job}:{key}`` with a TTL; ``job`` is ``{J}-{job identity}``, ``key`` is
+    ``{stage}:{chunk}:{name}``.
 
     ``namespace`` (``TOS2CA_REDIS_PREFIX``) replaces ``tos2ca`` where several deployments or
     test runs share one Redis.
     """
 
-    def __init__(self, url: str, job_id: int, ttl_seconds: int, part_bytes: int = 512 * 2**20,
+    def __init__(self, url: str, job_key: str, ttl_seconds: int, part_bytes: int = 512 * 2**20,
                  namespace: str = "tos2ca"):
         import redis
 
         self.client = redis.Redis.from_url(url)
-        self.prefix = f"{namespace}:{job_id}:"
+        self.prefix = f"{namespace}:{job_key}:"
         self.ttl = ttl_seconds
         self.part_bytes = part_bytes
 
@@ -111,4 +128,12 @@ class RedisBlobs:
         return bool(self.client.exists(self.prefix + key))
 
     def delete(self, key: str) -> None:
-        self.client.delete(self.prefix + key)
+        k = self.prefix + key
+        data = self.client.get(k)
+        if data is not None and data.startswith(_PARTS):
+            self.client.delete(*[f"{k}:part{i}" for i in range(int(data[len(_PARTS):]))])
+        self.client.delete(k)
+
+    def keys(self) -> list[str]:
+        found = (k.decode()[len(self.prefix):] for k in self.client.scan_iter(match=self.prefix + "*", count=1000))
+        return sorted(k for k in found if not re.search(r":part\d+$", k))

@@ -41,34 +41,85 @@ def zarr_location(url: str):
     return ObjectStore(S3Store(bucket, **kwargs))
 
 
+class ForeignState(RuntimeError):
+    """Stored state written by another job identity: never trusted as this job's."""
+
+
+# What a complete job keeps (what sync, curation and ``aws status`` read); the rest is released.
+KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:0:components",
+                         "job:0:anomalies", "job:0:summary", "job:0:aws")
+
+
 class ChunkStore:
-    def __init__(self, blobs, zarr_url: str, scratch_in_zarr: bool = True):
+    """``identity`` (the job's UUID) is written into every table, JSON document and done marker,
+    and checked on every read: state of another job is refused (tables, JSON) or ignored
+    (markers), even if it sits where this job's would."""
+
+    def __init__(self, blobs, zarr_url: str, scratch_in_zarr: bool = True, identity: str | None = None):
         self.blobs = blobs
         self.zarr_url = zarr_url
         self.scratch_in_zarr = scratch_in_zarr
+        self.identity = identity
         self._arrays: dict[str, zarr.Array] = {}
+
+    def _foreign(self, key: str, found) -> ForeignState:
+        return ForeignState(f"{key} in the chunk store was written by job identity {found}, not by this job "
+                            f"({self.identity}); another job shares this store and its state is not used")
 
     # -- tables ---------------------------------------------------------------------------
     def put_table(self, stage: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
-        self.blobs.put(f"{stage}:{chunk}:{name}", codec.encode(arrays))
+        self.blobs.put(f"{stage}:{chunk}:{name}", codec.encode(arrays, self.identity))
+
+    def _decode(self, key: str) -> dict[str, np.ndarray]:
+        data = self.blobs.get(key)
+        if codec.identity(data) != self.identity:
+            raise self._foreign(key, codec.identity(data))
+        return codec.decode(data)
 
     def get_table(self, stage: str, chunk: int, name: str) -> dict[str, np.ndarray]:
-        return codec.decode(self.blobs.get(f"{stage}:{chunk}:{name}"))
+        return self._decode(f"{stage}:{chunk}:{name}")
 
     def put_json(self, name: str, obj) -> None:
-        self.blobs.put(f"job:0:{name}", json.dumps(obj, sort_keys=True).encode())
+        doc = {"identity": self.identity, "value": obj}
+        self.blobs.put(f"job:0:{name}", json.dumps(doc, sort_keys=True).encode())
 
     def get_json(self, name: str):
-        return json.loads(self.blobs.get(f"job:0:{name}"))
+        doc = json.loads(self.blobs.get(f"job:0:{name}"))
+        if not isinstance(doc, dict) or doc.get("identity") != self.identity or "value" not in doc:
+            raise self._foreign(f"job:0:{name}", doc.get("identity") if isinstance(doc, dict) else None)
+        return doc["value"]
 
     def has_json(self, name: str) -> bool:
         return self.blobs.exists(f"job:0:{name}")
 
     def mark_done(self, stage: str, chunk: int) -> None:
-        self.blobs.put(f"{stage}:{chunk}:done", b"1")
+        self.blobs.put(f"{stage}:{chunk}:done", str(self.identity).encode())
 
     def is_done(self, stage: str, chunk: int) -> bool:
-        return self.blobs.exists(f"{stage}:{chunk}:done")
+        """A done marker counts only if this job wrote it."""
+        key = f"{stage}:{chunk}:done"
+        if not self.blobs.exists(key):
+            return False
+        try:
+            return self.blobs.get(key).decode() == str(self.identity)
+        except (KeyError, OSError, UnicodeDecodeError):
+            return False
+
+    def release(self) -> list[str]:
+        """After completion: delete scratch pixels, per-chunk tables and done markers, keep
+        :data:`KEPT_AFTER_COMPLETION` and the ids. Returns the keys deleted."""
+        gone = [k for k in self.blobs.keys() if k not in KEPT_AFTER_COMPLETION]
+        for k in gone:
+            self.blobs.delete(k)
+        if self.scratch_in_zarr:
+            group = zarr.open_group(self.zarr_store(), mode="r+")
+            if "scratch" in group:
+                del group["scratch"]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=UserWarning)
+                    zarr.consolidate_metadata(self.zarr_store())
+            self._arrays.clear()
+        return gone
 
     # -- Zarr ------------------------------------------------------------------------------
     def zarr_store(self):
@@ -110,13 +161,13 @@ class ChunkStore:
         if self.scratch_in_zarr:
             self._array(f"scratch/{name}")[step, r0:r1, c0:c1] = data
         else:
-            self.blobs.put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}))
+            self.blobs.put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}, self.identity))
 
     def read_tile(self, name: str, chunk: int, step: int, region) -> np.ndarray:
         r0, r1, c0, c1 = region
         if self.scratch_in_zarr:
             return self._array(f"scratch/{name}")[step, r0:r1, c0:c1]
-        return codec.decode(self.blobs.get(f"map:{chunk}:{name}.{step}"))["a"]
+        return self._decode(f"map:{chunk}:{name}.{step}")["a"]
 
     def read_step(self, name: str, step: int, layout) -> np.ndarray:
         """A whole step on the job grid (``anomaly_id`` or a scratch array)."""

@@ -1,7 +1,8 @@
 """Tables (dicts of named arrays) to compressed bytes and back.
 
-Layout: 4-byte little-endian header length, a JSON header listing each array's name, dtype,
-shape and byte length, then each array compressed with numcodecs Zstd.
+Layout: 4-byte little-endian header length, a JSON header (the identity of the job that wrote
+it, and each array's name, dtype, shape and byte length), then each array compressed with
+numcodecs Zstd.
 """
 
 from __future__ import annotations
@@ -15,21 +16,31 @@ import numpy as np
 _CODEC = numcodecs.Zstd(level=3)
 
 
-def encode(arrays: dict[str, np.ndarray]) -> bytes:
+def encode(arrays: dict[str, np.ndarray], identity: str | None = None) -> bytes:
     parts, header = [], []
     for name, arr in arrays.items():
         arr = np.ascontiguousarray(arr)
         blob = _CODEC.encode(arr) if arr.size else b""
         header.append({"name": name, "dtype": arr.dtype.str, "shape": list(arr.shape), "nbytes": len(blob)})
         parts.append(bytes(blob))
-    head = json.dumps(header).encode()
+    head = json.dumps({"identity": identity, "arrays": header}).encode()
     return struct.pack("<I", len(head)) + head + b"".join(parts)
 
 
-def decode(data: bytes) -> dict[str, np.ndarray]:
+def _header(data: bytes) -> tuple[dict, int]:
     (n,) = struct.unpack_from("<I", data, 0)
-    header = json.loads(data[4 : 4 + n])
-    out, pos = {}, 4 + n
+    return json.loads(data[4 : 4 + n]), 4 + n
+
+
+def identity(data: bytes) -> str | None:
+    """The identity of the job that wrote ``data`` (None if written without one)."""
+    return _header(data)[0].get("identity")
+
+
+def decode(data: bytes) -> dict[str, np.ndarray]:
+    head, pos = _header(data)
+    header = head["arrays"]
+    out = {}
     for h in header:
         blob = data[pos : pos + h["nbytes"]]
         pos += h["nbytes"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tos2ca_batch.timeutil import parse_time
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: jobs.jobUID, the identity that keys a job's stored state
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)""",
@@ -27,7 +28,7 @@ _TABLES = [
         dataset VARCHAR(255), variable VARCHAR(255), coords TEXT, startDate VARCHAR(32),
         endDate VARCHAR(32), ineqOperator VARCHAR(32), ineqValue DOUBLE, spec TEXT,
         status VARCHAR(16) NOT NULL, phase VARCHAR(32), nChunks INTEGER, submitTime VARCHAR(32),
-        message TEXT, worker VARCHAR(255), leaseUntil DOUBLE)""",
+        message TEXT, worker VARCHAR(255), leaseUntil DOUBLE, jobUID VARCHAR(32))""",
     """CREATE TABLE IF NOT EXISTS chunks (
         jobID INTEGER NOT NULL, chunkID INTEGER NOT NULL, stage VARCHAR(16) NOT NULL,
         status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, worker VARCHAR(255),
@@ -92,6 +93,11 @@ class JobsDB:
             cur.execute("SELECT version FROM schema_version")
             if not cur.fetchall():
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
+        try:  # a database made by version 1 has no jobUID column
+            self.query("SELECT jobUID FROM jobs WHERE 1 = 0")
+        except Exception:
+            self.execute("ALTER TABLE jobs ADD COLUMN jobUID VARCHAR(32)")
+        self.execute("UPDATE schema_version SET version = ? WHERE version < ?", (SCHEMA_VERSION, SCHEMA_VERSION))
 
     # -- users and jobs -----------------------------------------------------------------------
     def user_id(self, email: str | None) -> int | None:
@@ -123,11 +129,12 @@ class JobsDB:
             self.user_id(email), str(spec.get("stage", "phdef"))[:16], phdef, text("dataset"),
             text("variable"), text("polygon", 65535) or text("bbox"), date("start"), date("end"),
             text("operator", 32), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
+            uuid.uuid4().hex,
         )
         with self._cursor() as cur:
             cur.execute(self._sql(
                 "INSERT INTO jobs (userID, stage, phdefJobID, dataset, variable, coords, startDate, endDate,"
-                " ineqOperator, ineqValue, spec, status, submitTime) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ineqOperator, ineqValue, spec, status, submitTime, jobUID) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             ), params)
             return int(cur.lastrowid)
 
@@ -137,6 +144,24 @@ class JobsDB:
             raise ValueError(f"unknown job columns {sorted(bad)}")
         cols = ", ".join(f"{k} = ?" for k in fields)
         self.execute(f"UPDATE jobs SET {cols} WHERE jobID = ?", (*fields.values(), job_id))
+
+    def job_uid(self, job_id: int) -> str:
+        """The job's identity: a random UUID made with its row, so it never repeats when job ids do
+        (a re-created database, two deployments sharing a store). Every stored artefact is keyed by it."""
+        rows = self.query("SELECT jobUID FROM jobs WHERE jobID = ?", (job_id,))
+        if not rows:
+            raise KeyError(f"there is no job {job_id} in {self.describe()}")
+        if rows[0]["jobUID"]:
+            return rows[0]["jobUID"]
+        # A row from schema version 1: give it an identity once (the first writer wins).
+        self.execute("UPDATE jobs SET jobUID = ? WHERE jobID = ? AND jobUID IS NULL", (uuid.uuid4().hex, job_id))
+        return self.query("SELECT jobUID FROM jobs WHERE jobID = ?", (job_id,))[0]["jobUID"]
+
+    def fail_running_job(self, job_id: int, message: str) -> bool:
+        """``running`` -> ``failed`` with ``message``; False (and nothing changed) if the job was not
+        running, so the first failure's message is the one that stays."""
+        return self.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
+                            (message[:4000], job_id)) == 1
 
     def get_job(self, job_id: int) -> dict | None:
         rows = self.query("SELECT * FROM jobs WHERE jobID = ?", (job_id,))

@@ -1,7 +1,9 @@
 """Where published files go: a local folder (default) or ``s3://bucket/J/`` via boto3.
 
 Each file is written to a temporary name and renamed (local) or sent as one PUT (S3), so a
-reader never sees half a file and a task that is killed can simply run again.
+reader never sees half a file and a task that is killed can simply run again. A job claims its
+location with a marker holding its identity; a location that holds another job's files is
+never written into (see :func:`claim_output_prefix`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def existing(paths: list[str]) -> set[str]:
     return local | found
 
 
+OWNER_MARKER = ".tos2ca-job"
+
+
 class OutputStore:
     """Publishes finished local files under the job's output prefix; returns their location."""
 
@@ -68,6 +73,17 @@ class OutputStore:
     def put(self, local_path: str | Path, name: str) -> str:
         raise NotImplementedError
 
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def owner(self) -> str | None:
+        """The identity in the location's marker; ``""`` if it holds files but no marker; None if empty."""
+        raise NotImplementedError
+
+    def claim(self, identity: str) -> bool:
+        """Write the owner marker unless there is one already; True if this call wrote it."""
+        raise NotImplementedError
+
 
 class LocalOutputStore(OutputStore):
     def put(self, local_path, name):
@@ -78,6 +94,26 @@ class LocalOutputStore(OutputStore):
         os.replace(tmp, dest)
         return str(dest)
 
+    def exists(self, name: str) -> bool:
+        return Path(self.location(name)).is_file()
+
+    def owner(self) -> str | None:
+        root = Path(self.prefix)
+        marker = root / OWNER_MARKER
+        if marker.is_file():
+            return marker.read_text().strip()
+        return "" if root.is_dir() and any(root.iterdir()) else None
+
+    def claim(self, identity: str) -> bool:
+        Path(self.prefix).mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(Path(self.prefix) / OWNER_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(identity)
+        return True
+
 
 class S3OutputStore(OutputStore):
     def put(self, local_path, name):
@@ -86,9 +122,56 @@ class S3OutputStore(OutputStore):
             s3_client().put_object(Bucket=bucket, Key=key, Body=f.read())
         return self.location(name)
 
+    def exists(self, name: str) -> bool:
+        bucket, key = split_s3(self.location(name))
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except s3_client().exceptions.ClientError:
+            return False
 
-def open_output_store(url: str | None, workdir: str | Path, job_id: int) -> OutputStore:
+    def owner(self) -> str | None:
+        bucket, key = split_s3(self.location(OWNER_MARKER))
+        try:
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read().decode().strip()
+        except s3_client().exceptions.ClientError:
+            pass
+        page = s3_client().list_objects_v2(Bucket=bucket, Prefix=split_s3(self.prefix)[1] + "/", MaxKeys=1)
+        return "" if page.get("KeyCount", 0) else None
+
+    def claim(self, identity: str) -> bool:
+        bucket, key = split_s3(self.location(OWNER_MARKER))
+        try:  # a conditional PUT: only the first of two racing jobs gets the location
+            s3_client().put_object(Bucket=bucket, Key=key, Body=identity.encode(), IfNoneMatch="*")
+        except s3_client().exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+
+def default_output_prefix(url: str | None, workdir: str | Path, job_id: int) -> str:
+    """``<TOS2CA_OUTPUT_URL or workdir/outputs>/J``: TOS2CA's place for job J's files."""
     if url and url.startswith("s3://"):
-        return S3OutputStore(f"{url.rstrip('/')}/{job_id}")
+        return f"{url.rstrip('/')}/{job_id}"
     base = Path(url) if url else Path(workdir) / "outputs"
-    return LocalOutputStore(str(base.resolve() / str(job_id)))
+    return str(base.resolve() / str(job_id))
+
+
+def open_output_store(prefix: str) -> OutputStore:
+    return S3OutputStore(prefix) if prefix.startswith("s3://") else LocalOutputStore(prefix)
+
+
+def claim_output_prefix(base: str, identity: str) -> str:
+    """The output location of a new job: ``base`` (``.../J``) when it is empty or already this
+    job's; when it holds another job's files (ids repeat after a database is re-created, or two
+    deployments share a bucket), the fresh location ``base-<first 8 of the identity>`` instead,
+    so a job never reports, reuses or overwrites files it did not write."""
+    for prefix in (base, f"{base}-{identity[:8]}", f"{base}-{identity}"):
+        out = open_output_store(prefix)
+        owner = out.owner()
+        if owner == identity:
+            return prefix
+        if owner is None and out.claim(identity):
+            return prefix
+    raise RuntimeError(f"no free output location for the job at {base}: remove old files or set TOS2CA_OUTPUT_URL")
