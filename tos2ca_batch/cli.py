@@ -1,4 +1,9 @@
-"""Command line: ``tos2ca-batch demo | run | submit | task | status | synth``."""
+"""Command line: ``tos2ca-batch demo | run | submit | task | resume | cancel | status | worker | aws | synth``.
+
+Exit status: 0 complete (or done), 1 failed, 2 bad usage, 3 cancelled, 75 a task whose earlier
+stages are not complete (nothing changed), 130/143 interrupted by SIGINT/SIGTERM (job cancelled,
+continue it with ``resume``).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,65 @@ from pathlib import Path
 
 from tos2ca_batch import __version__
 from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_PRODUCTS
+from tos2ca_batch.stages.registry import TASK_COMMANDS
 
 EXIT_NOT_READY = 75  # EX_TEMPFAIL: a task whose earlier stages are not complete; nothing changed
+EXIT_CANCELLED = 3
+EXIT_BY_STATUS = {"complete": 0, "failed": 1, "cancelled": EXIT_CANCELLED}
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1 or len(text.strip()) > 9:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 999999999, got {text!r}")
+    return int(text)
+
+
+def _index(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 9:
+        raise argparse.ArgumentTypeError(f"--chunk must be a chunk index (a whole number >= 0), got {text!r}")
+    return int(text)
+
+
+def _job(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 18 or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a job id is a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+class _Signals:
+    """SIGINT/SIGTERM raise :class:`~tos2ca_batch.runner.Interrupted` in the main thread, so the
+    job is cancelled (leases released, pool stopped) and the JSON line still printed."""
+
+    def __enter__(self):
+        import signal
+
+        from tos2ca_batch.runner import Interrupted
+
+        def handler(signum, frame):
+            raise Interrupted(signum)
+
+        self._old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _exit_code(res: dict) -> int:
+    if res.get("interrupted"):
+        import signal
+
+        return 128 + int(getattr(signal, res["interrupted"]))
+    return EXIT_BY_STATUS.get(res["status"], 1)
 
 
 def _tile(text: str) -> tuple[int, int]:
@@ -49,8 +111,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _run_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: cores)")
-    p.add_argument("--block-steps", type=int, default=None, help="time steps per chunk")
+    p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
+    p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells")
     p.add_argument("--products", type=_products, default=None,
                    help=f"PhDef: subset of {','.join(PHDEF_PRODUCTS)} (default: all); curation: "
@@ -78,22 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="store a job as pending and print its id")
     p.add_argument("spec")
     _common(p)
-    p.add_argument("--block-steps", type=int, default=None)
+    p.add_argument("--block-steps", type=_count, default=None)
     p.add_argument("--tile", type=_tile, default=None)
     p.add_argument("--products", type=_products, default=None)
 
     p = sub.add_parser("task", help="run one array task (as an AWS Batch child does)")
-    p.add_argument("stage", choices=["plan", "stats", "map", "reduce", "relabel", "publish", "finalize", "curate",
-                                     "cfinalize"])
-    p.add_argument("--job", type=int, required=True)
-    p.add_argument("--chunk", type=int, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
+    p.add_argument("stage", choices=TASK_COMMANDS)
+    p.add_argument("--job", type=_job, required=True)
+    p.add_argument("--chunk", type=_index, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
+    _common(p)
+
+    p = sub.add_parser("resume", help="finish a job that stopped (killed, interrupted, failed, cancelled)")
+    p.add_argument("job", type=_job)
+    _common(p)
+    p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
+    p.add_argument("--backend", default="local", choices=["local", "mpi"])
+
+    p = sub.add_parser("cancel", help="cancel a pending or running job (its tasks stop at the next chunk)")
+    p.add_argument("job", type=_job)
+    p.add_argument("--reason", default="cancelled by the user")
     _common(p)
 
     p = sub.add_parser("worker", help="claim pending jobs and run them (TOS2CA's EC2 loop)")
     _common(p)
     p.add_argument("--once", action="store_true", help="stop when no job is pending")
     p.add_argument("--poll-seconds", type=float, default=10.0)
-    p.add_argument("--workers", type=int, default=None, help="parallel processes per job (default: cores)")
+    p.add_argument("--workers", type=_workers, default=None, help="parallel processes per job (default: cores)")
     p.add_argument("--backend", default="local", choices=["local", "mpi"])
 
     p = sub.add_parser("aws", help="AWS Batch / Fargate: register manifests, submit, status")
@@ -119,15 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
     s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
     s.add_argument("--name-prefix", default="tos2ca-batch")
-    s.add_argument("--block-steps", type=int, default=None)
+    s.add_argument("--block-steps", type=_count, default=None)
     s.add_argument("--tile", type=_tile, default=None)
     s.add_argument("--products", type=_products, default=None)
     st = aws.add_parser("status", help="each stage's Batch status and chunk counts")
-    st.add_argument("job", type=int)
+    st.add_argument("job", type=_job)
     _common(st)
+    ca = aws.add_parser("cancel", help="terminate a job's Batch jobs and cancel the job")
+    ca.add_argument("job", type=_job)
+    ca.add_argument("--reason", default="cancelled by the user")
+    _common(ca)
 
     p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
-    p.add_argument("job", type=int)
+    p.add_argument("job", type=_job)
     _common(p)
 
     p = sub.add_parser("synth", help="write synthetic files in a real dataset's layout")
@@ -162,12 +238,34 @@ def _run(cfg, raw, args) -> int:
         backend.serve(cfg)
         return 0
     try:
-        res = run(cfg, raw, backend)
+        with _Signals():
+            res = run(cfg, raw, backend)
         res["peak_rss_mib_per_worker"] = backend.peak_rss_mib()
     finally:
         backend.close()
     print(json.dumps(res))
-    return 0 if res["status"] == "complete" else 1
+    return _exit_code(res)
+
+
+def _resume(cfg, args) -> int:
+    from tos2ca_batch.backends import make_backend
+    from tos2ca_batch.lifecycle import NotResumable
+    from tos2ca_batch.runner import resume
+
+    backend = make_backend(args.backend, args.workers)
+    if args.backend == "mpi" and backend.rank > 0:
+        backend.serve(cfg)
+        return 0
+    try:
+        with _Signals():
+            res = resume(cfg, args.job, backend)
+    except NotResumable as exc:
+        print(json.dumps({"job_id": args.job, "error": str(exc)}))
+        return 1
+    finally:
+        backend.close()
+    print(json.dumps(res))
+    return _exit_code(res)
 
 
 def _demo(args) -> int:
@@ -199,7 +297,7 @@ def _demo(args) -> int:
     rc = _run(cfg, spec, args)
     if rc:
         return rc
-    phdef_job = cfg.db().query("SELECT MAX(jobID) AS j FROM jobs WHERE stage = 'phdef'")[0]["j"]
+    phdef_job = cfg.db().latest_job("phdef")
     for dataset, variable in (("M2T1NXSLV", "T2M"), ("MUR", "analysed_sst")):
         cspec = {"stage": "curation", "phdef_job": phdef_job, "dataset": dataset, "variable": variable}
         (cfg.workdir / f"demo-curation-{dataset}.json").write_text(json.dumps(cspec, indent=2))
@@ -248,11 +346,27 @@ def main(argv: list[str] | None = None) -> int:
         job_id, error = submit(cfg, raw)
         print(json.dumps({"job_id": job_id, "status": "failed" if error else "pending", "message": error}))
         return 1 if error else 0
+    if args.command in ("task", "resume", "cancel", "status") or getattr(args, "aws_command", "") in (
+            "status", "cancel"):
+        if cfg.db().get_job(args.job) is None:
+            print(json.dumps({"job_id": args.job, "error": f"no such job in {cfg.db().describe()}"}))
+            return 1
+    if args.command == "resume":
+        return _resume(cfg, args)
+    if args.command == "cancel":
+        from tos2ca_batch.lifecycle import cancel
+
+        changed = cancel(cfg, args.job, args.reason)
+        row = cfg.db().get_job(args.job)
+        print(json.dumps({"job_id": args.job, "status": row["status"], "changed": changed}))
+        return 0 if row["status"] == "cancelled" else 1
     if args.command == "task":
-        from tos2ca_batch.tasks import chunk_from_env, run_task
+        from tos2ca_batch.errors import SpecError
+        from tos2ca_batch.tasks import chunk_index, run_task
 
         if args.stage == "plan":
-            from tos2ca_batch.runner import fail, plan_job
+            from tos2ca_batch.lifecycle import fail
+            from tos2ca_batch.runner import plan_job
 
             try:
                 plan_job(cfg, args.job)
@@ -260,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
                 fail(cfg, args.job, str(exc))
                 return 1
             return 0
-        chunk = args.chunk if args.chunk is not None else chunk_from_env()
+        try:
+            chunk = chunk_index(cfg, args.job, args.stage, args.chunk)
+        except SpecError as exc:
+            print(json.dumps({"job_id": args.job, "stage": args.stage, "error": str(exc)}))
+            return 2
         state = run_task(cfg, args.stage, args.job, chunk)
         out = {"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}
         if state == "not-ready":
@@ -268,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
             out["reason"] = not_ready(cfg, args.job, args.stage)
         print(json.dumps(out))
-        return EXIT_NOT_READY if state == "not-ready" else 0
+        return {"not-ready": EXIT_NOT_READY, "cancelled": EXIT_CANCELLED}.get(state, 0)
     if args.command == "aws":
         from tos2ca_batch.backends import aws_batch
         from tos2ca_batch.runner import apply_overrides
@@ -279,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             res = aws_batch.submit(cfg, raw, args.queue, jobdef)
             print(json.dumps(res))
             return 0 if res["status"] != "failed" else 1
+        if args.aws_command == "cancel":
+            print(json.dumps(aws_batch.cancel(cfg, args.job, args.reason), default=str))
+            return 0
         print(json.dumps(aws_batch.status(cfg, args.job), default=str))
         return 0
     if args.command == "worker":
@@ -287,12 +408,13 @@ def main(argv: list[str] | None = None) -> int:
 
         backend = make_backend(args.backend, args.workers)
         try:
-            results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)
+            with _Signals():
+                results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)
         finally:
             backend.close()
         for res in results:
             print(json.dumps(res))
-        return 0 if all(r["status"] == "complete" for r in results) else 1
+        return max([_exit_code(r) for r in results], default=0)
     if args.command == "status":
         db = cfg.db()
         row = db.get_job(args.job)

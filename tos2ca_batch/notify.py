@@ -18,7 +18,9 @@ def compose(cfg: Config, job_id: int) -> tuple[str, str]:
     db = cfg.db()
     row = db.get_job(job_id)
     subject = f"TOS2CA job {job_id} {row['status']}"
-    if row["status"] == "complete":
+    if row["status"] == "cancelled":
+        body = f"Job {job_id} ({row['dataset']} {row['variable']}) was cancelled.\nReason: {row['message']}\n"
+    elif row["status"] == "complete":
         body = (f"Job {job_id} ({row['dataset']} {row['variable']}) is complete.\n"
                 f"Outputs: {cfg.outputs(job_id).prefix}/\n"
                 + "".join(f"  {o['location']}\n" for o in db.outputs(job_id)))
@@ -28,11 +30,12 @@ def compose(cfg: Config, job_id: int) -> tuple[str, str]:
 
 
 def _address(cfg: Config, job_id: int) -> str | None:
-    row = cfg.db().get_job(job_id)
-    if not row.get("userID"):
-        return None
-    users = cfg.db().query("SELECT email FROM users WHERE userID = ?", (row["userID"],))
-    return users[0]["email"] if users else None
+    """The job's address, only if it is one valid single address (the row stores what the user
+    sent, before validation refused it)."""
+    from tos2ca_batch.spec import EMAIL_RE
+
+    email = cfg.db().user_email(cfg.db().get_job(job_id).get("userID"))
+    return email if isinstance(email, str) and EMAIL_RE.match(email) and "," not in email else None
 
 
 def send_smtp(url: str, sender: str, to: str, subject: str, body: str) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 
+from tos2ca_batch import lifecycle
 from tos2ca_batch.backends import Backend, StageFailed
 from tos2ca_batch.catalog import load_catalog
 from tos2ca_batch.config import Config
 from tos2ca_batch.errors import SpecError
-from tos2ca_batch.notify import notify
 from tos2ca_batch.spec import JobSpec, validate
 from tos2ca_batch.stages.common import JobPlan
 from tos2ca_batch.stages.plan import make_plan
@@ -44,19 +43,6 @@ def _spec_from_row(cfg: Config, row: dict) -> tuple[JobSpec, dict, dict]:
     return validate(spec_doc, catalog), catalog, raw
 
 
-def fail(cfg: Config, job_id: int, message: str) -> dict:
-    """Fail a running (or pending) job once: the first failure's message stays and is the one mailed."""
-    db = cfg.db()
-    if db.get_job(job_id)["status"] == "pending":
-        db.update_job(job_id, status="running")
-    if db.fail_running_job(job_id, message):
-        log.error("job %s failed: %s", job_id, message)
-        notify(cfg, job_id)
-    else:  # a task (or another rank) failed it first and told the user
-        log.error("job %s failed: %s (first reported: %s)", job_id, message, db.get_job(job_id)["message"])
-    return result(cfg, job_id)
-
-
 def result(cfg: Config, job_id: int) -> dict:
     db = cfg.db()
     row = db.get_job(job_id)
@@ -75,7 +61,7 @@ def submit(cfg: Config, raw: dict, status: str = "pending") -> tuple[int, str | 
         spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
         validate(spec_doc, load_catalog(cfg.catalogs))
     except (SpecError, ValueError) as exc:
-        fail(cfg, job_id, str(exc))
+        lifecycle.fail(cfg, job_id, str(exc))
         return job_id, str(exc)
     return job_id, None
 
@@ -95,37 +81,30 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
 
 
-def complete_job(cfg: Config, job_id: int) -> bool:
-    """Mark a running job complete once (after its finalize chunk) and notify; False if it was not running."""
-    db = cfg.db()
-    if any(c["status"] != "complete" for c in db.chunks(job_id)):
-        return False
-    message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}"
-    store = cfg.store(job_id)
-    if store.has_json("summary"):  # curation: say which mask times had no curation data
-        missing = store.get_json("summary")["missing_times"]
-        message += f"; mask times without curation data: {', '.join(missing) if missing else 'none'}"
-    n = db.execute(
-        "UPDATE jobs SET status = 'complete', phase = 'done', message = ? WHERE jobID = ? AND status = 'running'",
-        (message, job_id),
-    )
-    if n == 1:
-        try:  # scratch is only space now; failing to free it does not undo the result
-            gone = store.release()
-            log.info("job %s: released %d scratch keys", job_id, len(gone))
-        except Exception as exc:
-            log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
-        notify(cfg, job_id)
-    return n == 1
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the process running a job (raised by the CLI's handlers)."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Cancelled(Exception):
+    """The job was cancelled from outside (``tos2ca-batch cancel``) while it ran."""
 
 
 def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Backend) -> None:
     """Run a stage's chunks; chunks leased by another (maybe dead) worker are retried until their
-    owner finishes them or the lease expires and this worker takes them over."""
+    owner finishes them or the lease expires and this worker takes them over. Stops at a chunk
+    boundary when the job is cancelled."""
     db = cfg.db()
     todo = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
     while todo:
         backend.run_stage(cfg, job_id, stage, todo)
+        if lifecycle.is_cancelled(cfg, job_id):
+            raise Cancelled(db.get_job(job_id)["message"] or "cancelled")
         rows = db.chunks(job_id, stage)
         failed = [r for r in rows if r["status"] == "failed"]
         if failed:
@@ -136,32 +115,61 @@ def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Back
 
 
 def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
-    """Plan and run every stage of a stored job; the job row ends complete or failed."""
+    """Plan and run every stage of a job this process holds; the job ends complete, failed or
+    cancelled (never left running by an error: any exception fails it with the reason)."""
+    with lifecycle.JobLease(cfg, job_id, lifecycle.worker_name()):
+        return _execute(cfg, job_id, backend)
+
+
+def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     db = cfg.db()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        plan = plan_job(cfg, job_id)
-    except (SpecError, ValueError, KeyError, OSError) as exc:
-        return fail(cfg, job_id, str(exc) if isinstance(exc, SpecError) else f"plan: {type(exc).__name__}: {exc}")
-    timings["plan"] = time.perf_counter() - t0
-    try:
+        try:
+            plan = plan_job(cfg, job_id)
+        except SpecError as exc:
+            lifecycle.fail(cfg, job_id, str(exc))
+            return result(cfg, job_id)
+        except Exception as exc:
+            lifecycle.fail(cfg, job_id, f"plan: {type(exc).__name__}: {exc}")
+            return result(cfg, job_id)
+        timings["plan"] = time.perf_counter() - t0
+        lifecycle.forget_lost_outputs(cfg, job_id)
         for stage in plan.stages():
             db.update_job(job_id, phase=stage)
             n = plan.stage_chunks(stage)
             t0 = time.perf_counter()
             run_stage_to_end(cfg, job_id, stage, n, backend)
             timings[stage] = time.perf_counter() - t0
+    except Interrupted as exc:
+        backend.abort()
+        lifecycle.cancel(cfg, job_id, f"interrupted by {exc} during {db.get_job(job_id)['phase']}; "
+                                      f"continue with: tos2ca-batch resume {job_id}")
+        return dict(result(cfg, job_id), interrupted=str(exc))
+    except Cancelled:
+        backend.abort()
+        return result(cfg, job_id)
     except StageFailed as exc:
-        return fail(cfg, job_id, str(exc))
+        lifecycle.fail(cfg, job_id, str(exc))
+        return result(cfg, job_id)
     except Exception as exc:  # a store or service error outside any chunk
-        return fail(cfg, job_id, f"{db.get_job(job_id)['phase']}: {type(exc).__name__}: {exc}")
-    complete_job(cfg, job_id)
+        lifecycle.fail(cfg, job_id, f"{db.get_job(job_id)['phase']}: {type(exc).__name__}: {exc}")
+        return result(cfg, job_id)
+    lifecycle.complete(cfg, job_id)
     return dict(result(cfg, job_id), timings={k: round(v, 3) for k, v in timings.items()})
 
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:
+    """Store and run a job in this process (holding its lease, so it can be resumed if we die)."""
     job_id, error = submit(cfg, raw, status="running")
     if error:
         return result(cfg, job_id)
+    return execute(cfg, job_id, backend)
+
+
+def resume(cfg: Config, job_id: int, backend: Backend) -> dict:
+    """Take over a job that stopped (killed, interrupted, failed, cancelled) and finish it: chunks
+    whose outputs are in the store are kept, the rest run again."""
+    lifecycle.take_over(cfg, job_id, lifecycle.worker_name())
     return execute(cfg, job_id, backend)

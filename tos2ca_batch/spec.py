@@ -26,7 +26,7 @@ PHDEF_FIELDS = {
 }
 CURATION_FIELDS = {"stage", "phdef_job", "dataset", "variable", "chunking", "email", "name"}
 TRACKING_DEFAULTS = {"connectivity": 2, "min_size": 150, "min_overlap": 0.25, "overlap_fraction": "exact"}
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
 @dataclass

@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import traceback
 
+from tos2ca_batch import lifecycle
 from tos2ca_batch.config import Config
-from tos2ca_batch.stages import cfinalize, curate, finalize, map, publish, reduce, relabel, stats
+from tos2ca_batch.errors import SpecError
+from tos2ca_batch.stages.registry import STAGES, predecessors, stage_function
 
-STAGE_FUNCS = {
-    "stats": stats.run,
-    "map": map.run,
-    "reduce": reduce.run,
-    "relabel": relabel.run,
-    "publish": publish.run,
-    "finalize": finalize.run,
-    "curate": curate.run,
-    "cfinalize": cfinalize.run,
-}
 log = logging.getLogger("tos2ca_batch")
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+worker_name = lifecycle.worker_name
 
 
 class _LeaseKeeper(threading.Thread):
@@ -48,16 +36,11 @@ class _LeaseKeeper(threading.Thread):
 
 def not_ready(cfg: Config, job_id: int, stage: str) -> str | None:
     """Why ``stage`` of the job may not run yet (None when every earlier stage is complete)."""
-    from tos2ca_batch.stages.common import stages_of
-
     store = cfg.store(job_id)
     if not store.has_json("plan"):
         return "the job has not been planned yet"
-    stages = stages_of(store.get_json("plan"))
-    if stage not in stages:
-        raise ValueError(f"job {job_id} has no {stage} stage; its stages are {', '.join(stages)}")
     counts = cfg.db().chunk_counts(job_id)
-    for before in stages[: stages.index(stage)]:
+    for before in predecessors(store.get_json("plan"), stage):
         left = {k: v for k, v in counts.get(before, {}).items() if k != "complete"}
         if left:
             return f"{before} is not complete ({', '.join(f'{v} {k}' for k, v in sorted(left.items()))})"
@@ -65,17 +48,20 @@ def not_ready(cfg: Config, job_id: int, stage: str) -> str | None:
 
 
 def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") -> str:
-    """``done``, ``skipped`` (already complete), ``busy`` (another task holds it) or ``not-ready``
-    (an earlier stage is not complete: nothing is changed, the job is not failed).
+    """``done``, ``skipped`` (already complete), ``busy`` (another task holds it), ``not-ready``
+    (an earlier stage is not complete) or ``cancelled`` (the job was cancelled): in the last two
+    nothing is changed.
 
     A failing task fails the job once, with the message ``<stage> chunk <chunk>[ <where>]: ...``
     (``where`` says e.g. which MPI rank ran it)."""
-    if stage not in STAGE_FUNCS:
-        raise ValueError(f"stage must be one of {', '.join(STAGE_FUNCS)}; got {stage!r}")
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
     db = cfg.db()
-    worker = worker_name()
+    if lifecycle.is_cancelled(cfg, job_id):
+        return "cancelled"
     if not_ready(cfg, job_id, stage):
         return "not-ready"
+    worker = worker_name()
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
         return "skipped" if state == "complete" else "busy"
@@ -86,7 +72,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     keeper = _LeaseKeeper(cfg, job_id, stage, chunk, worker)
     keeper.start()
     try:
-        STAGE_FUNCS[stage](cfg, job_id, chunk)
+        stage_function(stage)(cfg, job_id, chunk)
         store.mark_done(stage, chunk)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}"
@@ -94,21 +80,25 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
         db.finish_chunk(job_id, stage, chunk, "failed", msg[:2000])
         if isinstance(exc, Exception):  # bad data or a bug: the job has failed (a killed host is retried)
             label = f"{stage} chunk {chunk}" + (f" {where}" if where else "")
-            if db.fail_running_job(job_id, f"{label}: {msg}"):
-                from tos2ca_batch.notify import notify
-
-                notify(cfg, job_id)
+            lifecycle.fail(cfg, job_id, f"{label}: {msg}")
         raise
     finally:
         keeper.stop.set()
     db.finish_chunk(job_id, stage, chunk, "complete")
-    if stage in ("finalize", "cfinalize"):  # the last stage: the job is complete (once, whoever runs it)
-        from tos2ca_batch.runner import complete_job
-
-        complete_job(cfg, job_id)
+    if STAGES[stage].completes_job:  # the last stage: the job is complete (once, whoever runs it)
+        lifecycle.complete(cfg, job_id)
     return "done"
 
 
-def chunk_from_env() -> int:
-    idx = os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX")
-    return int(idx) if idx not in (None, "") else 0
+def chunk_index(cfg: Config, job_id: int, stage: str, given: int | None) -> int:
+    """The chunk a task runs: ``--chunk`` or ``AWS_BATCH_JOB_ARRAY_INDEX`` (0 when neither is set),
+    checked against the stage's chunk count."""
+    raw = given if given is not None else os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX") or "0"
+    field = "--chunk" if given is not None else "AWS_BATCH_JOB_ARRAY_INDEX"
+    if isinstance(raw, str) and not raw.strip().isdigit():
+        raise SpecError(field, f"must be a chunk index (a whole number >= 0), got {raw!r}")
+    index = int(raw)
+    n = len(cfg.db().chunks(job_id, stage))
+    if not 0 <= index < max(n, 1):
+        raise SpecError(field, f"job {job_id} has {n} {stage} chunks (0..{n - 1}); got {index}")
+    return index

@@ -21,6 +21,9 @@ class Backend(Protocol):
     def peak_rss_mib(self) -> list[float]:
         """Peak resident memory of the processes that ran tasks."""
 
+    def abort(self) -> None:
+        """Stop running tasks now (their chunks are released by the job's cancellation)."""
+
     def close(self) -> None: ...
 
 

@@ -97,7 +97,8 @@ def _forwardable(value: str) -> bool:
 def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
     """Plan client-side, then submit the chain of Batch jobs; returns the ids."""
     from tos2ca_batch.errors import SpecError
-    from tos2ca_batch.runner import fail, plan_job
+    from tos2ca_batch.lifecycle import fail
+    from tos2ca_batch.runner import plan_job
     from tos2ca_batch.runner import submit as store_job
 
     job_id, error = store_job(cfg, raw, status="running")
@@ -133,6 +134,19 @@ def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
     cfg.store(job_id).put_json("aws", {"queue": queue, "jobDefinition": job_definition, "jobs": ids})
     cfg.db().update_job(job_id, phase="submitted")
     return {"job_id": job_id, "status": "running", "aws_jobs": ids}
+
+
+def cancel(cfg: Config, job_id: int, reason: str) -> dict:
+    """Terminate every Batch job of the job (children not started never start; running ones are
+    stopped) and mark the job cancelled; returns the terminated Batch job ids."""
+    from tos2ca_batch.lifecycle import cancel as cancel_job
+
+    ids = cfg.store(job_id).get_json("aws")["jobs"] if cfg.store(job_id).has_json("aws") else {}
+    client = batch_client()
+    for jid in ids.values():
+        client.terminate_job(jobId=jid, reason=reason[:256])
+    cancel_job(cfg, job_id, reason)
+    return {"job_id": job_id, "status": cfg.db().get_job(job_id)["status"], "terminated": sorted(ids.values())}
 
 
 def status(cfg: Config, job_id: int) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import resource
+import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 from tqdm import tqdm
@@ -15,6 +16,8 @@ from tos2ca_batch.config import Config
 
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
+    # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
 
 
@@ -28,6 +31,8 @@ def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
 
 class LocalBackend:
     def __init__(self, workers: int | None = None):
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self.peak_rss_kib: dict[str, int] = {}
@@ -59,6 +64,21 @@ class LocalBackend:
     def peak_rss_mib(self) -> list[float]:
         """Largest peak resident memory of a pool process (every stage), in MiB."""
         return [round(max(self.peak_rss_kib.values(), default=0) / 1024, 1)]
+
+    def abort(self) -> None:
+        """Terminate the pool's processes now: no task keeps running after an interruption."""
+        if self._pool is None:
+            return
+        procs = list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:

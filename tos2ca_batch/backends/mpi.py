@@ -42,7 +42,9 @@ class MPIBackend:
                 log.error("job %s failed: %s; aborting all ranks", job_id, msg)
                 # The task has failed the job with this message already, unless it failed before
                 # running the stage (e.g. claiming): only then is it written here. Never overwritten.
-                cfg.db().fail_running_job(job_id, msg)
+                from tos2ca_batch import lifecycle
+
+                lifecycle.fail(cfg, job_id, msg)
                 # Abort here, on whichever rank: returning would leave the others in a collective.
                 self.comm.Abort(1)
 
@@ -64,6 +66,10 @@ class MPIBackend:
             _, job_id, stage, chunks = msg
             self._run_share(cfg, job_id, stage, chunks)
             self.comm.Barrier()
+
+    def abort(self) -> None:
+        """Stop every rank at once (an interrupted or cancelled job)."""
+        self.comm.Abort(1)
 
     def peak_rss_mib(self) -> list[float]:
         """Rank 0: every rank's peak resident memory."""

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout, unwrapped_lon
+from tos2ca_batch.stages.registry import STAGES, stages_of
 from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.timeutil import from_ts
 
@@ -32,14 +33,6 @@ def verify_outputs(db, outputs, job_id: int, names: list[str]) -> None:
         shown = ", ".join((absent + unrecorded)[:5])
         raise OutputsMissing(f"{len(absent)} promised outputs missing and {len(unrecorded)} without an outputs row "
                              f"under {outputs.prefix} (e.g. {shown})")
-
-
-def stages_of(meta: dict) -> list[str]:
-    """The stages of a planned job, in order (from its stored plan document)."""
-    if meta.get("kind") == "curation":
-        return ["curate", "cfinalize"]
-    seq = ["map", "reduce", "relabel", "publish", "finalize"]
-    return (["stats"] if meta["operator"] == "anomalyEvent" else []) + seq
 
 
 @dataclass
@@ -78,7 +71,7 @@ class JobPlan:
         return self.layout
 
     def stage_chunks(self, stage: str) -> int:
-        if stage in ("reduce", "finalize", "cfinalize"):
+        if STAGES[stage].single:
             return 1
         return self.stage_layout(stage).n_chunks
 

@@ -15,6 +15,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
 from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
+from tos2ca_batch.stages.registry import STAGES
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, parse_time, to_ts
 
@@ -94,7 +95,7 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
         stamps = plan.meta["stats_timestamps"] if stage == "stats" else ts_dt
         ranges = []
         for c in range(n):
-            t0, t1 = (0, len(stamps)) if stage in ("reduce", "finalize") else lay.chunk(c)[:2]
+            t0, t1 = (0, len(stamps)) if STAGES[stage].single else lay.chunk(c)[:2]
             ranges.append((stamps[t0], stamps[t1 - 1]))
         db.add_chunks(job_id, stage, ranges)
     db.update_job(job_id, nChunks=layout.n_chunks)

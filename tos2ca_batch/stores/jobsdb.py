@@ -39,6 +39,7 @@ _TABLES = [
         type VARCHAR(32), startDateTime VARCHAR(12))""",
 ]
 
+JOB_STATES = ("pending", "running", "complete", "failed", "cancelled")
 JOB_COLUMNS = (
     "jobID", "userID", "stage", "phdefJobID", "dataset", "variable", "coords", "startDate", "endDate",
     "ineqOperator", "ineqValue", "spec", "status", "phase", "nChunks", "submitTime", "message",
@@ -157,11 +158,43 @@ class JobsDB:
         self.execute("UPDATE jobs SET jobUID = ? WHERE jobID = ? AND jobUID IS NULL", (uuid.uuid4().hex, job_id))
         return self.query("SELECT jobUID FROM jobs WHERE jobID = ?", (job_id,))[0]["jobUID"]
 
+    def transition(self, job_id: int, to: str, from_states: tuple[str, ...], **fields) -> bool:
+        """Set ``status = to`` (and ``fields``) only if the job is in one of ``from_states``; True if
+        it was. Two callers racing for the same change: exactly one gets True."""
+        bad = set(fields) - set(JOB_COLUMNS) - {"worker", "leaseUntil"}
+        if bad or to not in JOB_STATES or set(from_states) - set(JOB_STATES):
+            raise ValueError(f"bad transition to {to!r} from {from_states} with {sorted(fields)}")
+        sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
+        marks = ", ".join("?" for _ in from_states)
+        return self.execute(f"UPDATE jobs SET {sets} WHERE jobID = ? AND status IN ({marks})",
+                            (to, *fields.values(), job_id, *from_states)) == 1
+
     def fail_running_job(self, job_id: int, message: str) -> bool:
         """``running`` -> ``failed`` with ``message``; False (and nothing changed) if the job was not
         running, so the first failure's message is the one that stays."""
-        return self.execute("UPDATE jobs SET status = 'failed', message = ? WHERE jobID = ? AND status = 'running'",
-                            (message[:4000], job_id)) == 1
+        return self.transition(job_id, "failed", ("running",), message=message[:4000])
+
+    def hold_job(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        """Set or renew the lease of a running job held by ``worker`` (or by nobody yet)."""
+        return self.execute(
+            "UPDATE jobs SET worker = ?, leaseUntil = ? WHERE jobID = ? AND status = 'running'"
+            " AND (worker = ? OR worker IS NULL)", (worker, time.time() + lease_seconds, job_id, worker)) == 1
+
+    def take_over_job(self, job_id: int, worker: str, lease_seconds: float, dead_worker: str | None = None) -> bool:
+        """A ``failed`` or ``cancelled`` job, or a ``running`` one whose lease lapsed (or whose holder
+        is ``dead_worker``), becomes ``running`` held by ``worker``."""
+        now = time.time()
+        return self.execute(
+            "UPDATE jobs SET status = 'running', worker = ?, leaseUntil = ? WHERE jobID = ? AND"
+            " (status IN ('failed', 'cancelled') OR (status = 'running' AND (leaseUntil IS NULL OR leaseUntil < ?"
+            " OR worker = ?)))", (worker, now + lease_seconds, job_id, now, dead_worker or "")) == 1
+
+    def user_email(self, user_id: int | None) -> str | None:
+        rows = self.query("SELECT email FROM users WHERE userID = ?", (user_id,)) if user_id else []
+        return rows[0]["email"] if rows else None
+
+    def latest_job(self, stage: str) -> int | None:
+        return self.query("SELECT MAX(jobID) AS j FROM jobs WHERE stage = ?", (stage,))[0]["j"]
 
     def get_job(self, job_id: int) -> dict | None:
         rows = self.query("SELECT * FROM jobs WHERE jobID = ?", (job_id,))
@@ -222,6 +255,20 @@ class JobsDB:
             " WHERE jobID = ? AND stage = ? AND chunkID = ?",
             (status, now_iso(), message, job_id, stage, chunk_id),
         )
+
+    def release_chunks(self, job_id: int, workers: list[str] | None = None) -> int:
+        """Running chunks of the job (of ``workers`` only, if given) back to ``pending``."""
+        sql = "UPDATE chunks SET status = 'pending', leaseUntil = NULL WHERE jobID = ? AND status = 'running'"
+        if workers is None:
+            return self.execute(sql, (job_id,))
+        return sum(self.execute(sql + " AND worker = ?", (job_id, w)) for w in workers)
+
+    def reset_chunks(self, job_id: int, stage: str, chunk_ids: list[int]) -> None:
+        """These chunks must run again (their outputs are gone): ``pending``."""
+        with self._cursor() as cur:
+            cur.executemany(self._sql(
+                "UPDATE chunks SET status = 'pending', leaseUntil = NULL, message = ? WHERE jobID = ? AND"
+                " stage = ? AND chunkID = ?"), [("outputs lost; to run again", job_id, stage, c) for c in chunk_ids])
 
     def chunks(self, job_id: int, stage: str | None = None) -> list[dict]:
         if stage is None:

@@ -1,0 +1,184 @@
+"""The one owner of a job's state: every change of a job's status goes through here.
+
+Each change is a conditional update (:meth:`JobsDB.transition`) from the states it expects, so
+two processes racing for it (a task and a rank, a worker and ``cancel``) cannot both make it,
+and the user is notified exactly once per final state (``complete``, ``failed``, ``cancelled``).
+
+Leases: whoever runs a job (``run``, ``resume``, ``worker``) holds a lease on it and renews it
+(:class:`JobLease`); ``resume`` or a worker takes over a job whose lease lapsed, or at once when
+its holder was a process of this host that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+
+from tos2ca_batch.config import Config
+from tos2ca_batch.notify import notify
+from tos2ca_batch.redact import redact
+
+log = logging.getLogger("tos2ca_batch")
+FINAL_STATES = ("complete", "failed", "cancelled")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_is_dead(worker: str | None) -> bool:
+    """True when ``worker`` (``host:pid``) was a process of this host that no longer runs."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _retry(what: str, change, attempts: int = 3) -> bool:
+    """Run a state change; on an error (a full disk, a dropped connection) retry, then log.
+
+    A job's final state is the last thing that must not be lost, and the one thing a broken
+    store may refuse: the error is logged, never raised over the job's own error."""
+    for k in range(attempts):
+        try:
+            return change()
+        except Exception as exc:  # noqa: PERF203 - a retry loop
+            log.error("%s: %s: %s (attempt %d of %d)", what, type(exc).__name__, redact(str(exc)), k + 1, attempts)
+            time.sleep(0.5 * (k + 1))
+    return False
+
+
+def fail(cfg: Config, job_id: int, message: str) -> bool:
+    """``pending``/``running`` -> ``failed`` once; the first failure's message stays and is mailed."""
+    message = redact(message)[:4000]
+    db = cfg.db()
+    changed = _retry(f"failing job {job_id}",
+                     lambda: db.transition(job_id, "failed", ("pending", "running"), message=message, leaseUntil=None))
+    if changed:
+        log.error("job %s failed: %s", job_id, message)
+        notify(cfg, job_id)
+    else:
+        log.error("job %s: %s (not recorded: the job had already ended)", job_id, message)
+    return changed
+
+
+def cancel(cfg: Config, job_id: int, reason: str) -> bool:
+    """``pending``/``running`` -> ``cancelled`` once, its chunk leases released. Tasks that see it
+    stop at their next chunk boundary; ``resume`` continues it later."""
+    db = cfg.db()
+    changed = _retry(f"cancelling job {job_id}",
+                     lambda: db.transition(job_id, "cancelled", ("pending", "running"), message=reason,
+                                           leaseUntil=None))
+    _retry(f"releasing the chunks of job {job_id}", lambda: db.release_chunks(job_id) >= 0)
+    if changed:
+        log.warning("job %s cancelled: %s", job_id, reason)
+        notify(cfg, job_id)
+    return changed
+
+
+def complete(cfg: Config, job_id: int) -> bool:
+    """``running`` -> ``complete`` once every chunk is complete (finalize has verified the outputs);
+    then the scratch is released and the user told. False if it was not running or not done."""
+    db = cfg.db()
+    if any(c["status"] != "complete" for c in db.chunks(job_id)):
+        return False
+    message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}"
+    store = cfg.store(job_id)
+    if store.has_json("summary"):  # curation: say which mask times had no curation data
+        missing = store.get_json("summary")["missing_times"]
+        message += f"; mask times without curation data: {', '.join(missing) if missing else 'none'}"
+    if not db.transition(job_id, "complete", ("running",), phase="done", message=message, leaseUntil=None):
+        return False
+    try:  # scratch is only space now; failing to free it does not undo the result
+        gone = store.release()
+        log.info("job %s: released %d scratch keys", job_id, len(gone))
+    except Exception as exc:
+        log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
+    notify(cfg, job_id)
+    return True
+
+
+def is_cancelled(cfg: Config, job_id: int) -> bool:
+    row = cfg.db().get_job(job_id)
+    return row is not None and row["status"] == "cancelled"
+
+
+class NotResumable(RuntimeError):
+    """The job cannot be taken over (it is complete, or another live process holds it)."""
+
+
+def take_over(cfg: Config, job_id: int, worker: str) -> None:
+    """Make ``worker`` the holder of a job that stopped: failed, cancelled, or running under a lease
+    that lapsed or a holder process that is gone. Chunks held by dead local processes are released
+    and failed ones retried; chunks whose outputs vanished from the store (Redis flushed or
+    expired) run again."""
+    db = cfg.db()
+    row = db.get_job(job_id)
+    if row is None:
+        raise NotResumable(f"there is no job {job_id}")
+    if row["status"] == "complete":
+        raise NotResumable(f"job {job_id} is complete; nothing to resume")
+    dead = row.get("worker") if holder_is_dead(row.get("worker")) else None
+    if row["status"] == "pending":
+        db.transition(job_id, "running", ("pending",), worker=worker, leaseUntil=time.time() + cfg.lease_seconds)
+    elif not db.take_over_job(job_id, worker, cfg.lease_seconds, dead):
+        lease = row.get("leaseUntil") or 0
+        raise NotResumable(f"job {job_id} is running on {row.get('worker')} (lease for another "
+                           f"{max(0, lease - time.time()):.0f} s); cancel it first or wait")
+    dead_chunks = sorted({c["worker"] for c in db.chunks(job_id) if c["status"] == "running"
+                          and holder_is_dead(c["worker"])})
+    db.release_chunks(job_id, dead_chunks)
+    log.info("job %s taken over by %s (was %s, %s)", job_id, worker, row["status"], row.get("worker"))
+
+
+def forget_lost_outputs(cfg: Config, job_id: int) -> int:
+    """Complete chunks whose done marker is gone from the store (so are their outputs): pending.
+    Returns how many."""
+    db, store = cfg.db(), cfg.store(job_id)
+    lost = 0
+    by_stage: dict[str, list[int]] = {}
+    for c in db.chunks(job_id):
+        if c["status"] == "complete" and not store.is_done(c["stage"], c["chunkID"]):
+            by_stage.setdefault(c["stage"], []).append(c["chunkID"])
+    for stage, ids in by_stage.items():
+        db.reset_chunks(job_id, stage, ids)
+        lost += len(ids)
+    if lost:
+        log.warning("job %s: %d chunks lost their outputs and run again", job_id, lost)
+    return lost
+
+
+class JobLease:
+    """Hold (and renew every third of the lease) a running job's lease while inside ``with``."""
+
+    def __init__(self, cfg: Config, job_id: int, worker: str):
+        self.cfg, self.job_id, self.worker = cfg, job_id, worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.cfg.lease_seconds / 3):
+            try:
+                self.cfg.db().hold_job(self.job_id, self.worker, self.cfg.lease_seconds)
+            except Exception:  # a missed renewal only shortens the lease
+                log.warning("could not renew the lease of job %s", self.job_id)
+
+    def __enter__(self) -> JobLease:
+        self.cfg.db().hold_job(self.job_id, self.worker, self.cfg.lease_seconds)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
