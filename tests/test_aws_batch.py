@@ -134,3 +134,33 @@ def test_register_submit_and_run_children(batch_setup, tmp_path, monkeypatch):
     outputs = [o["location"] for o in db.outputs(job)]
     _, local = run_job(tmp_path / "local", SPEC, catalog, workers=2)
     assert_same_outputs(local_outputs(local, tmp_path), local_outputs({"job_id": job, "outputs": outputs}, tmp_path))
+
+
+def test_aws_cancel_terminates_the_batch_jobs_and_children_stop(batch_setup, tmp_path, monkeypatch):
+    setup = batch_setup
+    env = setup["env"]
+    p = register(setup, "ec2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 1, 30), res=2.0)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, end="2020-01-04T01:30", chunking={"block_steps": 2})))
+    work = str(tmp_path / "client")
+    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work,
+             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    p = cli(["aws", "cancel", str(sub["job_id"]), "--workdir", work, "--reason", "wrong box"], env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["status"] == "cancelled" and out["terminated"] == sorted(sub["aws_jobs"].values())
+    # moto without Docker finishes Batch jobs at once, so TerminateJob finds them done; the calls
+    # themselves were accepted for every Batch job of the job (listed above).
+    # A child that starts anyway stops at once and changes nothing.
+    child = dict(env, AWS_BATCH_JOB_ARRAY_INDEX="1", TOS2CA_WORKDIR=str(tmp_path / "child"))
+    p = cli(["task", "map", "--job", str(sub["job_id"])], child)
+    assert p.returncode == 3 and json.loads(p.stdout.splitlines()[-1])["state"] == "cancelled", p.stderr[-2000:]
+    monkeypatch.setenv("TOS2CA_SECRET_ID", setup["sid"])
+    db = Config.from_env(work).db()
+    assert db.get_job(sub["job_id"])["message"] == "wrong box"
+    assert all(c["status"] == "pending" for c in db.chunks(sub["job_id"]))

@@ -28,7 +28,7 @@ BAD = [
     ({"bbox": [1.0, 2.0, 3.0]}, "bbox", "[min_lon, min_lat, max_lon, max_lat]"),
     ({"bbox": [50.0, 50.0, 60.0, 60.0]}, "bbox", "selects no grid cells"),
     ({"start": "2019-01-01T00:00", "end": "2019-01-02T00:00"}, "start", "no time steps"),
-    ({"chunking": {"block_steps": 0}}, "chunking.block_steps", ">= 1"),
+    ({"chunking": {"block_steps": 0}}, "chunking.block_steps", "from 1 to"),
     ({"chunking": {"tile": [0, 5]}}, "chunking.tile", "[height, width]"),
     ({"chunking": {"blocks": 3}}, "chunking", "block_steps"),
     ({"tracking": {"connectivity": 3}}, "tracking.connectivity", "1 (4-neighbour) or 2"),

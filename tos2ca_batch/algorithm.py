@@ -128,6 +128,28 @@ def default_chunking(n_steps: int, height: int, width: int, memory_mb: float) ->
     return min(n_steps, 24), tile
 
 
+def check_limits(layout: Layout, stage_chunks: dict[str, int], max_chunks: int, memory_mb: float) -> str | None:
+    """Why this chunking is refused (None if it is fine): a stage over ``max_chunks`` chunks, or a
+    map tile over the per-worker memory budget. The reason names a chunking that works."""
+    tile_mb = layout.tile_h * layout.tile_w * BYTES_PER_PIXEL / 2**20
+    if tile_mb > memory_mb:
+        block, (th, tw) = default_chunking(layout.n_steps, layout.height, layout.width, memory_mb)
+        return (f"tile [{layout.tile_h}, {layout.tile_w}] needs about {tile_mb:.0f} MB per worker, over the budget "
+                f"of {memory_mb:.0f} MB (TOS2CA_MEMORY_MB); e.g. \"tile\": [{th}, {tw}]")
+    worst = max(stage_chunks, key=stage_chunks.get)
+    if stage_chunks[worst] <= max_chunks:
+        return None
+    tiles = layout.n_tiles
+    if tiles > max_chunks:  # even one block is too many: bigger tiles
+        block, (th, tw) = default_chunking(layout.n_steps, layout.height, layout.width, memory_mb)
+        tiles = math.ceil(layout.height / th) * math.ceil(layout.width / tw)
+    else:
+        th, tw = layout.tile_h, layout.tile_w
+    block = max(layout.block_steps, math.ceil(layout.n_steps / max(1, max_chunks // tiles)))
+    return (f"the {worst} stage would have {stage_chunks[worst]:,} chunks, over the limit of {max_chunks:,} "
+            f"(TOS2CA_MAX_CHUNKS); e.g. {{\"block_steps\": {block}, \"tile\": [{th}, {tw}]}}")
+
+
 def stats_layout(n_steps: int, layout: Layout) -> Layout:
     """The stats pass: canonical blocks of ``STATS_BLOCK`` steps over the job's tiles."""
     return Layout(n_steps, layout.height, layout.width, STATS_BLOCK, layout.tile_h, layout.tile_w)

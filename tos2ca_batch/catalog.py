@@ -12,7 +12,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from tos2ca_batch.timeutil import step_minutes
+from tos2ca_batch.timeutil import parse_time, step_minutes
 
 REQUIRED_FIELDS = ("format", "location", "timeStep", "startDate", "endDate", "variables", "coordinateNames")
 FORMATS = ("netcdf4", "hdf5")
@@ -39,11 +39,16 @@ def _load_file(path: Path) -> dict[str, dict]:
         raise ValueError(f"catalog {path}: expected an object of dataset entries")
     out = {}
     for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"catalog {path}: dataset {name!r} must be an object, got {type(entry).__name__}")
         missing = [f for f in REQUIRED_FIELDS if f not in entry]
         if missing:
             raise ValueError(f"catalog {path}: dataset {name!r} lacks {', '.join(missing)}")
         if entry["format"] not in FORMATS:
             raise ValueError(f"catalog {path}: dataset {name!r} format must be one of {FORMATS}")
+        problem = _entry_problem(entry)
+        if problem:
+            raise ValueError(f"catalog {path}: dataset {name!r} {problem}")
         entry = dict(entry)
         loc = entry["location"]
         if "://" not in loc and not os.path.isabs(loc):
@@ -53,6 +58,27 @@ def _load_file(path: Path) -> dict[str, dict]:
         entry.setdefault("stages", ["phdef", "curation"])
         out[name] = entry
     return out
+
+
+def _entry_problem(entry: dict) -> str | None:
+    """What is wrong with a catalog entry's fields (None if nothing)."""
+    step = entry["timeStep"]
+    if isinstance(step, bool) or not (step in ("daily", "monthly") or (isinstance(step, int) and 0 < step <= 10**7)
+                                      or (isinstance(step, str) and step.isdigit() and 0 < int(step) <= 10**7)):
+        return f"timeStep must be minutes (a whole number > 0), 'daily' or 'monthly', got {step!r}"
+    if not isinstance(entry["variables"], list) or not all(isinstance(v, str) for v in entry["variables"]):
+        return f"variables must be a list of names, got {entry['variables']!r}"
+    names = entry["coordinateNames"]
+    if not isinstance(names, dict) or not all(isinstance(names.get(k), str) for k in ("lat", "lon")):
+        return f"coordinateNames must be an object naming lat and lon, got {names!r}"
+    if not isinstance(entry["location"], str):
+        return f"location must be a path or s3:// URL, got {entry['location']!r}"
+    for field in ("startDate", "endDate"):
+        try:
+            parse_time(entry[field])
+        except ValueError as exc:
+            return f"{field}: {exc}"
+    return None
 
 
 def load_catalog(extra: list[str] | None = None) -> dict[str, dict]:

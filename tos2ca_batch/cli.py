@@ -228,29 +228,11 @@ def _config(args):
     return cfg
 
 
-def _run(cfg, raw, args) -> int:
-    from tos2ca_batch.backends import make_backend
-    from tos2ca_batch.runner import apply_overrides, run
-
-    raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
-    backend = make_backend(args.backend, args.workers)
-    if args.backend == "mpi" and backend.rank > 0:
-        backend.serve(cfg)
-        return 0
-    try:
-        with _Signals():
-            res = run(cfg, raw, backend)
-        res["peak_rss_mib_per_worker"] = backend.peak_rss_mib()
-    finally:
-        backend.close()
-    print(json.dumps(res))
-    return _exit_code(res)
-
-
-def _resume(cfg, args) -> int:
+def _on_backend(cfg, args, call) -> int:
+    """Run ``call(backend)`` (a job) on the chosen backend with signals handled; print its JSON line.
+    Under MPI, ranks > 0 serve rank 0 instead."""
     from tos2ca_batch.backends import make_backend
     from tos2ca_batch.lifecycle import NotResumable
-    from tos2ca_batch.runner import resume
 
     backend = make_backend(args.backend, args.workers)
     if args.backend == "mpi" and backend.rank > 0:
@@ -258,14 +240,28 @@ def _resume(cfg, args) -> int:
         return 0
     try:
         with _Signals():
-            res = resume(cfg, args.job, backend)
+            res = call(backend)
+        res["peak_rss_mib_per_worker"] = backend.peak_rss_mib()
     except NotResumable as exc:
-        print(json.dumps({"job_id": args.job, "error": str(exc)}))
+        print(json.dumps({"job_id": getattr(args, "job", None), "error": str(exc)}))
         return 1
     finally:
         backend.close()
     print(json.dumps(res))
     return _exit_code(res)
+
+
+def _run(cfg, raw, args) -> int:
+    from tos2ca_batch.runner import apply_overrides, run
+
+    raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
+    return _on_backend(cfg, args, lambda backend: run(cfg, raw, backend))
+
+
+def _resume(cfg, args) -> int:
+    from tos2ca_batch.runner import resume
+
+    return _on_backend(cfg, args, lambda backend: resume(cfg, args.job, backend))
 
 
 def _demo(args) -> int:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from tos2ca_batch.stores import open_jobs_db
 from tos2ca_batch.stores.chunkstore import ChunkStore
-from tos2ca_batch.stores.jobsdb import JobsDB, open_jobs_db
+from tos2ca_batch.stores.jobsdb import JobsDB
 from tos2ca_batch.stores.objectstore import OutputStore, default_output_prefix, open_output_store
 
 
@@ -41,6 +42,15 @@ def secret_settings(secret_id: str) -> dict[str, str]:
     return out
 
 
+def _positive(env, name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None:
+        return default
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 @dataclass
 class Config:
     workdir: Path
@@ -55,6 +65,7 @@ class Config:
     redis_part_bytes: int = 512 * 2**20
     redis_prefix: str = "tos2ca"
     institution: str = "unspecified"
+    max_chunks: int = 100_000  # per stage; a plan over it is refused before anything is written
     _db: JobsDB | None = field(default=None, repr=False)
     _stores: dict = field(default_factory=dict, repr=False)
 
@@ -75,6 +86,7 @@ class Config:
             redis_part_bytes=int(env.get("TOS2CA_REDIS_PART_BYTES", 512 * 2**20)),
             redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
             institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
+            max_chunks=_positive(env, "TOS2CA_MAX_CHUNKS", 100_000),
         )
 
     def child_env(self) -> dict[str, str]:

@@ -43,7 +43,11 @@ def holder_is_dead(worker: str | None) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    try:  # an exited child nobody reaped (PID 1 of a container may not) is a zombie: dead too
+        state = open(f"/proc/{int(pid)}/stat").read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def _retry(what: str, change, attempts: int = 3) -> bool:
@@ -58,6 +62,12 @@ def _retry(what: str, change, attempts: int = 3) -> bool:
             log.error("%s: %s: %s (attempt %d of %d)", what, type(exc).__name__, redact(str(exc)), k + 1, attempts)
             time.sleep(0.5 * (k + 1))
     return False
+
+
+def begin(cfg: Config, job_id: int) -> bool:
+    """A stored job starts planning: ``pending`` -> ``running`` (a running one just changes phase)."""
+    db = cfg.db()
+    return db.transition(job_id, "running", ("pending", "running"), phase="plan")
 
 
 def fail(cfg: Config, job_id: int, message: str) -> bool:
@@ -137,10 +147,16 @@ def take_over(cfg: Config, job_id: int, worker: str) -> None:
         lease = row.get("leaseUntil") or 0
         raise NotResumable(f"job {job_id} is running on {row.get('worker')} (lease for another "
                            f"{max(0, lease - time.time()):.0f} s); cancel it first or wait")
-    dead_chunks = sorted({c["worker"] for c in db.chunks(job_id) if c["status"] == "running"
-                          and holder_is_dead(c["worker"])})
-    db.release_chunks(job_id, dead_chunks)
+    release_dead_holders(cfg, job_id)
     log.info("job %s taken over by %s (was %s, %s)", job_id, worker, row["status"], row.get("worker"))
+
+
+def release_dead_holders(cfg: Config, job_id: int) -> int:
+    """Running chunks whose holder was a process of this host that is gone: back to pending now,
+    instead of waiting out their lease."""
+    db = cfg.db()
+    dead = sorted({c["worker"] for c in db.chunks(job_id) if c["status"] == "running" and holder_is_dead(c["worker"])})
+    return db.release_chunks(job_id, dead) if dead else 0
 
 
 def forget_lost_outputs(cfg: Config, job_id: int) -> int:

@@ -73,7 +73,7 @@ def plan_job(cfg: Config, job_id: int) -> JobPlan:
     store = cfg.store(job_id)
     if store.has_json("plan") and db.chunks(job_id):  # picked up again after a lost worker
         return JobPlan.load(store)
-    db.update_job(job_id, status="running", phase="plan")
+    lifecycle.begin(cfg, job_id)
     if spec.stage == "curation":
         from tos2ca_batch.stages import curate
 
@@ -110,7 +110,7 @@ def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Back
         if failed:
             raise StageFailed(stage, failed[0]["chunkID"], failed[0]["message"] or "failed")
         todo = [r["chunkID"] for r in rows if r["status"] != "complete"]
-        if todo:
+        if todo and not lifecycle.release_dead_holders(cfg, job_id):
             time.sleep(min(5.0, max(0.2, cfg.lease_seconds / 4)))
 
 

@@ -67,8 +67,13 @@ def _allowed(values) -> str:
 
 def _number(raw: dict, name: str) -> float:
     v = raw.get(name)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise SpecError(name, f"must be a finite number, got {v!r}")
+    try:
+        ok = not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(float(v))
+    except OverflowError:  # an integer with hundreds of digits
+        ok = False
+    if not ok:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise SpecError(name, f"must be a finite number, got {shown}")
     return float(v)
 
 
@@ -80,9 +85,13 @@ def _time(raw: dict, name: str, where: str | None = None) -> datetime:
         raise SpecError(label, str(exc)) from None
 
 
+MAX_INT = 2**31 - 1  # every count of a job fits an int32 (and a database INTEGER)
+
+
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(name, f"must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise SpecError(name, f"must be a whole number from 1 to {MAX_INT}, got {shown}")
     return value
 
 
@@ -109,7 +118,7 @@ def _chunking(raw: dict) -> tuple[int | None, tuple[int, int] | None]:
     tile = chunking.get("tile")
     if tile is not None:
         ok = isinstance(tile, list | tuple) and len(tile) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in tile)
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_INT for v in tile)
         if not ok:
             raise SpecError("chunking.tile", f"must be [height, width] of whole numbers >= 1, got {tile!r}")
         tile = (tile[0], tile[1])
@@ -153,7 +162,7 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
     block, tile = _chunking(raw)
     if stage == "curation":
         job = raw.get("phdef_job")
-        if isinstance(job, bool) or not isinstance(job, int) or job < 1:
+        if isinstance(job, bool) or not isinstance(job, int) or not 1 <= job <= 2**63 - 1:
             raise SpecError("phdef_job", f"must be the id of a complete PhDef job, got {job!r}")
         return JobSpec(stage, dataset, variable, phdef_job=job, block_steps=block, tile=tile,
                        email=email, raw=raw)

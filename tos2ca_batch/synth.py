@@ -155,8 +155,12 @@ def _times(kind: str, start: datetime, end: datetime) -> list[datetime]:
 def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_imerg(path: Path, lat, lon, t: datetime, values: np.ndarray) -> None:

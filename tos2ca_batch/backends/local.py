@@ -6,6 +6,8 @@ import multiprocessing as mp
 import os
 import resource
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 from tqdm import tqdm
@@ -14,10 +16,19 @@ from tos2ca_batch.backends import StageFailed
 from tos2ca_batch.config import Config
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A pool process whose parent died (``kill -9`` of ``run``) ends too, at once: its chunk's
+    lease then names a dead process, which ``resume`` releases."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
     # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 from tos2ca_batch import __version__
-from tos2ca_batch.algorithm import Layout, default_chunking, select_grid, spans_globe
+from tos2ca_batch.algorithm import (
+    Layout,
+    check_limits,
+    default_chunking,
+    publish_layout,
+    select_grid,
+    spans_globe,
+    stats_layout,
+)
 from tos2ca_batch.catalog import file_for
 from tos2ca_batch.config import Config
 from tos2ca_batch.errors import SpecError
@@ -17,15 +25,29 @@ from tos2ca_batch.spec import JobSpec
 from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
 from tos2ca_batch.stages.registry import STAGES
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
-from tos2ca_batch.timeutil import axis, parse_time, to_ts
+from tos2ca_batch.timeutil import axis, parse_time, step_minutes, to_ts
+
+MAX_STEPS = 10_000_000  # a time axis longer than this is refused before it is built
 
 
 def _timestamps(entry: dict, dataset: str, start, end, field: str) -> list:
     first, last = parse_time(entry["startDate"]), parse_time(entry["endDate"])
-    times = [t for t in axis(first, entry["timeStep"], start, end) if t <= last]
+    lo, hi = max(start, first), min(end, last)  # clamp to the catalog's range before building anything
+    step = step_minutes(entry["timeStep"])
+    if hi >= lo and isinstance(step, int) and (hi - lo).total_seconds() / 60 / step > MAX_STEPS:
+        raise SpecError(field, f"{start:%Y-%m-%dT%H:%M}..{end:%Y-%m-%dT%H:%M} holds over {MAX_STEPS:,} time steps "
+                               f"of {dataset}; split the job")
+    times = axis(first, entry["timeStep"], lo, hi) if hi >= lo else []
     if not times:
         raise SpecError(field, f"no time steps of {dataset} between {start:%Y-%m-%dT%H:%M} and "
                                f"{end:%Y-%m-%dT%H:%M}; the dataset covers {entry['startDate']} to {entry['endDate']}")
+    if not existing([file_for(entry, times[0])]):  # the grid is read from the first file
+        _check_files(entry, dataset, times, field)
+    return times
+
+
+def _check_files(entry: dict, dataset: str, times: list, field: str) -> None:
+    """Every time step has its file (one listing per S3 prefix), else a SpecError naming some."""
     present = existing([file_for(entry, t) for t in times])
     missing = [t for t in times if file_for(entry, t) not in present]
     if len(missing) == len(times):
@@ -33,7 +55,6 @@ def _timestamps(entry: dict, dataset: str, start, end, field: str) -> list:
     if missing:
         shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in missing[:5])
         raise SpecError(field, f"{len(missing)} of {len(times)} time steps of {dataset} have no file ({shown}...)")
-    return times
 
 
 def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: list[str] | None = None,
@@ -58,6 +79,18 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
     d_block, d_tile = default_chunking(len(times), rows.size, cols.size, cfg.memory_mb)
     tile = (min(tile[0], rows.size), min(tile[1], cols.size)) if tile else d_tile
     layout = Layout(len(times), int(rows.size), int(cols.size), min(block_steps or d_block, len(times)), *tile)
+    stage_chunks = {"map": layout.n_chunks, "publish": publish_layout(layout).n_chunks}
+    if stats_times:
+        stage_chunks["stats"] = stats_layout(len(stats_times), layout).n_chunks
+    refused = check_limits(layout, stage_chunks, cfg.max_chunks, cfg.memory_mb)
+    if refused:
+        raise SpecError("chunking", refused)
+    if spec.tracking["min_size"] > layout.height * layout.width:
+        raise SpecError("tracking.min_size", f"{spec.tracking['min_size']} is more than the job grid's "
+                                             f"{layout.height * layout.width} pixels: nothing could be found")
+    _check_files(entry, spec.dataset, times, "start")
+    if stats_times:
+        _check_files(entry, spec.dataset, stats_times, "baseline" if spec.baseline else "start")
     products = list(products or PHDEF_PRODUCTS)
     bad = [p for p in products if p not in PHDEF_PRODUCTS]
     if bad:

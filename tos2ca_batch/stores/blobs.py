@@ -28,9 +28,13 @@ class DirBlobs:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: leave no half-written file behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()

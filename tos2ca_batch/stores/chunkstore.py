@@ -131,7 +131,9 @@ class ChunkStore:
         from tos2ca_batch.outputs.cf import create_cf_group
 
         self._arrays.clear()
-        group = zarr.open_group(self.zarr_store(), mode="w")
+        group = zarr.open_group(self.zarr_store(), mode="a")
+        if "anomaly_id" in group:  # planned again after its plan document was lost: keep what is stored
+            return
         chunks = (1, tile[0], tile[1])
         if self.scratch_in_zarr:
             for name, (dtype, fill) in SCRATCH.items():

@@ -123,8 +123,12 @@ class JobsDB:
                 return text(key, 32)
 
         value = spec.get("value")
-        value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        phdef = spec.get("phdef_job") if isinstance(spec.get("phdef_job"), int) else None
+        try:  # stored literally in spec; the column only takes what fits a double
+            value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        except OverflowError:
+            value = None
+        phdef = spec.get("phdef_job")
+        phdef = phdef if isinstance(phdef, int) and not isinstance(phdef, bool) and 0 < phdef < 2**31 else None
         email = spec.get("email")[:255] if isinstance(spec.get("email"), str) else None
         params = (
             self.user_id(email), str(spec.get("stage", "phdef"))[:16], phdef, text("dataset"),
@@ -140,7 +144,8 @@ class JobsDB:
             return int(cur.lastrowid)
 
     def update_job(self, job_id: int, **fields) -> None:
-        bad = set(fields) - set(JOB_COLUMNS) - {"worker", "leaseUntil"}
+        """Descriptive columns (phase, nChunks...); the status changes only by :meth:`transition`."""
+        bad = set(fields) - set(JOB_COLUMNS) - {"worker", "leaseUntil"} | ({"status"} & set(fields))
         if bad:
             raise ValueError(f"unknown job columns {sorted(bad)}")
         cols = ", ".join(f"{k} = ?" for k in fields)
@@ -309,16 +314,3 @@ class SQLiteJobsDB(JobsDB):
 
     def describe(self) -> str:
         return f"sqlite:{self.path}"
-
-
-def open_jobs_db(url: str | None, workdir: str | Path) -> JobsDB:
-    """``TOS2CA_DB_URL`` (``mysql://...`` or ``sqlite:///path``) or the work dir's SQLite file."""
-    if url and url.startswith("mysql://"):
-        from tos2ca_batch.stores.mysql import MySQLJobsDB
-
-        return MySQLJobsDB(url)
-    if url and url.startswith("sqlite:///"):
-        return SQLiteJobsDB(url[len("sqlite:///") - 1 :])
-    if url:
-        raise ValueError("TOS2CA_DB_URL must start with mysql:// or sqlite:///")
-    return SQLiteJobsDB(Path(workdir) / "jobs.sqlite")

@@ -6,9 +6,27 @@ The SQL is the shared SQL of :class:`JobsDB`; only placeholders, the auto-increm
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
 from tos2ca_batch.stores.jobsdb import JobsDB
+
+
+def parse_mysql_url(url: str) -> dict:
+    """``mysql://user:password@host:port/db`` into its parts, whatever the password holds (``#``,
+    ``/``, ``@``, ``:``; percent-encoded or not). Errors name the part, never the password."""
+    if not url.startswith("mysql://"):
+        raise ValueError("TOS2CA_DB_URL must start with mysql://")
+    rest = url[len("mysql://"):]
+    userinfo, at, hostpart = rest.rpartition("@")  # the last @: a password may hold one
+    if not at:
+        userinfo, hostpart = "", rest
+    user, _, password = userinfo.partition(":")
+    hostport, _, database = hostpart.partition("/")
+    host, _, port = hostport.partition(":")
+    if port and not port.isdigit():
+        raise ValueError(f"TOS2CA_DB_URL: the port after host {host!r} must be a number")
+    return {"host": host or "127.0.0.1", "port": int(port) if port else 3306, "user": unquote(user or "root"),
+            "password": unquote(password), "database": database.split("?")[0] or "tos2ca"}
 
 
 class MySQLJobsDB(JobsDB):
@@ -17,13 +35,9 @@ class MySQLJobsDB(JobsDB):
     insert_ignore = "INSERT IGNORE"
 
     def __init__(self, url: str):
-        u = urlparse(url)
-        self._params = {
-            "host": u.hostname or "127.0.0.1", "port": u.port or 3306,
-            "user": unquote(u.username or "root"), "password": unquote(u.password or ""),
-            "charset": "utf8mb4", "autocommit": False, "connect_timeout": 10,
-        }
-        self.database = (u.path or "/tos2ca").lstrip("/") or "tos2ca"
+        parts = parse_mysql_url(url)
+        self.database = parts.pop("database")
+        self._params = dict(parts, charset="utf8mb4", autocommit=False, connect_timeout=10)
         if not self.database.replace("_", "").isalnum():
             raise ValueError("TOS2CA_DB_URL: the database name may hold letters, digits and _ only")
         self._server_execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")

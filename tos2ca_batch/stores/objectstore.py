@@ -90,8 +90,12 @@ class LocalOutputStore(OutputStore):
         dest = Path(self.location(name))
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name("." + dest.name + ".part")
-        shutil.copyfile(local_path, tmp)
-        os.replace(tmp, dest)
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, dest)
+        except BaseException:  # a full disk: leave no half-written file behind
+            tmp.unlink(missing_ok=True)
+            raise
         return str(dest)
 
     def exists(self, name: str) -> bool:
