@@ -233,6 +233,7 @@ def _on_backend(cfg, args, call) -> int:
     Under MPI, ranks > 0 serve rank 0 instead."""
     from tos2ca_batch.backends import make_backend
     from tos2ca_batch.lifecycle import NotResumable
+    from tos2ca_batch.runner import Interrupted
 
     backend = make_backend(args.backend, args.workers)
     if args.backend == "mpi" and backend.rank > 0:
@@ -245,6 +246,10 @@ def _on_backend(cfg, args, call) -> int:
     except NotResumable as exc:
         print(json.dumps({"job_id": getattr(args, "job", None), "error": str(exc)}))
         return 1
+    except Interrupted as exc:  # a signal outside the job's stages (starting, or finishing)
+        backend.abort()
+        print(json.dumps({"job_id": getattr(args, "job", None), "status": "interrupted", "interrupted": str(exc)}))
+        return 128 + exc.signum
     finally:
         backend.close()
     print(json.dumps(res))

@@ -34,10 +34,20 @@ class _LeaseKeeper(threading.Thread):
                 log.warning("could not renew the lease of %s", self.args_)
 
 
+class LostState(RuntimeError):
+    """The chunk store no longer holds state the job wrote (Redis emptied or expired)."""
+
+
 def not_ready(cfg: Config, job_id: int, stage: str) -> str | None:
-    """Why ``stage`` of the job may not run yet (None when every earlier stage is complete)."""
+    """Why ``stage`` of the job may not run yet (None when every earlier stage is complete).
+
+    Raises :class:`LostState` when the job was planned but its plan is gone from the store:
+    waiting would never help, ``resume`` does."""
     store = cfg.store(job_id)
     if not store.has_json("plan"):
+        if cfg.db().chunks(job_id):
+            raise LostState(f"the chunk store lost job {job_id}'s plan (Redis emptied or expired?); "
+                            f"finish it with: tos2ca-batch resume {job_id}")
         return "the job has not been planned yet"
     counts = cfg.db().chunk_counts(job_id)
     for before in predecessors(store.get_json("plan"), stage):
@@ -59,8 +69,12 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     db = cfg.db()
     if lifecycle.is_cancelled(cfg, job_id):
         return "cancelled"
-    if not_ready(cfg, job_id, stage):
-        return "not-ready"
+    try:
+        if not_ready(cfg, job_id, stage):
+            return "not-ready"
+    except LostState as exc:
+        lifecycle.fail(cfg, job_id, f"{stage} chunk {chunk}: {exc}")
+        raise
     worker = worker_name()
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
