@@ -85,6 +85,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
         return "skipped"
     keeper = _LeaseKeeper(cfg, job_id, stage, chunk, worker)
     keeper.start()
+    store.begin_task()
     try:
         stage_function(stage)(cfg, job_id, chunk)
         store.mark_done(stage, chunk)

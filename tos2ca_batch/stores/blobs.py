@@ -45,6 +45,9 @@ class DirBlobs:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def exists_all(self, keys: list[str]) -> bool:
+        return all(self._path(k).exists() for k in keys)
+
     def keys(self) -> list[str]:
         if not self.root.exists():
             return []
@@ -74,6 +77,9 @@ class S3Blobs:
 
     def delete(self, key: str) -> None:
         s3_client().delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def exists_all(self, keys: list[str]) -> bool:
+        return all(self.exists(k) for k in keys)
 
     def keys(self) -> list[str]:
         start = f"{self.prefix}/" if self.prefix else ""
@@ -137,6 +143,10 @@ class RedisBlobs:
         if data is not None and data.startswith(_PARTS):
             self.client.delete(*[f"{k}:part{i}" for i in range(int(data[len(_PARTS):]))])
         self.client.delete(k)
+
+    def exists_all(self, keys: list[str]) -> bool:
+        unique = sorted(set(keys))
+        return not unique or self.client.exists(*[self.prefix + k for k in unique]) == len(unique)
 
     def keys(self) -> list[str]:
         found = (k.decode()[len(self.prefix):] for k in self.client.scan_iter(match=self.prefix + "*", count=1000))

@@ -61,6 +61,16 @@ class ChunkStore:
         self.scratch_in_zarr = scratch_in_zarr
         self.identity = identity
         self._arrays: dict[str, zarr.Array] = {}
+        self._written: list[str] | None = None
+
+    def _put(self, key: str, data: bytes) -> None:
+        self.blobs.put(key, data)
+        if self._written is not None:
+            self._written.append(key)
+
+    def begin_task(self) -> None:
+        """Start recording the keys a task writes; its done marker lists them (see ``is_done``)."""
+        self._written = []
 
     def _foreign(self, key: str, found) -> ForeignState:
         return ForeignState(f"{key} in the chunk store was written by job identity {found}, not by this job "
@@ -68,7 +78,7 @@ class ChunkStore:
 
     # -- tables ---------------------------------------------------------------------------
     def put_table(self, stage: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
-        self.blobs.put(f"{stage}:{chunk}:{name}", codec.encode(arrays, self.identity))
+        self._put(f"{stage}:{chunk}:{name}", codec.encode(arrays, self.identity))
 
     def _decode(self, key: str) -> dict[str, np.ndarray]:
         data = self.blobs.get(key)
@@ -81,7 +91,7 @@ class ChunkStore:
 
     def put_json(self, name: str, obj) -> None:
         doc = {"identity": self.identity, "value": obj}
-        self.blobs.put(f"job:0:{name}", json.dumps(doc, sort_keys=True).encode())
+        self._put(f"job:0:{name}", json.dumps(doc, sort_keys=True).encode())
 
     def get_json(self, name: str):
         doc = json.loads(self.blobs.get(f"job:0:{name}"))
@@ -93,17 +103,25 @@ class ChunkStore:
         return self.blobs.exists(f"job:0:{name}")
 
     def mark_done(self, stage: str, chunk: int) -> None:
-        self.blobs.put(f"{stage}:{chunk}:done", str(self.identity).encode())
+        """Written last by a task: this job's identity and every key the task wrote."""
+        doc = {"identity": self.identity, "keys": sorted(set(self._written or []))}
+        self._written = None
+        self.blobs.put(f"{stage}:{chunk}:done", json.dumps(doc).encode())
 
     def is_done(self, stage: str, chunk: int) -> bool:
-        """A done marker counts only if this job wrote it."""
+        """A chunk's outputs are all there: its marker was written by this job and every key the
+        task wrote still exists (a store that lost some, e.g. Redis emptied while the task ran,
+        makes the chunk run again)."""
         key = f"{stage}:{chunk}:done"
         if not self.blobs.exists(key):
             return False
         try:
-            return self.blobs.get(key).decode() == str(self.identity)
-        except (KeyError, OSError, UnicodeDecodeError):
+            doc = json.loads(self.blobs.get(key))
+        except (KeyError, OSError, ValueError):
             return False
+        if not isinstance(doc, dict) or doc.get("identity") != self.identity:
+            return False
+        return self.blobs.exists_all(doc.get("keys", []))
 
     def release(self) -> list[str]:
         """After completion: delete scratch pixels, per-chunk tables and done markers, keep
@@ -163,7 +181,7 @@ class ChunkStore:
         if self.scratch_in_zarr:
             self._array(f"scratch/{name}")[step, r0:r1, c0:c1] = data
         else:
-            self.blobs.put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}, self.identity))
+            self._put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}, self.identity))
 
     def read_tile(self, name: str, chunk: int, step: int, region) -> np.ndarray:
         r0, r1, c0, c1 = region
