@@ -105,6 +105,11 @@ def empty_pieces() -> dict[str, np.ndarray]:
     return {k: np.zeros(0, t) for k, t in _PIECE_DTYPES.items()}
 
 
+def _job_index(tile_index: np.ndarray, width: int, row0: int, col0: int, job_width: int) -> np.ndarray:
+    """Row-major linear index on the job grid of flat indices into a tile at ``(row0, col0)``."""
+    return (tile_index // width + row0).astype(np.int64) * job_width + (tile_index % width + col0)
+
+
 def overlap_pairs(
     prev_labels: np.ndarray,
     cur_labels: np.ndarray,
@@ -124,8 +129,7 @@ def overlap_pairs(
     cl = c[idx].astype(np.int64)
     key = pl * (int(c.max()) + 1) + cl
     ukey, first, counts = np.unique(key, return_index=True, return_counts=True)
-    fidx = idx[first]
-    lin = (fidx // width + row0).astype(np.int64) * job_width + (fidx % width + col0)
+    lin = _job_index(idx[first], width, row0, col0, job_width)
     return {
         "step": np.full(ukey.size, step, np.int32),
         "prev_label": pl[first].astype(np.int32),
@@ -159,7 +163,7 @@ def overlap_pieces(
     idx = np.flatnonzero(flat)
     order, ulab, starts = _grouped(flat[idx])
     first = idx[order][starts]  # raster order inside a label: its first pixel
-    lin = (first // width + row0).astype(np.int64) * job_width + (first % width + col0)
+    lin = _job_index(first, width, row0, col0, job_width)
     return pieces, {
         "step": np.full(n, step, np.int32),
         "piece": ulab.astype(np.int32),
