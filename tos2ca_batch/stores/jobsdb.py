@@ -174,11 +174,6 @@ class JobsDB:
         return self.execute(f"UPDATE jobs SET {sets} WHERE jobID = ? AND status IN ({marks})",
                             (to, *fields.values(), job_id, *from_states)) == 1
 
-    def fail_running_job(self, job_id: int, message: str) -> bool:
-        """``running`` -> ``failed`` with ``message``; False (and nothing changed) if the job was not
-        running, so the first failure's message is the one that stays."""
-        return self.transition(job_id, "failed", ("running",), message=message[:4000])
-
     def hold_job(self, job_id: int, worker: str, lease_seconds: float) -> bool:
         """Set or renew the lease of a running job held by ``worker`` (or by nobody yet)."""
         return self.execute(
