@@ -17,9 +17,9 @@ import statistics
 import time
 
 import numpy as np
+from tos2ca_batch.kernels.binarize import binarize
+from tos2ca_batch.kernels.components import component_table, label, overlap_pairs, overlap_pieces
 
-from kernels.binarize import binarize
-from kernels.components import component_table, label, overlap_pairs, overlap_pieces
 from tos2ca_batch.synth import feature_field
 
 

@@ -7,8 +7,7 @@ tile whatever the block length.
 from __future__ import annotations
 
 import numpy as np
-
-from kernels.components import (
+from tos2ca_batch.kernels.components import (
     component_table,
     concat_tables,
     empty_components,

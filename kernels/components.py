@@ -110,14 +110,8 @@ def _job_index(tile_index: np.ndarray, width: int, row0: int, col0: int, job_wid
     return (tile_index // width + row0).astype(np.int64) * job_width + (tile_index % width + col0)
 
 
-def overlap_pairs(
-    prev_labels: np.ndarray,
-    cur_labels: np.ndarray,
-    step: int,
-    row0: int,
-    col0: int,
-    job_width: int,
-) -> dict[str, np.ndarray]:
+def overlap_pairs(prev_labels: np.ndarray, cur_labels: np.ndarray, step: int, row0: int, col0: int,
+                  job_width: int) -> dict[str, np.ndarray]:
     """Pixel overlaps between labels of step ``step-1`` and ``step`` on the same tile."""
     width = cur_labels.shape[1]
     p = prev_labels.ravel()
@@ -139,15 +133,8 @@ def overlap_pairs(
     }
 
 
-def overlap_pieces(
-    prev_labels: np.ndarray,
-    cur_labels: np.ndarray,
-    step: int,
-    row0: int,
-    col0: int,
-    job_width: int,
-    connectivity: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def overlap_pieces(prev_labels: np.ndarray, cur_labels: np.ndarray, step: int, row0: int, col0: int,
+                   job_width: int, connectivity: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The pieces of every overlap on one tile: connected components of the pixels in both steps.
 
     A piece lies inside one component of each step (it is connected and every pixel is in both
@@ -188,3 +175,35 @@ def concat_tables(tables: list[dict[str, np.ndarray]], empty: dict[str, np.ndarr
     if not tables:
         return empty
     return {k: np.concatenate([t[k] for t in tables]) for k in empty}
+
+
+def _stack_strips(by_tile: dict) -> dict:
+    return {k: {side: np.concatenate(parts) for side, parts in sides.items()} for k, sides in by_tile.items()}
+
+
+def gather_chunk_tables(chunks, with_pieces: bool) -> dict:
+    """Join the tables of every chunk of a job for ``tracking.resolve``.
+
+    ``chunks`` yields ``(tile id, (tile row, tile col), tables)`` in ascending chunk order
+    (block-major, so each tile's strips stack in time order); ``tables`` holds a chunk's
+    ``components``, ``overlaps`` and ``strips`` (and ``pieces``, ``piece_strips`` when
+    ``with_pieces``). Returns the joined ``components``, ``overlaps`` and ``pieces`` (each with a
+    ``tile`` column) and the ``strips`` and ``piece_strips`` of each tile (None without pieces).
+    """
+    names = ("components", "overlaps") + (("pieces",) if with_pieces else ())
+    parts: dict[str, list] = {n: [] for n in names}
+    strips: dict = {"strips": {}, "piece_strips": {}}
+    for tile_id, ij, tables in chunks:
+        for name in names:
+            t = dict(tables[name])
+            t["tile"] = np.full(t["step"].size, tile_id, np.int32)
+            parts[name].append(t)
+        for kind in ("strips", "piece_strips") if with_pieces else ("strips",):
+            for side, arr in tables[kind].items():
+                strips[kind].setdefault(ij, {}).setdefault(side, []).append(arr)
+    empty = {"components": empty_components(), "overlaps": empty_overlaps(), "pieces": empty_pieces()}
+    out = {n: concat_tables(parts[n], dict(empty[n], tile=np.zeros(0, np.int32))) for n in names}
+    out["pieces"] = out.get("pieces")
+    out["strips"] = _stack_strips(strips["strips"])
+    out["piece_strips"] = _stack_strips(strips["piece_strips"]) if with_pieces else None
+    return out

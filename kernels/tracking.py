@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from kernels.fortracc import OVERLAP_FRACTIONS, StepOverlaps, link, tos2ca_fractions
-from kernels.seams import seam_edges
-from kernels.unionfind import join
+from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS, StepOverlaps, link, tos2ca_fractions
+from tos2ca_batch.kernels.seams import seam_edges
+from tos2ca_batch.kernels.unionfind import join
 
 
 @dataclass

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from kernels.blockmap import BlockMapper
-from kernels.components import concat_tables, empty_components, empty_overlaps, empty_pieces
-from kernels.tracking import resolve
+from tos2ca_batch.kernels.blockmap import BlockMapper
+from tos2ca_batch.kernels.components import gather_chunk_tables
+from tos2ca_batch.kernels.tracking import resolve
 
 
 def track_cube(
@@ -28,41 +27,25 @@ def track_cube(
     th, tw = min(tile[0], ny), min(tile[1], nx)
     ntr, ntc = math.ceil(ny / th), math.ceil(nx / tw)
     labels = np.zeros(masks.shape, np.int32)
-    comps, overlaps, strips, pieces, piece_strips = [], [], {}, [], {}
     with_pieces = overlap_fraction == "tos2ca"
-    for b0 in range(0, nt, block_steps):
-        b1 = min(nt, b0 + block_steps)
-        for i in range(ntr):
-            for j in range(ntc):
-                r0, c0 = i * th, j * tw
-                r1, c1 = min(ny, r0 + th), min(nx, c0 + tw)
-                mapper = BlockMapper(r0, c0, nx, connectivity, pieces=with_pieces)
-                if b0 > 0:
-                    mapper.add_halo(masks[b0 - 1, r0:r1, c0:c1])
-                for s in range(b0, b1):
-                    labels[s, r0:r1, c0:c1] = mapper.add(s, masks[s, r0:r1, c0:c1], values[s, r0:r1, c0:c1])
-                t = mapper.tables()
-                tile_id = i * ntc + j
-                tabled = [(t["components"], comps), (t["overlaps"], overlaps)]
-                tabled += [(t["pieces"], pieces)] if with_pieces else []
-                for table, bucket in tabled:
-                    table = dict(table)
-                    table["tile"] = np.full(table["step"].size, tile_id, np.int32)
-                    bucket.append(table)
-                for side, arr in t["strips"].items():
-                    strips.setdefault((i, j), {}).setdefault(side, []).append(arr)
-                for side, arr in t.get("piece_strips", {}).items():
-                    piece_strips.setdefault((i, j), {}).setdefault(side, []).append(arr)
-    strips = {k: {side: np.concatenate(v) for side, v in sides.items()} for k, sides in strips.items()}
-    piece_strips = {k: {side: np.concatenate(v) for side, v in sides.items()} for k, sides in piece_strips.items()}
-    ce = dict(empty_components(), tile=np.zeros(0, np.int32))
-    oe = dict(empty_overlaps(), tile=np.zeros(0, np.int32))
-    pe = dict(empty_pieces(), tile=np.zeros(0, np.int32))
-    res = resolve(
-        concat_tables(comps, ce), concat_tables(overlaps, oe), strips, nt, ntr, ntc,
-        connectivity, wrap, min_size, min_overlap, overlap_fraction,
-        concat_tables(pieces, pe) if with_pieces else None, piece_strips if with_pieces else None,
-    )
+
+    def chunks():  # in chunk order, as the map stage writes them and reduce reads them
+        for b0 in range(0, nt, block_steps):
+            b1 = min(nt, b0 + block_steps)
+            for i in range(ntr):
+                for j in range(ntc):
+                    r0, c0 = i * th, j * tw
+                    r1, c1 = min(ny, r0 + th), min(nx, c0 + tw)
+                    mapper = BlockMapper(r0, c0, nx, connectivity, pieces=with_pieces)
+                    if b0 > 0:
+                        mapper.add_halo(masks[b0 - 1, r0:r1, c0:c1])
+                    for s in range(b0, b1):
+                        labels[s, r0:r1, c0:c1] = mapper.add(s, masks[s, r0:r1, c0:c1], values[s, r0:r1, c0:c1])
+                    yield i * ntc + j, (i, j), mapper.tables()
+
+    g = gather_chunk_tables(chunks(), with_pieces)
+    res = resolve(g["components"], g["overlaps"], g["strips"], nt, ntr, ntc, connectivity, wrap, min_size,
+                  min_overlap, overlap_fraction, g["pieces"], g["piece_strips"])
     ids = np.zeros(masks.shape, np.int32)
     for s in range(nt):
         for i in range(ntr):

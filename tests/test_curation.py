@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 from helpers import assert_same_outputs, local_outputs, run_job, write_cube
+from tos2ca_batch.kernels import regrid
 
-from kernels import regrid
 from tos2ca_batch.stages.curate import match_times
 from tos2ca_batch.synth import synthesize
 

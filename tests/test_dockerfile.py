@@ -79,6 +79,6 @@ def test_image_install_steps(tmp_path):
     assert res["status"] == "complete" and len(res["outputs"]) == 2
     # The built-in catalog came from the ENV path, as in the image.
     listed = subprocess.run([str(bin_dir / "python"), "-c",
-                             "from tos2ca_batch.catalog import load_catalog; print(sorted(load_catalog()))"],
+                             "from tos2ca_batch.config import Config; print(sorted(Config.from_env().catalog()))"],
                             env=env, capture_output=True, text=True, cwd=tmp_path)
     assert "MUR" in listed.stdout and "GPM_MERGIR" in listed.stdout

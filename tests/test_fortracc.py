@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from chunkdriver import tag_table, track_cube
-
-from kernels.fortracc import StepOverlaps, link
+from tos2ca_batch.kernels.fortracc import StepOverlaps, link
 
 
 def frames_to_masks(frames):
@@ -48,7 +47,7 @@ def test_fragmented_cases_differ_between_modes(fragmented_cases):
 
 
 def test_tos2ca_fractions_by_hand():
-    from kernels.fortracc import tos2ca_fractions
+    from tos2ca_batch.kernels.fortracc import tos2ca_fractions
 
     # p of 16 px overlapping c in two pieces of 4 (first) and 4: forward 8/(2*16), backward 8/(16+8-4).
     fwd, back = tos2ca_fractions(np.array([8]), np.array([16]), np.array([2]), np.array([4]))

@@ -38,7 +38,7 @@ def test_cases_through_files(fortracc_cases, fragmented_cases, tmp_path, block, 
         masks = read_masks(masks_path)
         assert sorted(masks) == case["timestamps"]
         table = cfg.store(res["job_id"]).get_table("reduce", 0, "components")
-        from kernels.fortracc import TAGS
+        from tos2ca_batch.kernels.fortracc import TAGS
 
         tags = {(case["timestamps"][int(s)], int(a)): TAGS[int(t)]
                 for s, a, t in zip(table["step"], table["anomaly_id"], table["tag"])}

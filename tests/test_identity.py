@@ -14,8 +14,8 @@ import pytest
 from helpers import run_job, write_cube
 
 from tos2ca_batch.config import Config
+from tos2ca_batch.pipeline import KEPT_AFTER_COMPLETION
 from tos2ca_batch.stores import codec
-from tos2ca_batch.stores.chunkstore import KEPT_AFTER_COMPLETION
 from tos2ca_batch.synth import synthesize
 
 SPEC = {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan", "value": 10.0,

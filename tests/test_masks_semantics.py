@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from helpers import run_job, write_cube
-
-from kernels.binarize import binarize
+from tos2ca_batch.kernels.binarize import binarize
 
 START = datetime(2020, 1, 1)
 

@@ -6,7 +6,7 @@ import netCDF4
 import numpy as np
 import pytest
 
-from tos2ca_batch.catalog import file_for, load_catalog
+from tos2ca_batch.catalog import CatalogEntry, file_for, load_catalog
 from tos2ca_batch.readers import StepReader, index_runs
 from tos2ca_batch.synth import grid, synthesize
 
@@ -61,8 +61,7 @@ LAYOUTS = [{}, {"desc": True}, {"lon180": True}, {"lonlat": True}, {"packed": Tr
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda d: "+".join(d) or "plain")
 def test_same_field_from_every_layout(tmp_path, layout):
     write(tmp_path / "f.nc", layout)
-    entry = {"location": str(tmp_path / "f.nc"), "timeStep": 60, "group": None,
-             "coordinateNames": {"lat": "lat", "lon": "lon", "time": "time"}}
+    entry = CatalogEntry("f", str(tmp_path / "f.nc"), 60, {"lat": "lat", "lon": "lon", "time": "time"})
     with StepReader(entry, "sst") as r:
         lat, lon = r.grid(T)
         rows = np.argsort(lat)
@@ -80,8 +79,7 @@ def test_fill_missing_and_valid_range_are_nan(tmp_path):
         raw = ds["sst"]
         raw.set_auto_maskandscale(False)
         raw[1, 0, 0] = 25000  # outside valid_range
-    entry = {"location": str(tmp_path / "f.nc"), "timeStep": 60, "group": None,
-             "coordinateNames": {"lat": "lat", "lon": "lon", "time": "time"}}
+    entry = CatalogEntry("f", str(tmp_path / "f.nc"), 60, {"lat": "lat", "lon": "lon", "time": "time"})
     with StepReader(entry, "sst") as r:
         got = r.read(T, np.arange(LAT.size), np.arange(LON360.size))
     assert np.isnan(got[0, 0]) and np.isnan(got[2, 3]) and np.isfinite(got).sum() == got.size - 2
@@ -101,9 +99,9 @@ def test_synthetic_layouts_read_back(tmp_path, kind, res):
 
     name = next(iter(json.loads(cat.read_text())))
     entry = load_catalog([str(cat)])[name]
-    t = datetime.strptime(entry["startDate"], "%Y-%m-%dT%H:%M")
+    t = entry.first
     assert file_for(entry, t).startswith(str(tmp_path))
-    with StepReader(entry, entry["variables"][0]) as r:
+    with StepReader(entry, entry.variables[0]) as r:
         lat, lon = r.grid(t)
         got = r.read(t, np.argsort(lat), np.arange(lon.size))
     glat, glon = grid(res)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import run_job, write_cube
 
-from tos2ca_batch.stores.jobsdb import SQLiteJobsDB
+from tos2ca_batch.stores.sqlite import SQLiteJobsDB
 
 SPEC = {"stage": "phdef", "dataset": "CUBE", "variable": "v", "operator": "greaterThan", "value": 10.0,
         "start": "2020-01-01T00:00", "end": "2020-01-01T01:30", "bbox": [0.0, 0.0, 11.0, 9.0],

@@ -110,6 +110,10 @@ class Layout:
     def tile_of(self, chunk_id: int) -> int:
         return chunk_id % self.n_tiles
 
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """Every tile's ``(r0, r1, c0, c1)``, in tile order."""
+        return [self.tile(t) for t in range(self.n_tiles)]
+
 
 def default_chunking(n_steps: int, height: int, width: int, memory_mb: float) -> tuple[int, tuple[int, int]]:
     """Block length and tile from a per-worker memory budget.

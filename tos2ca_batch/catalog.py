@@ -1,27 +1,86 @@
 """The dataset catalog: the built-in ``manifests/datasets.json`` plus user catalogs.
 
-User catalogs come from ``TOS2CA_CATALOG`` (paths separated by ``os.pathsep``) and then
-``--catalog FILE`` (repeatable); a later entry replaces an earlier one of the same name.
-Relative ``location`` paths are resolved against the directory of the catalog file.
+User catalogs are ``Config.catalogs`` (``TOS2CA_CATALOG``, then ``--catalog FILE``); a later
+entry replaces an earlier one of the same name. Relative ``location`` paths are resolved
+against the directory of the catalog file. Entries are :class:`CatalogEntry` values; their
+JSON form is the catalog file's (TOS2CA's camelCase field names).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tos2ca_batch.timeutil import parse_time, step_minutes
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One dataset of the catalog: where its files are and how they are laid out."""
+
+    name: str
+    location: str
+    """Path or ``s3://`` URL pattern: ``{time:FMT}``, ``{end:FMT}``, ``{minutes}``."""
+    time_step: int | str
+    """Minutes between steps, ``"daily"`` or ``"monthly"``."""
+    coordinate_names: dict[str, str]
+    format: str = "netcdf4"
+    start_date: str = ""
+    end_date: str = ""
+    group: str | None = None
+    variables: tuple[str, ...] = ()
+    units: dict[str, str] = field(default_factory=dict)
+    dimension_order: tuple[str, ...] | None = None
+    stages: tuple[str, ...] = ("phdef", "curation")
+    categorical: tuple[str, ...] = ()
+    full_name: str = ""
+    product_info: str = ""
+
+    _JSON = {"location": "location", "time_step": "timeStep", "coordinate_names": "coordinateNames",
+             "format": "format", "start_date": "startDate", "end_date": "endDate", "group": "group",
+             "variables": "variables", "units": "units", "dimension_order": "dimensionOrder",
+             "stages": "stages", "categorical": "categorical", "full_name": "fullName",
+             "product_info": "productInfo"}
+
+    @classmethod
+    def from_json(cls, name: str, doc: dict) -> CatalogEntry:
+        kwargs = {attr: doc[key] for attr, key in cls._JSON.items() if key in doc}
+        for attr in ("variables", "stages", "categorical", "dimension_order"):
+            if kwargs.get(attr) is not None:
+                kwargs[attr] = tuple(kwargs[attr])
+        kwargs.setdefault("full_name", name)
+        return cls(name=name, **kwargs)
+
+    def to_json(self) -> dict:
+        out = {key: getattr(self, attr) for attr, key in self._JSON.items()}
+        for attr in ("variables", "stages", "categorical", "dimension_order"):
+            value = getattr(self, attr)
+            out[self._JSON[attr]] = list(value) if value is not None else None
+        return out
+
+    @property
+    def first(self) -> datetime:
+        return parse_time(self.start_date)
+
+    @property
+    def last(self) -> datetime:
+        return parse_time(self.end_date)
+
+    def units_of(self, variable: str) -> str | None:
+        return self.units.get(variable)
 
 REQUIRED_FIELDS = ("format", "location", "timeStep", "startDate", "endDate", "variables", "coordinateNames")
 FORMATS = ("netcdf4", "hdf5")
 
 
-def builtin_catalog_path() -> Path | None:
-    env = os.environ.get("TOS2CA_BUILTIN_CATALOG")
-    if env:
-        return Path(env)
+def builtin_catalog_path(given: str | None = None) -> Path | None:
+    """``given`` (``Config.builtin_catalog``), else ``manifests/datasets.json`` beside the
+    package or in the current directory."""
+    if given:
+        return Path(given)
     here = Path(__file__).resolve().parent
     for base in (here.parent, Path.cwd()):
         path = base / "manifests" / "datasets.json"
@@ -30,7 +89,7 @@ def builtin_catalog_path() -> Path | None:
     return None
 
 
-def _load_file(path: Path) -> dict[str, dict]:
+def _load_file(path: Path) -> dict[str, CatalogEntry]:
     try:
         entries = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -53,10 +112,7 @@ def _load_file(path: Path) -> dict[str, dict]:
         loc = entry["location"]
         if "://" not in loc and not os.path.isabs(loc):
             entry["location"] = str((path.parent / loc).resolve())
-        entry.setdefault("group", None)
-        entry.setdefault("units", {})
-        entry.setdefault("stages", ["phdef", "curation"])
-        out[name] = entry
+        out[name] = CatalogEntry.from_json(name, entry)
     return out
 
 
@@ -73,31 +129,26 @@ def _entry_problem(entry: dict) -> str | None:
         return f"coordinateNames must be an object naming lat and lon, got {names!r}"
     if not isinstance(entry["location"], str):
         return f"location must be a path or s3:// URL, got {entry['location']!r}"
-    for field in ("startDate", "endDate"):
+    for name in ("startDate", "endDate"):
         try:
-            parse_time(entry[field])
+            parse_time(entry[name])
         except ValueError as exc:
-            return f"{field}: {exc}"
+            return f"{name}: {exc}"
     return None
 
 
-def load_catalog(extra: list[str] | None = None) -> dict[str, dict]:
-    paths: list[Path] = []
-    builtin = builtin_catalog_path()
-    if builtin is not None:
-        paths.append(builtin)
-    env = os.environ.get("TOS2CA_CATALOG")
-    if env:
-        paths += [Path(p) for p in env.split(os.pathsep) if p]
-    paths += [Path(p) for p in extra or []]
-    catalog: dict[str, dict] = {}
+def load_catalog(paths: list[str] | None = None, builtin: str | None = None) -> dict[str, CatalogEntry]:
+    """The built-in catalog (``builtin`` or the one found beside the package), then ``paths``."""
+    found = builtin_catalog_path(builtin)
+    paths = ([found] if found is not None else []) + [Path(p) for p in paths or []]
+    catalog: dict[str, CatalogEntry] = {}
     for p in paths:
         catalog.update(_load_file(p))
     return catalog
 
 
-def file_for(entry: dict, t) -> str:
+def file_for(entry: CatalogEntry, t) -> str:
     """The file (path or URL) holding time ``t``: ``{time:FMT}``, ``{end:FMT}``, ``{minutes}``."""
-    step = step_minutes(entry["timeStep"])
+    step = step_minutes(entry.time_step)
     end = t + (timedelta(minutes=step) if isinstance(step, int) else timedelta(days=1)) - timedelta(seconds=1)
-    return entry["location"].format(time=t, end=end, minutes=t.hour * 60 + t.minute)
+    return entry.location.format(time=t, end=end, minutes=t.hour * 60 + t.minute)

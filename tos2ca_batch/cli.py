@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from tos2ca_batch import __version__
+from tos2ca_batch.pipeline import TASK_COMMANDS
 from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_PRODUCTS
-from tos2ca_batch.stages.registry import TASK_COMMANDS
 
 EXIT_NOT_READY = 75  # EX_TEMPFAIL: a task whose earlier stages are not complete; nothing changed
 EXIT_CANCELLED = 3
@@ -121,6 +120,17 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
                    help="where array tasks run (mpi: start under mpirun ... python -m mpi4py -m tos2ca_batch)")
 
 
+def _on_job(sub, name: str, help_: str, func, reason: bool = False) -> argparse.ArgumentParser:
+    """A subcommand on one existing job: ``<name> JOB [--reason R] [--workdir] [--catalog]``."""
+    p = sub.add_parser(name, help=help_)
+    p.set_defaults(func=func)
+    p.add_argument("job", type=_job)
+    if reason:
+        p.add_argument("--reason", default="cancelled by the user")
+    _common(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tos2ca-batch", description=__doc__)
     ap.add_argument("--version", action="version", version=__version__)
@@ -128,16 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthesize data, run a PhDef job, print where to look")
+    p.set_defaults(func=cmd_demo)
     _common(p)
     _run_opts(p)
     p.add_argument("--res", type=float, default=0.25, help="synthetic grid spacing in degrees")
 
     p = sub.add_parser("run", help="run a job spec to completion")
+    p.set_defaults(func=cmd_run)
     p.add_argument("spec")
     _common(p)
     _run_opts(p)
 
     p = sub.add_parser("submit", help="store a job as pending and print its id")
+    p.set_defaults(func=cmd_submit)
     p.add_argument("spec")
     _common(p)
     p.add_argument("--block-steps", type=_count, default=None)
@@ -145,23 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--products", type=_products, default=None)
 
     p = sub.add_parser("task", help="run one array task (as an AWS Batch child does)")
+    p.set_defaults(func=cmd_task)
     p.add_argument("stage", choices=TASK_COMMANDS)
     p.add_argument("--job", type=_job, required=True)
     p.add_argument("--chunk", type=_index, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
     _common(p)
 
-    p = sub.add_parser("resume", help="finish a job that stopped (killed, interrupted, failed, cancelled)")
-    p.add_argument("job", type=_job)
-    _common(p)
+    p = _on_job(sub, "resume", "finish a job that stopped (killed, interrupted, failed, cancelled)", cmd_resume)
     p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
     p.add_argument("--backend", default="local", choices=["local", "mpi"])
-
-    p = sub.add_parser("cancel", help="cancel a pending or running job (its tasks stop at the next chunk)")
-    p.add_argument("job", type=_job)
-    p.add_argument("--reason", default="cancelled by the user")
-    _common(p)
+    _on_job(sub, "cancel", "cancel a pending or running job (its tasks stop at the next chunk)", cmd_cancel,
+            reason=True)
 
     p = sub.add_parser("worker", help="claim pending jobs and run them (TOS2CA's EC2 loop)")
+    p.set_defaults(func=cmd_worker)
     _common(p)
     p.add_argument("--once", action="store_true", help="stop when no job is pending")
     p.add_argument("--poll-seconds", type=float, default=10.0)
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aws", help="AWS Batch / Fargate: register manifests, submit, status")
     aws = p.add_subparsers(dest="aws_command", required=True)
     r = aws.add_parser("register", help="create compute environment and queue, register the job definition")
+    r.set_defaults(func=cmd_aws_register)
     r.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
     r.add_argument("--image", required=True)
     r.add_argument("--subnets", required=True, help="comma-separated subnet ids")
@@ -185,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-vcpus", type=int, default=256)
     r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED")
     s = aws.add_parser("submit", help="plan here, then submit the chained array jobs")
+    s.set_defaults(func=cmd_aws_submit)
     s.add_argument("spec")
     _common(s)
     s.add_argument("--queue", required=True)
@@ -194,19 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--block-steps", type=_count, default=None)
     s.add_argument("--tile", type=_tile, default=None)
     s.add_argument("--products", type=_products, default=None)
-    st = aws.add_parser("status", help="each stage's Batch status and chunk counts")
-    st.add_argument("job", type=_job)
-    _common(st)
-    ca = aws.add_parser("cancel", help="terminate a job's Batch jobs and cancel the job")
-    ca.add_argument("job", type=_job)
-    ca.add_argument("--reason", default="cancelled by the user")
-    _common(ca)
+    _on_job(aws, "status", "each stage's Batch status and chunk counts", cmd_aws_status)
+    _on_job(aws, "cancel", "terminate a job's Batch jobs and cancel the job", cmd_aws_cancel, reason=True)
 
-    p = sub.add_parser("status", help="a job's row, chunk counts and outputs as JSON")
-    p.add_argument("job", type=_job)
-    _common(p)
+    _on_job(sub, "status", "a job's row, chunk counts and outputs as JSON", cmd_status)
 
     p = sub.add_parser("synth", help="write synthetic files in a real dataset's layout")
+    p.set_defaults(func=cmd_synth)
     p.add_argument("--kind", choices=["imerg", "mergir", "merra2", "mur"], default="imerg")
     p.add_argument("--out", required=True)
     p.add_argument("--start", required=True)
@@ -221,10 +227,6 @@ def _config(args):
 
     cfg = Config.from_env(args.workdir, args.catalog)
     cfg.workdir.mkdir(parents=True, exist_ok=True)
-    os.environ["TOS2CA_WORKDIR"] = str(cfg.workdir)
-    if args.catalog:
-        os.environ["TOS2CA_CATALOG"] = os.pathsep.join(
-            [p for p in [os.environ.get("TOS2CA_CATALOG", "")] if p] + [str(Path(c).resolve()) for c in args.catalog])
     return cfg
 
 
@@ -256,20 +258,25 @@ def _on_backend(cfg, args, call) -> int:
     return _exit_code(res)
 
 
-def _run(cfg, raw, args) -> int:
+def _run_spec(cfg, raw, args) -> int:
     from tos2ca_batch.runner import apply_overrides, run
 
     raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
     return _on_backend(cfg, args, lambda backend: run(cfg, raw, backend))
 
 
-def _resume(cfg, args) -> int:
-    from tos2ca_batch.runner import resume
+def _with_job(command):
+    """A command on an existing job: refused with a JSON error line when there is no such job."""
+    def checked(args) -> int:
+        cfg = _config(args)
+        if cfg.db().get_job(args.job) is None:
+            print(json.dumps({"job_id": args.job, "error": f"no such job in {cfg.db().describe()}"}))
+            return 1
+        return command(cfg, args)
+    return checked
 
-    return _on_backend(cfg, args, lambda backend: resume(cfg, args.job, backend))
 
-
-def _demo(args) -> int:
+def cmd_demo(args) -> int:
     from datetime import datetime, timedelta
 
     from tos2ca_batch.synth import synthesize
@@ -283,9 +290,7 @@ def _demo(args) -> int:
           file=sys.stderr)
     merra = synthesize("merra2", data, start, end + timedelta(minutes=30), res=0.5, period=(start, end))
     mur = synthesize("mur", data, start - timedelta(days=1), end, res=0.05, period=(start, end))
-    catalogs = [str(catalog), str(merra), str(mur)]
-    os.environ["TOS2CA_CATALOG"] = os.pathsep.join(catalogs)
-    cfg.catalogs = catalogs
+    cfg.catalogs += [str(catalog), str(merra), str(mur)]
     spec = {
         "stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation",
         "operator": "greaterThan", "value": 10.0, "start": "2020-01-04T00:00", "end": "2020-01-04T23:30",
@@ -295,18 +300,154 @@ def _demo(args) -> int:
     }
     (cfg.workdir / "demo-spec.json").write_text(json.dumps(spec, indent=2))
     args.products = None
-    rc = _run(cfg, spec, args)
+    rc = _run_spec(cfg, spec, args)
     if rc:
         return rc
     phdef_job = cfg.db().latest_job("phdef")
     for dataset, variable in (("M2T1NXSLV", "T2M"), ("MUR", "analysed_sst")):
         cspec = {"stage": "curation", "phdef_job": phdef_job, "dataset": dataset, "variable": variable}
         (cfg.workdir / f"demo-curation-{dataset}.json").write_text(json.dumps(cspec, indent=2))
-        rc = rc or _run(cfg, cspec, args)
+        rc = rc or _run_spec(cfg, cspec, args)
     print(f"demo: specs {cfg.workdir}/demo-*.json, data {data}, outputs {cfg.workdir / 'outputs'}/<job>, "
           f"jobs DB {cfg.workdir / 'jobs.sqlite'} (tos2ca-batch status <job> --workdir {cfg.workdir})",
           file=sys.stderr)
     return rc
+
+
+def cmd_run(args) -> int:
+    return _run_spec(_config(args), _load_spec(args.spec), args)
+
+
+def cmd_submit(args) -> int:
+    from tos2ca_batch.runner import apply_overrides, submit
+
+    cfg = _config(args)
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+    job_id, error = submit(cfg, raw)
+    print(json.dumps({"job_id": job_id, "status": "failed" if error else "pending", "message": error}))
+    return 1 if error else 0
+
+
+@_with_job
+def cmd_resume(cfg, args) -> int:
+    from tos2ca_batch.runner import resume
+
+    return _on_backend(cfg, args, lambda backend: resume(cfg, args.job, backend))
+
+
+@_with_job
+def cmd_cancel(cfg, args) -> int:
+    from tos2ca_batch.lifecycle import cancel
+
+    changed = cancel(cfg, args.job, args.reason)
+    row = cfg.db().get_job(args.job)
+    print(json.dumps({"job_id": args.job, "status": row["status"], "changed": changed}))
+    return 0 if row["status"] == "cancelled" else 1
+
+
+@_with_job
+def cmd_task(cfg, args) -> int:
+    from tos2ca_batch.context import TaskContext
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.tasks import chunk_index, not_ready, run_task
+
+    if args.stage == "plan":
+        from tos2ca_batch.lifecycle import fail
+        from tos2ca_batch.runner import plan_job
+
+        try:
+            plan_job(cfg, args.job)
+        except Exception as exc:
+            fail(cfg, args.job, str(exc))
+            return 1
+        return 0
+    try:
+        chunk = chunk_index(cfg, args.job, args.stage, args.chunk)
+    except SpecError as exc:
+        print(json.dumps({"job_id": args.job, "stage": args.stage, "error": str(exc)}))
+        return 2
+    state = run_task(cfg, args.stage, args.job, chunk)
+    out = {"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}
+    if state == "not-ready":
+        out["reason"] = not_ready(TaskContext(cfg, args.job), args.stage)
+    print(json.dumps(out))
+    return {"not-ready": EXIT_NOT_READY, "cancelled": EXIT_CANCELLED}.get(state, 0)
+
+
+@_with_job
+def cmd_status(cfg, args) -> int:
+    db = cfg.db()
+    print(json.dumps({"job": db.get_job(args.job), "chunks": db.chunk_counts(args.job),
+                      "outputs": [o["location"] for o in db.outputs(args.job)]}, default=str))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from tos2ca_batch.backends import make_backend
+    from tos2ca_batch.worker import work
+
+    cfg = _config(args)
+    backend = make_backend(args.backend, args.workers)
+    try:
+        with _Signals():
+            results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)
+    finally:
+        backend.close()
+    for res in results:
+        print(json.dumps(res))
+    return max([_exit_code(r) for r in results], default=0)
+
+
+def cmd_aws_register(args) -> int:
+    from tos2ca_batch import aws_batch
+    from tos2ca_batch.config import Config
+
+    values = {
+        "IMAGE": args.image, "SUBNETS": args.subnets.split(","), "SECURITY_GROUPS": args.security_groups.split(","),
+        "SERVICE_ROLE_ARN": args.service_role_arn, "EXECUTION_ROLE_ARN": args.execution_role_arn,
+        "JOB_ROLE_ARN": args.job_role_arn, "INSTANCE_ROLE_ARN": args.instance_role_arn,
+        "SECRET_ID": args.secret_id, "STORE_URL": args.store_url, "NAME_PREFIX": args.name_prefix,
+        "MAX_VCPUS": args.max_vcpus, "ASSIGN_PUBLIC_IP": args.assign_public_ip,
+    }
+    print(json.dumps(aws_batch.register(Config.from_env(), values, args.platform)))
+    return 0
+
+
+def cmd_aws_submit(args) -> int:
+    from tos2ca_batch import aws_batch
+    from tos2ca_batch.runner import apply_overrides
+
+    cfg = _config(args)
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+    jobdef = args.job_definition or f"{args.name_prefix}-{args.platform}"
+    res = aws_batch.submit(cfg, raw, args.queue, jobdef)
+    print(json.dumps(res))
+    return 0 if res["status"] != "failed" else 1
+
+
+@_with_job
+def cmd_aws_status(cfg, args) -> int:
+    from tos2ca_batch import aws_batch
+
+    print(json.dumps(aws_batch.status(cfg, args.job), default=str))
+    return 0
+
+
+@_with_job
+def cmd_aws_cancel(cfg, args) -> int:
+    from tos2ca_batch import aws_batch
+
+    print(json.dumps(aws_batch.cancel(cfg, args.job, args.reason), default=str))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from tos2ca_batch.synth import synthesize
+    from tos2ca_batch.timeutil import parse_time
+
+    path = synthesize(args.kind, args.out, parse_time(args.start), parse_time(args.end), args.res, args.seed)
+    print(json.dumps({"catalog": str(path)}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,114 +456,4 @@ def main(argv: list[str] | None = None) -> int:
     # responses at DEBUG, so third-party loggers stay at WARNING.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("tos2ca_batch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
-    if args.command == "aws" and args.aws_command == "register":
-        from tos2ca_batch.backends import aws_batch
-
-        values = {
-            "IMAGE": args.image, "SUBNETS": args.subnets.split(","), "SECURITY_GROUPS": args.security_groups.split(","),
-            "SERVICE_ROLE_ARN": args.service_role_arn, "EXECUTION_ROLE_ARN": args.execution_role_arn,
-            "JOB_ROLE_ARN": args.job_role_arn, "INSTANCE_ROLE_ARN": args.instance_role_arn,
-            "SECRET_ID": args.secret_id, "STORE_URL": args.store_url, "NAME_PREFIX": args.name_prefix,
-            "MAX_VCPUS": args.max_vcpus, "ASSIGN_PUBLIC_IP": args.assign_public_ip,
-        }
-        print(json.dumps(aws_batch.register(values, args.platform)))
-        return 0
-    if args.command == "synth":
-        from tos2ca_batch.synth import synthesize
-        from tos2ca_batch.timeutil import parse_time
-
-        path = synthesize(args.kind, args.out, parse_time(args.start), parse_time(args.end), args.res, args.seed)
-        print(json.dumps({"catalog": str(path)}))
-        return 0
-    if args.command == "demo":
-        return _demo(args)
-    cfg = _config(args)
-    if args.command == "run":
-        return _run(cfg, _load_spec(args.spec), args)
-    if args.command == "submit":
-        from tos2ca_batch.runner import apply_overrides, submit
-
-        raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
-        job_id, error = submit(cfg, raw)
-        print(json.dumps({"job_id": job_id, "status": "failed" if error else "pending", "message": error}))
-        return 1 if error else 0
-    if args.command in ("task", "resume", "cancel", "status") or getattr(args, "aws_command", "") in (
-            "status", "cancel"):
-        if cfg.db().get_job(args.job) is None:
-            print(json.dumps({"job_id": args.job, "error": f"no such job in {cfg.db().describe()}"}))
-            return 1
-    if args.command == "resume":
-        return _resume(cfg, args)
-    if args.command == "cancel":
-        from tos2ca_batch.lifecycle import cancel
-
-        changed = cancel(cfg, args.job, args.reason)
-        row = cfg.db().get_job(args.job)
-        print(json.dumps({"job_id": args.job, "status": row["status"], "changed": changed}))
-        return 0 if row["status"] == "cancelled" else 1
-    if args.command == "task":
-        from tos2ca_batch.errors import SpecError
-        from tos2ca_batch.tasks import chunk_index, run_task
-
-        if args.stage == "plan":
-            from tos2ca_batch.lifecycle import fail
-            from tos2ca_batch.runner import plan_job
-
-            try:
-                plan_job(cfg, args.job)
-            except Exception as exc:
-                fail(cfg, args.job, str(exc))
-                return 1
-            return 0
-        try:
-            chunk = chunk_index(cfg, args.job, args.stage, args.chunk)
-        except SpecError as exc:
-            print(json.dumps({"job_id": args.job, "stage": args.stage, "error": str(exc)}))
-            return 2
-        state = run_task(cfg, args.stage, args.job, chunk)
-        out = {"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}
-        if state == "not-ready":
-            from tos2ca_batch.tasks import not_ready
-
-            out["reason"] = not_ready(cfg, args.job, args.stage)
-        print(json.dumps(out))
-        return {"not-ready": EXIT_NOT_READY, "cancelled": EXIT_CANCELLED}.get(state, 0)
-    if args.command == "aws":
-        from tos2ca_batch.backends import aws_batch
-        from tos2ca_batch.runner import apply_overrides
-
-        if args.aws_command == "submit":
-            raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
-            jobdef = args.job_definition or f"{args.name_prefix}-{args.platform}"
-            res = aws_batch.submit(cfg, raw, args.queue, jobdef)
-            print(json.dumps(res))
-            return 0 if res["status"] != "failed" else 1
-        if args.aws_command == "cancel":
-            print(json.dumps(aws_batch.cancel(cfg, args.job, args.reason), default=str))
-            return 0
-        print(json.dumps(aws_batch.status(cfg, args.job), default=str))
-        return 0
-    if args.command == "worker":
-        from tos2ca_batch.backends import make_backend
-        from tos2ca_batch.worker import work
-
-        backend = make_backend(args.backend, args.workers)
-        try:
-            with _Signals():
-                results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)
-        finally:
-            backend.close()
-        for res in results:
-            print(json.dumps(res))
-        return max([_exit_code(r) for r in results], default=0)
-    if args.command == "status":
-        db = cfg.db()
-        row = db.get_job(args.job)
-        if row is None:
-            print(json.dumps({"job_id": args.job, "error": "no such job"}))
-            return 1
-        print(json.dumps({"job": row, "chunks": db.chunk_counts(args.job),
-                          "outputs": [o["location"] for o in db.outputs(args.job)]}, default=str))
-        return 0
-    return 2
+    return args.func(args)

@@ -1,20 +1,22 @@
-"""Where a job's state lives, from the environment, an AWS secret and CLI flags.
+"""Every setting of the package, read here and nowhere else.
 
-Array tasks get the same configuration through environment variables (``TOS2CA_WORKDIR``,
-``TOS2CA_DB_URL``, ``TOS2CA_REDIS_URL``, ``TOS2CA_STORE_URL``, ``TOS2CA_OUTPUT_URL``,
-``TOS2CA_SECRET_ID``...), exactly as an AWS Batch child would. With ``TOS2CA_SECRET_ID`` the
-database, Redis and bucket settings come from that Secrets Manager secret (TOS2CA fields
-``username, password, host, port, db, rhost, rport, bucket``); environment variables win.
-Connection URLs may hold passwords, so they are kept out of ``repr`` and never logged.
+Settings come from the environment (``TOS2CA_*``, plus the AWS SDK's ``AWS_ENDPOINT_URL``,
+``AWS_DEFAULT_REGION`` and, in an array child, ``AWS_BATCH_JOB_ARRAY_INDEX``), from a Secrets
+Manager secret and from CLI flags. With ``TOS2CA_SECRET_ID`` the database, Redis and bucket
+settings come from that secret (TOS2CA fields ``username, password, host, port, db, rhost,
+rport, bucket``); environment variables win. A child process gets the same configuration from
+:meth:`Config.child_env` (what an AWS Batch child or an ``mpirun`` rank is given) or, in a local
+pool, the ``Config`` itself. URLs that may hold passwords are kept out of ``repr`` and never logged.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from tos2ca_batch.stores import open_jobs_db
 from tos2ca_batch.stores.chunkstore import ChunkStore
@@ -22,11 +24,11 @@ from tos2ca_batch.stores.jobsdb import JobsDB
 from tos2ca_batch.stores.objectstore import OutputStore, default_output_prefix, open_output_store
 
 
-def secret_settings(secret_id: str) -> dict[str, str]:
+def secret_settings(secret_id: str, endpoint_url: str | None = None) -> dict[str, str]:
     """DB/Redis/output URLs from a TOS2CA secret (values are never logged)."""
     import boto3
 
-    client = boto3.client("secretsmanager", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    client = boto3.client("secretsmanager", endpoint_url=endpoint_url)
     try:
         doc = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
     except Exception as exc:  # the message names the secret, never its content
@@ -42,13 +44,50 @@ def secret_settings(secret_id: str) -> dict[str, str]:
     return out
 
 
-def _positive(env, name: str, default: int) -> int:
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name)
     if text is None:
         return default
     if not text.strip().isdigit() or int(text) < 1:
         raise ValueError(f"{name} must be a whole number >= 1, got {text!r}")
     return int(text)
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {text!r}")
+    return value
+
+
+def has_password(url: str) -> bool:
+    """A URL that carries a password (never forwarded to a child through its job definition)."""
+    try:
+        return bool(urlparse(url).password)
+    except ValueError:
+        return True
+
+
+# name in the environment -> Config field, for the settings a child is given as variables
+ENV_FIELDS = {
+    "TOS2CA_SECRET_ID": "secret_id", "TOS2CA_DB_URL": "db_url", "TOS2CA_REDIS_URL": "redis_url",
+    "TOS2CA_STORE_URL": "store_url", "TOS2CA_OUTPUT_URL": "output_url", "TOS2CA_MEMORY_MB": "memory_mb",
+    "TOS2CA_LEASE_SECONDS": "lease_seconds", "TOS2CA_REDIS_TTL": "redis_ttl",
+    "TOS2CA_REDIS_PART_BYTES": "redis_part_bytes", "TOS2CA_REDIS_PREFIX": "redis_prefix",
+    "TOS2CA_INSTITUTION": "institution", "TOS2CA_MAX_CHUNKS": "max_chunks", "TOS2CA_SMTP_URL": "smtp_url",
+    "TOS2CA_SES_SENDER": "ses_sender", "TOS2CA_MAIL_FROM": "mail_from",
+    "TOS2CA_BUILTIN_CATALOG": "builtin_catalog", "AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "AWS_DEFAULT_REGION": "aws_region",
+}
+# what ``aws submit`` forwards to its children (when it holds no password)
+FORWARDED_TO_BATCH = ("TOS2CA_SECRET_ID", "TOS2CA_STORE_URL", "TOS2CA_OUTPUT_URL", "TOS2CA_REDIS_URL",
+                      "TOS2CA_REDIS_PREFIX", "TOS2CA_DB_URL", "TOS2CA_LEASE_SECONDS", "TOS2CA_MEMORY_MB")
 
 
 @dataclass
@@ -59,6 +98,9 @@ class Config:
     store_url: str | None = None
     output_url: str | None = None
     catalogs: list[str] = field(default_factory=list)
+    """User catalog files: ``TOS2CA_CATALOG`` (``os.pathsep``-separated), then ``--catalog``."""
+    builtin_catalog: str | None = None
+    """``TOS2CA_BUILTIN_CATALOG``, else ``manifests/datasets.json`` beside the package or here."""
     memory_mb: float = 2048.0
     lease_seconds: float = 600.0
     redis_ttl: int = 48 * 3600
@@ -66,35 +108,96 @@ class Config:
     redis_prefix: str = "tos2ca"
     institution: str = "unspecified"
     max_chunks: int = 100_000  # per stage; a plan over it is refused before anything is written
-    _db: JobsDB | None = field(default=None, repr=False)
-    _stores: dict = field(default_factory=dict, repr=False)
+    smtp_url: str | None = field(default=None, repr=False)
+    ses_sender: str | None = None
+    mail_from: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    secret_id: str | None = None
+    array_index: str | None = None
+    """``AWS_BATCH_JOB_ARRAY_INDEX``: the chunk of an AWS Batch array child."""
+    _db: JobsDB | None = field(default=None, repr=False, compare=False)
+    _stores: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_env(cls, workdir: str | None = None, catalogs: list[str] | None = None) -> Config:
-        env = os.environ
-        secret = secret_settings(env["TOS2CA_SECRET_ID"]) if env.get("TOS2CA_SECRET_ID") else {}
-        return cls(
+    def from_env(cls, workdir: str | None = None, catalogs: list[str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+        """The configuration of this process (``environ`` defaults to ``os.environ``); ``workdir``
+        and ``catalogs`` are the CLI's ``--workdir`` and ``--catalog``."""
+        env = os.environ if environ is None else environ
+        os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")  # HDF5 reads it when it opens a file
+        endpoint = env.get("AWS_ENDPOINT_URL") or None
+        secret_id = env.get("TOS2CA_SECRET_ID") or None
+        secret = secret_settings(secret_id, endpoint) if secret_id else {}
+        user_catalogs = [p for p in (env.get("TOS2CA_CATALOG") or "").split(os.pathsep) if p]
+        cfg = cls(
             workdir=Path(workdir or env.get("TOS2CA_WORKDIR") or "./tos2ca-work").resolve(),
             db_url=env.get("TOS2CA_DB_URL") or secret.get("db_url"),
             redis_url=env.get("TOS2CA_REDIS_URL") or secret.get("redis_url"),
             store_url=env.get("TOS2CA_STORE_URL") or None,
             output_url=env.get("TOS2CA_OUTPUT_URL") or secret.get("output_url"),
-            catalogs=list(catalogs or []),
-            memory_mb=float(env.get("TOS2CA_MEMORY_MB", 2048)),
-            lease_seconds=float(env.get("TOS2CA_LEASE_SECONDS", 600)),
-            redis_ttl=int(env.get("TOS2CA_REDIS_TTL", 48 * 3600)),
-            redis_part_bytes=int(env.get("TOS2CA_REDIS_PART_BYTES", 512 * 2**20)),
+            catalogs=user_catalogs + [str(Path(c).resolve()) for c in catalogs or []],
+            builtin_catalog=env.get("TOS2CA_BUILTIN_CATALOG") or None,
+            memory_mb=_number(env, "TOS2CA_MEMORY_MB", 2048.0),
+            lease_seconds=_number(env, "TOS2CA_LEASE_SECONDS", 600.0),
+            redis_ttl=_positive(env, "TOS2CA_REDIS_TTL", 48 * 3600),
+            redis_part_bytes=_positive(env, "TOS2CA_REDIS_PART_BYTES", 512 * 2**20),
             redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
             institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
             max_chunks=_positive(env, "TOS2CA_MAX_CHUNKS", 100_000),
+            smtp_url=env.get("TOS2CA_SMTP_URL") or None,
+            ses_sender=env.get("TOS2CA_SES_SENDER") or None,
+            mail_from=env.get("TOS2CA_MAIL_FROM") or None,
+            aws_endpoint_url=endpoint,
+            aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
+            secret_id=secret_id,
+            array_index=env.get("AWS_BATCH_JOB_ARRAY_INDEX"),
         )
+        cfg._secret_fields = set(secret)
+        return cfg
+
+    def __post_init__(self) -> None:
+        self._secret_fields: set[str] = set()
+        from tos2ca_batch.stores.objectstore import configure_s3
+
+        configure_s3(self.aws_endpoint_url, self.aws_region)
+
+    def __getstate__(self) -> dict:
+        """Pickled for a local pool process: settings only, not open connections."""
+        state = dict(self.__dict__)
+        state["_db"], state["_stores"] = None, {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        from tos2ca_batch.stores.objectstore import configure_s3
+
+        configure_s3(self.aws_endpoint_url, self.aws_region)
 
     def child_env(self) -> dict[str, str]:
-        """Environment for an array task of this configuration (URLs as given, e.g. by a secret id)."""
-        env = dict(os.environ)
-        env["TOS2CA_WORKDIR"] = str(self.workdir)
-        env["HDF5_USE_FILE_LOCKING"] = "FALSE"
+        """The variables that give a child process (an ``mpirun`` rank, an AWS Batch child, a
+        shell) this configuration: ``Config.from_env(environ=child_env())`` equals this one.
+        Settings read from the secret are left to the child's own reading of the secret."""
+        env = {"TOS2CA_WORKDIR": str(self.workdir), "HDF5_USE_FILE_LOCKING": "FALSE"}
+        if self.catalogs:
+            env["TOS2CA_CATALOG"] = os.pathsep.join(self.catalogs)
+        for name, attr in ENV_FIELDS.items():
+            value = getattr(self, attr)
+            if value is not None and value != getattr(Config, attr, None) and attr not in self._secret_fields:
+                env[name] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
         return env
+
+    def batch_env(self) -> dict[str, str]:
+        """What ``aws submit`` puts in its children's environment: :data:`FORWARDED_TO_BATCH`
+        settings this configuration was given, never one holding a password."""
+        env = self.child_env()
+        return {k: env[k] for k in FORWARDED_TO_BATCH if k in env and not has_password(env[k])}
+
+    def catalog(self) -> dict:
+        """The dataset catalog: the built-in entries, then ``catalogs`` in order."""
+        from tos2ca_batch.catalog import load_catalog
+
+        return load_catalog(self.catalogs, self.builtin_catalog)
 
     def db(self) -> JobsDB:
         if self._db is None:
@@ -124,12 +227,8 @@ class Config:
         """Where job J's outputs go unless that place holds another job's: ``<outputs>/J``."""
         return default_output_prefix(self.output_url, self.workdir, job_id)
 
-    def outputs(self, job_id: int) -> OutputStore:
-        """The output location the job claimed when it was planned (see ``claim_output_prefix``)."""
-        store = self.store(job_id)
-        prefix = None
-        if store.has_json("plan"):
-            prefix = store.get_json("plan").get("output_prefix")
+    def outputs(self, job_id: int, prefix: str | None = None) -> OutputStore:
+        """The output location the job claimed when it was planned (``prefix``, from its plan)."""
         return open_output_store(prefix or self.output_base(job_id))
 
     def describe(self) -> dict:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 from tos2ca_batch.config import Config
 from tos2ca_batch.notify import notify
+from tos2ca_batch.pipeline import KEPT_AFTER_COMPLETION
+from tos2ca_batch.plans import load_plan
 from tos2ca_batch.redact import redact
 
 log = logging.getLogger("tos2ca_batch")
@@ -104,19 +106,20 @@ def complete(cfg: Config, job_id: int) -> bool:
     db = cfg.db()
     if any(c["status"] != "complete" for c in db.chunks(job_id)):
         return False
-    message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {cfg.outputs(job_id).prefix}"
     store = cfg.store(job_id)
+    prefix = cfg.outputs(job_id, load_plan(store).output_prefix).prefix
+    message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {prefix}"
     if store.has_json("summary"):  # curation: say which mask times had no curation data
         missing = store.get_json("summary")["missing_times"]
         message += f"; mask times without curation data: {', '.join(missing) if missing else 'none'}"
     if not db.transition(job_id, "complete", ("running",), phase="done", message=message, leaseUntil=None):
         return False
     try:  # scratch is only space now; failing to free it does not undo the result
-        gone = store.release()
+        gone = store.release(KEPT_AFTER_COMPLETION)
         log.info("job %s: released %d scratch keys", job_id, len(gone))
     except Exception as exc:
         log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
-    notify(cfg, job_id)
+    notify(cfg, job_id, prefix)
     return True
 
 

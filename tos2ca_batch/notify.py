@@ -1,10 +1,9 @@
-"""Tell the user a job ended: a log line always; email by SMTP (``TOS2CA_SMTP_URL``) or Amazon
-SES (``TOS2CA_SES_SENDER``) when configured. A failed notification never fails the job."""
+"""Tell the user a job ended: a log line always; email by SMTP (``Config.smtp_url``) or Amazon
+SES (``Config.ses_sender``) when configured. A failed notification never fails the job."""
 
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlparse
@@ -14,7 +13,8 @@ from tos2ca_batch.config import Config
 log = logging.getLogger("tos2ca_batch")
 
 
-def compose(cfg: Config, job_id: int) -> tuple[str, str]:
+def compose(cfg: Config, job_id: int, outputs_prefix: str | None = None) -> tuple[str, str]:
+    """Subject and body; a complete job's body names ``outputs_prefix`` and its files."""
     db = cfg.db()
     row = db.get_job(job_id)
     subject = f"TOS2CA job {job_id} {row['status']}"
@@ -22,7 +22,7 @@ def compose(cfg: Config, job_id: int) -> tuple[str, str]:
         body = f"Job {job_id} ({row['dataset']} {row['variable']}) was cancelled.\nReason: {row['message']}\n"
     elif row["status"] == "complete":
         body = (f"Job {job_id} ({row['dataset']} {row['variable']}) is complete.\n"
-                f"Outputs: {cfg.outputs(job_id).prefix}/\n"
+                f"Outputs: {outputs_prefix}/\n"
                 + "".join(f"  {o['location']}\n" for o in db.outputs(job_id)))
     else:
         body = f"Job {job_id} ({row['dataset']} {row['variable']}) failed.\nReason: {row['message']}\n"
@@ -52,27 +52,27 @@ def send_smtp(url: str, sender: str, to: str, subject: str, body: str) -> None:
         s.send_message(msg)
 
 
-def send_ses(sender: str, to: str, subject: str, body: str) -> str:
+def send_ses(sender: str, to: str, subject: str, body: str, endpoint_url: str | None = None,
+             region: str | None = None) -> str:
     import boto3
 
-    ses = boto3.client("ses", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    ses = boto3.client("ses", endpoint_url=endpoint_url, region_name=region)
     res = ses.send_email(Source=sender, Destination={"ToAddresses": [to]},
                          Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}})
     return res["MessageId"]
 
 
-def notify(cfg: Config, job_id: int) -> None:
-    subject, body = compose(cfg, job_id)
+def notify(cfg: Config, job_id: int, outputs_prefix: str | None = None) -> None:
+    subject, body = compose(cfg, job_id, outputs_prefix)
     to = _address(cfg, job_id)
     log.info("%s (notify %s)", subject, to or "no address")
     if not to:
         return
-    smtp, ses = os.environ.get("TOS2CA_SMTP_URL"), os.environ.get("TOS2CA_SES_SENDER")
-    sender = os.environ.get("TOS2CA_MAIL_FROM") or ses or "tos2ca-batch@localhost"
+    sender = cfg.mail_from or cfg.ses_sender or "tos2ca-batch@localhost"
     try:
-        if smtp:
-            send_smtp(smtp, sender, to, subject, body)
-        elif ses:
-            send_ses(ses, to, subject, body)
+        if cfg.smtp_url:
+            send_smtp(cfg.smtp_url, sender, to, subject, body)
+        elif cfg.ses_sender:
+            send_ses(cfg.ses_sender, to, subject, body, cfg.aws_endpoint_url, cfg.aws_region)
     except Exception as exc:  # the job's result stands; say why the mail did not go
         log.warning("could not email job %s notification: %s", job_id, type(exc).__name__)

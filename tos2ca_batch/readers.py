@@ -15,10 +15,8 @@ from datetime import datetime
 import netCDF4
 import numpy as np
 
-from tos2ca_batch.catalog import file_for
+from tos2ca_batch.catalog import CatalogEntry, file_for
 from tos2ca_batch.timeutil import decode_file_times
-
-os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 
 def index_runs(idx: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -87,11 +85,11 @@ class StepReader:
     :class:`GridMismatch` naming it.
     """
 
-    def __init__(self, entry: dict, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None,
+    def __init__(self, entry: CatalogEntry, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None,
                  keep_open: int = 3):
         self.entry = entry
         self.variable = variable
-        self.names = entry["coordinateNames"]
+        self.names = entry.coordinate_names
         self.job_grid = job_grid
         self.keep_open = max(1, keep_open)
         self._open_files: OrderedDict[str, tuple[netCDF4.Dataset, list[datetime]]] = OrderedDict()
@@ -111,7 +109,7 @@ class StepReader:
         self.close()
 
     def _group(self, ds):
-        group = self.entry.get("group")
+        group = self.entry.group
         return ds[group] if group else ds
 
     def _open(self, path: str):
@@ -168,7 +166,7 @@ class StepReader:
         inverse = {v: k for k, v in self.names.items()}
         roles = [inverse.get(d) for d in var.dimensions]
         if None in roles:
-            roles = list(self.entry.get("dimensionOrder", ["time", "lat", "lon"]))
+            roles = list(self.entry.dimension_order or ("time", "lat", "lon"))
             if len(roles) != len(var.dimensions):
                 roles = roles[-len(var.dimensions):]
         return roles

@@ -8,12 +8,11 @@ import time
 
 from tos2ca_batch import lifecycle
 from tos2ca_batch.backends import Backend, StageFailed
-from tos2ca_batch.catalog import load_catalog
 from tos2ca_batch.config import Config
+from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
+from tos2ca_batch.plans import Plan
 from tos2ca_batch.spec import JobSpec, validate
-from tos2ca_batch.stages.common import JobPlan
-from tos2ca_batch.stages.plan import make_plan
 
 log = logging.getLogger("tos2ca_batch")
 
@@ -38,7 +37,7 @@ def apply_overrides(raw: dict, block_steps: int | None = None, tile: tuple[int, 
 
 def _spec_from_row(cfg: Config, row: dict) -> tuple[JobSpec, dict, dict]:
     raw = json.loads(row["spec"])
-    catalog = load_catalog(cfg.catalogs)
+    catalog = cfg.catalog()
     spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
     return validate(spec_doc, catalog), catalog, raw
 
@@ -59,26 +58,25 @@ def submit(cfg: Config, raw: dict, status: str = "pending") -> tuple[int, str | 
     job_id = db.create_job(raw, status=status)
     try:
         spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
-        validate(spec_doc, load_catalog(cfg.catalogs))
+        validate(spec_doc, cfg.catalog())
     except (SpecError, ValueError) as exc:
         lifecycle.fail(cfg, job_id, str(exc))
         return job_id, str(exc)
     return job_id, None
 
 
-def plan_job(cfg: Config, job_id: int) -> JobPlan:
+def plan_job(cfg: Config, job_id: int) -> Plan:
     """Validate against catalog and data and store the plan (raises SpecError)."""
-    db = cfg.db()
-    spec, catalog, raw = _spec_from_row(cfg, db.get_job(job_id))
-    store = cfg.store(job_id)
-    if store.has_json("plan") and db.chunks(job_id):  # picked up again after a lost worker
-        return JobPlan.load(store)
+    ctx = TaskContext(cfg, job_id)
+    spec, catalog, raw = _spec_from_row(cfg, ctx.db.get_job(job_id))
+    if ctx.store.has_json("plan") and ctx.db.chunks(job_id):  # picked up again after a lost worker
+        return ctx.plan
     lifecycle.begin(cfg, job_id)
     if spec.stage == "curation":
-        from tos2ca_batch.stages import curate
-
-        return curate.make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
-    return make_plan(cfg, job_id, spec, catalog, products=raw.get("products"))
+        from tos2ca_batch.stages.curate import make_plan
+    else:
+        from tos2ca_batch.stages.plan import make_plan
+    return make_plan(ctx, spec, catalog, products=raw.get("products"))
 
 
 class Interrupted(BaseException):

@@ -14,9 +14,9 @@ from datetime import datetime
 import shapely
 import shapely.wkt
 
-from kernels.binarize import OPERATORS
-from kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.errors import SpecError
+from tos2ca_batch.kernels.binarize import OPERATORS
+from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.timeutil import parse_time
 
 STAGES = ("phdef", "curation")
@@ -100,11 +100,11 @@ def _dataset_and_variable(raw: dict, catalog: dict, stage: str) -> tuple[str, st
     if not isinstance(name, str) or name not in catalog:
         raise SpecError("dataset", f"unknown dataset {name!r}; allowed: {_allowed(sorted(catalog))}")
     entry = catalog[name]
-    if stage not in entry.get("stages", STAGES):
-        raise SpecError("dataset", f"{name} may not be used by the {stage} stage (stages: {entry['stages']})")
+    if stage not in entry.stages:
+        raise SpecError("dataset", f"{name} may not be used by the {stage} stage (stages: {list(entry.stages)})")
     var = raw.get("variable")
-    if not isinstance(var, str) or var not in entry["variables"]:
-        raise SpecError("variable", f"unknown variable {var!r} for {name}; allowed: {_allowed(entry['variables'])}")
+    if not isinstance(var, str) or var not in entry.variables:
+        raise SpecError("variable", f"unknown variable {var!r} for {name}; allowed: {_allowed(entry.variables)}")
     return name, var, entry
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from tos2ca_batch.catalog import file_for
+from tos2ca_batch.catalog import CatalogEntry, file_for
 
 EPOCH_IMERG = datetime(1980, 1, 6)
 
@@ -273,7 +273,7 @@ def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: 
         "dimensionOrder": ["time", "lon", "lat"] if kind == "imerg" else ["time", "lat", "lon"],
         "stages": ["phdef", "curation"],
     }
-    abs_entry = dict(entry, location=str(out / PATTERNS[kind]))
+    abs_entry = CatalogEntry.from_json(info["name"], dict(entry, location=str(out / PATTERNS[kind])))
     miss_r, miss_c = _missing_pixels(lat, lon, seed)
     by_file: dict[str, list[datetime]] = {}
     for t in times:

@@ -4,14 +4,14 @@ local process, an MPI rank and an AWS Batch child (``tos2ca-batch task <stage> -
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
 
 from tos2ca_batch import lifecycle
 from tos2ca_batch.config import Config
+from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
-from tos2ca_batch.stages.registry import STAGES, predecessors, stage_function
+from tos2ca_batch.pipeline import STAGES, predecessors, stage_function
 
 log = logging.getLogger("tos2ca_batch")
 worker_name = lifecycle.worker_name
@@ -38,19 +38,19 @@ class LostState(RuntimeError):
     """The chunk store no longer holds state the job wrote (Redis emptied or expired)."""
 
 
-def not_ready(cfg: Config, job_id: int, stage: str) -> str | None:
+def not_ready(ctx: TaskContext, stage: str) -> str | None:
     """Why ``stage`` of the job may not run yet (None when every earlier stage is complete).
 
     Raises :class:`LostState` when the job was planned but its plan is gone from the store:
     waiting would never help, ``resume`` does."""
-    store = cfg.store(job_id)
-    if not store.has_json("plan"):
-        if cfg.db().chunks(job_id):
+    job_id = ctx.job_id
+    if not ctx.store.has_json("plan"):
+        if ctx.db.chunks(job_id):
             raise LostState(f"the chunk store lost job {job_id}'s plan (Redis emptied or expired?); "
                             f"finish it with: tos2ca-batch resume {job_id}")
         return "the job has not been planned yet"
-    counts = cfg.db().chunk_counts(job_id)
-    for before in predecessors(store.get_json("plan"), stage):
+    counts = ctx.db.chunk_counts(job_id)
+    for before in predecessors(ctx.plan.stages(), stage):
         left = {k: v for k, v in counts.get(before, {}).items() if k != "complete"}
         if left:
             return f"{before} is not complete ({', '.join(f'{v} {k}' for k, v in sorted(left.items()))})"
@@ -66,11 +66,12 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     (``where`` says e.g. which MPI rank ran it)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
-    db = cfg.db()
+    ctx = TaskContext(cfg, job_id)
+    db = ctx.db
     if lifecycle.is_cancelled(cfg, job_id):
         return "cancelled"
     try:
-        if not_ready(cfg, job_id, stage):
+        if not_ready(ctx, stage):
             return "not-ready"
     except LostState as exc:
         lifecycle.fail(cfg, job_id, f"{stage} chunk {chunk}: {exc}")
@@ -79,7 +80,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
         return "skipped" if state == "complete" else "busy"
-    store = cfg.store(job_id)
+    store = ctx.store
     if store.is_done(stage, chunk):  # its outputs were all written before the task was lost
         db.finish_chunk(job_id, stage, chunk, "complete", "outputs found complete; not run again")
         return "skipped"
@@ -87,7 +88,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     keeper.start()
     store.begin_task()
     try:
-        stage_function(stage)(cfg, job_id, chunk)
+        stage_function(stage)(ctx, chunk)
         store.mark_done(stage, chunk)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}"
@@ -106,9 +107,9 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
 
 
 def chunk_index(cfg: Config, job_id: int, stage: str, given: int | None) -> int:
-    """The chunk a task runs: ``--chunk`` or ``AWS_BATCH_JOB_ARRAY_INDEX`` (0 when neither is set),
-    checked against the stage's chunk count."""
-    raw = given if given is not None else os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX") or "0"
+    """The chunk a task runs: ``--chunk`` or ``AWS_BATCH_JOB_ARRAY_INDEX`` (``cfg.array_index``;
+    0 when neither is set), checked against the stage's chunk count."""
+    raw = given if given is not None else cfg.array_index or "0"
     field = "--chunk" if given is not None else "AWS_BATCH_JOB_ARRAY_INDEX"
     if isinstance(raw, str) and not raw.strip().isdigit():
         raise SpecError(field, f"must be a chunk index (a whole number >= 0), got {raw!r}")

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
 from tqdm import tqdm
 
-from tos2ca_batch.backends import StageFailed
+from tos2ca_batch.backends.base import StageFailed
 from tos2ca_batch.config import Config
 
 
@@ -24,8 +24,14 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _init_worker(env: dict[str, str]) -> None:
-    os.environ.update(env)
+_worker_config: Config | None = None  # this pool process's configuration, set once by _init_worker
+
+
+def _init_worker(cfg: Config) -> None:
+    """Once per pool process: its configuration (the parent's, settings only: no secret is read
+    again, connections open on first use and serve every task of the process) and imports."""
+    global _worker_config
+    _worker_config = cfg
     # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
@@ -33,10 +39,10 @@ def _init_worker(env: dict[str, str]) -> None:
 
 
 def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
-    """Runs in a pool process with the task's environment; returns (state, peak RSS in KiB)."""
+    """Runs one task in a pool process; returns (state, peak RSS in KiB)."""
     from tos2ca_batch.tasks import run_task
 
-    state = run_task(Config.from_env(), stage, job_id, chunk)
+    state = run_task(_worker_config, stage, job_id, chunk)
     return state, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -46,13 +52,16 @@ class LocalBackend:
             raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_cfg: Config | None = None
         self.peak_rss_kib: dict[str, int] = {}
 
     def _ensure_pool(self, cfg: Config) -> ProcessPoolExecutor:
+        if self._pool is not None and cfg is not self._pool_cfg:  # another configuration: new processes
+            self.close()
         if self._pool is None:
-            env = {k: v for k, v in cfg.child_env().items() if k.startswith(("TOS2CA_", "AWS_", "HDF5_"))}
+            self._pool_cfg = cfg
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(env,))
+                                             initializer=_init_worker, initargs=(cfg,))
         return self._pool
 
     def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:

@@ -11,9 +11,11 @@ import netCDF4
 import numpy as np
 
 from tos2ca_batch.catalog import file_for
-from tos2ca_batch.config import Config
-from tos2ca_batch.stages.common import JobPlan, verify_outputs
-from tos2ca_batch.stages.curate import FILL, STAT_NAMES
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.plans import CurationPlan
+from tos2ca_batch.stages.common import CURATION_FILL as FILL
+from tos2ca_batch.stages.common import CURATION_STATISTICS as STAT_NAMES
+from tos2ca_batch.stages.common import verify_outputs
 from tos2ca_batch.timeutil import from_ts
 
 PROJECT = "Thematic Observation Search, Segmentation, Collation and Analysis (TOS2CA)"
@@ -22,65 +24,67 @@ INTERPOLATED_DESCRIPTION = "Each row is (lat,lon,{v}); the lat and lon represent
 TIME_INDEXING = "index 0 = t-1; index 1 = t; index 2 = t+1"
 
 
-def _root(ds, plan: JobPlan, job_id: int, kind: str, institution: str) -> None:
+def _root(ds, plan: CurationPlan, job_id: int, kind: str, institution: str) -> None:
     """TOS2CA's root attributes, and ``/navigation`` with the mask grid (cell centres)."""
-    m = plan.meta
     ds.setncatts({
-        "Variable": m["variable"], "Dataset": m["dataset"], "Units": m["units"], "LongName": m["long_name"],
-        "PhDefJobID": np.int32(m["phdef_job"]), "CurationJobID": np.int32(job_id),
+        "Variable": plan.variable, "Dataset": plan.dataset, "Units": plan.units, "LongName": plan.long_name,
+        "PhDefJobID": np.int32(plan.phdef_job), "CurationJobID": np.int32(job_id),
         "ProductionTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "FileFormat": "netCDF-4",
-        "Project": PROJECT, "Institution": institution, "ProductInfo": m.get("product_info", ""),
-        "FullName": m.get("full_name", m["dataset"]), "Content": kind,
-        "MissingTimes": ",".join(m["missing_times"]) or "none",
-        "TimeMatching": f"nearest {m['dataset']} step within {m['time_step_minutes']} minutes; ties take the "
+        "Project": PROJECT, "Institution": institution, "ProductInfo": plan.product_info,
+        "FullName": plan.full_name, "Content": kind,
+        "MissingTimes": ",".join(plan.missing_times) or "none",
+        "TimeMatching": f"nearest {plan.dataset} step within {plan.time_step_minutes} minutes; ties take the "
                         "earlier step",
     })
     nav = ds.createGroup("navigation")
     nav.Description = ("The lat and lon of the grid the masks were made on; they represent the centroid of "
                        "the grid cell.")
-    nav.createDimension("lat", plan.lat.size)
-    nav.createDimension("lon", plan.lon.size)
-    for name, values, units in (("lat", plan.lat, "degrees_north"), ("lon", plan.lon, "degrees_east")):
+    lat, lon = plan.grid.lat, plan.grid.lon
+    nav.createDimension("lat", lat.size)
+    nav.createDimension("lon", lon.size)
+    for name, values, units in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
         v = nav.createVariable(name, "f4", (name,), zlib=True)
         v[:] = values
         v.units = units
         v.standard_name = {"lat": "latitude", "lon": "longitude"}[name]
 
 
-def _variable_attributes(v, m: dict, description: str) -> None:
-    v.Description = description.format(v=m["variable"])
-    v.LongName = m["long_name"]
-    v.Units = m["units"]
+def _variable_attributes(v, plan: CurationPlan, description: str) -> None:
+    v.Description = description.format(v=plan.variable)
+    v.LongName = plan.long_name
+    v.Units = plan.units
     v.FillValue = f"{FILL}"
 
 
-def _three_times(m: dict, s: int) -> list[datetime]:
-    t = from_ts(m["matches"][s])
-    step = timedelta(minutes=m["time_step_minutes"])
+def _matched_steps(plan: CurationPlan):
+    """``(step, mask timestamp, curation timestamp)`` of every mask step with curation data."""
+    return ((s, ts, plan.matches[s]) for s, ts in enumerate(plan.timestamps) if plan.matches[s] is not None)
+
+
+def _three_times(plan: CurationPlan, s: int) -> list[datetime]:
+    t = from_ts(plan.matches[s])
+    step = timedelta(minutes=plan.time_step_minutes)
     return [t - step, t, t + step]
 
 
-def write_curated(path: str, plan: JobPlan, job_id: int, results: dict, masks_file: str, institution: str) -> dict:
+def write_curated(path: str, plan: CurationPlan, job_id: int, results: dict, masks_file: str, institution: str) -> dict:
     """``J-Curated-Data.nc4``: a group ``<curation time YYYYMMDDhhmmss>-<n>`` per matched mask time,
     a subgroup per anomaly with ``VAR(time_step=3, observation, data_point=3)``: the footprint
     cells' ``(lat, lon, value)`` at t-1, t and t+1. Returns the hierarchy."""
-    m = plan.meta
-    var = m["variable"]
+    var = plan.variable
     hierarchy: dict = {}
     seen: dict[str, int] = {}
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         _root(ds, plan, job_id, "curated", institution)
-        for s, ts in enumerate(plan.timestamps):
-            if m["matches"][s] is None:
-                continue
-            three = _three_times(m, s)
-            seen[m["matches"][s]] = n = seen.get(m["matches"][s], 0) + 1
+        for s, ts, match in _matched_steps(plan):
+            three = _three_times(plan, s)
+            seen[match] = n = seen.get(match, 0) + 1
             name = f"{three[1]:%Y%m%d%H%M%S}-{n}"
             g = ds.createGroup(name)
             g.MaskTime = ts
             g.MaskFileName = f"Anomaly masks from {masks_file}"
-            present = [x for x in (m["neighbours"][s][0], m["matches"][s], m["neighbours"][s][1]) if x]
-            g.InputFiles = ",".join(file_for(m["entry"], from_ts(x)) for x in present)
+            present = [x for x in (plan.neighbours[s][0], match, plan.neighbours[s][1]) if x]
+            g.InputFiles = ",".join(file_for(plan.entry, from_ts(x)) for x in present)
             hierarchy[name] = {}
             res = results[s]
             for k, a in enumerate(res["aid"]):
@@ -95,7 +99,7 @@ def write_curated(path: str, plan: JobPlan, job_id: int, results: dict, masks_fi
                 v = sub.createVariable(var, "f4", ("time_step", "observation", "data_point"), zlib=True,
                                        fill_value=np.float32(FILL))
                 v[:] = np.where(np.isnan(cube), FILL, cube).astype(np.float32)
-                _variable_attributes(v, m, CURATED_DESCRIPTION)
+                _variable_attributes(v, plan, CURATED_DESCRIPTION)
                 v.Times = ",".join(f"{t:%Y%m%d%H%M%S}" for t in three)
                 v.TimeIndexing = TIME_INDEXING
                 hierarchy[name][str(int(a))] = [var]
@@ -103,21 +107,18 @@ def write_curated(path: str, plan: JobPlan, job_id: int, results: dict, masks_fi
     return hierarchy
 
 
-def write_interpolated(path: str, plan: JobPlan, job_id: int, results: dict, institution: str) -> dict:
+def write_interpolated(path: str, plan: CurationPlan, job_id: int, results: dict, institution: str) -> dict:
     """``J-Interpolated-Data.nc4``: a group per matched mask time ``YYYYMMDDhhmm``, a subgroup per
     anomaly with float64 ``VAR(observation, data_point=3)``: ``(lat, lon, value)`` of every mask
     pixel, and the statistics as numeric attributes. Returns the hierarchy."""
-    m = plan.meta
-    var = m["variable"]
+    var = plan.variable
     hierarchy: dict = {}
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         _root(ds, plan, job_id, "interpolated", institution)
-        for s, ts in enumerate(plan.timestamps):
-            if m["matches"][s] is None:
-                continue
+        for s, ts, match in _matched_steps(plan):
             g = ds.createGroup(ts)
-            g.CurationTime = m["matches"][s]
-            g.TimeOffsetMinutes = np.int32(round((from_ts(m["matches"][s]) - from_ts(ts)).total_seconds() / 60))
+            g.CurationTime = match
+            g.TimeOffsetMinutes = np.int32(round((from_ts(match) - from_ts(ts)).total_seconds() / 60))
             hierarchy[ts] = {}
             res = results[s]
             for k, a in enumerate(res["aid"]):
@@ -127,7 +128,7 @@ def write_interpolated(path: str, plan: JobPlan, job_id: int, results: dict, ins
                 sub.createDimension("data_point", 3)
                 v = sub.createVariable(var, "f8", ("observation", "data_point"), zlib=True, fill_value=FILL)
                 v[:] = np.where(np.isnan(rows), FILL, rows)
-                _variable_attributes(v, m, INTERPOLATED_DESCRIPTION)
+                _variable_attributes(v, plan, INTERPOLATED_DESCRIPTION)
                 v.Time = ts
                 for stat, x in zip(STAT_NAMES, res["stats"][k]):
                     v.setncattr(stat, np.int64(x) if stat in ("count", "valid_count") else np.float64(x))
@@ -136,24 +137,23 @@ def write_interpolated(path: str, plan: JobPlan, job_id: int, results: dict, ins
     return hierarchy
 
 
-def promised_outputs(plan: JobPlan, job_id: int, results: dict) -> list[str]:
+def promised_outputs(plan: CurationPlan, job_id: int, results: dict) -> list[str]:
     """The file names a curation job promises (by its products, and its anomalies for the plots)."""
-    products, names = plan.meta["products"], []
+    products, names = plan.products, []
     fixed = {"curated": ["Curated-Data.nc4"], "interpolated": ["Interpolated-Data.nc4"],
              "hierarchy": ["Curation-Hierarchy.json", "Interpolation-Hierarchy.json"], "stats": ["curation-stats.csv"]}
     for product, files in fixed.items():
         names += [f"{job_id}-{f}" for f in files] if product in products else []
     if "anomaly-plots" in products:
         names += [f"{job_id}-{ts}-anomaly-{int(a)}.png" for s, ts in enumerate(plan.timestamps)
-                  if plan.meta["matches"][s] for a in results[s]["aid"]]
+                  if plan.matches[s] for a in results[s]["aid"]]
     return names
 
 
-def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
-    store = cfg.store(job_id)
-    plan = JobPlan.load(store)
+def run(ctx: TaskContext, chunk: int = 0) -> None:
+    plan, store, job_id, cfg = ctx.plan, ctx.store, ctx.job_id, ctx.cfg
     results = {s: store.get_table("curate", s, "result") for s in range(len(plan.timestamps))}
-    outputs, db = cfg.outputs(job_id), cfg.db()
+    outputs, db = ctx.outputs, ctx.db
     ts0 = plan.timestamps[0]
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
         def publish(name, kind, write):
@@ -161,8 +161,8 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             write(path)
             db.add_output(job_id, outputs.put(path, name), kind, ts0)
 
-        products = plan.meta["products"]
-        masks = [o["location"] for o in db.outputs(plan.meta["phdef_job"]) if o["type"] == "masks"]
+        products = plan.products
+        masks = [o["location"] for o in db.outputs(plan.phdef_job) if o["type"] == "masks"]
         writers = {
             "curated": lambda p: write_curated(p, plan, job_id, results, masks[0] if masks else "(not written)",
                                                cfg.institution),
@@ -190,12 +190,12 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
 
             for s, ts in enumerate(plan.timestamps):
                 res = results[s]
-                for k, a in enumerate(res["aid"] if plan.meta["matches"][s] else []):
+                for k, a in enumerate(res["aid"] if plan.matches[s] else []):
                     rows = res["interp"][res["int_off"][k]: res["int_off"][k + 1]]
-                    title = (f"anomaly {int(a)}  {ts}  {plan.meta['dataset']} {plan.meta['variable']} "
-                             f"at {plan.meta['matches'][s]}")
+                    title = (f"anomaly {int(a)}  {ts}  {plan.dataset} {plan.variable} "
+                             f"at {plan.matches[s]}")
                     publish(f"{job_id}-{ts}-anomaly-{int(a)}.png", "anomaly-plot",
-                            lambda p, r=rows, t=title: anomaly_png(p, r, t, plan.meta["units"]))
+                            lambda p, r=rows, t=title: anomaly_png(p, r, t, plan.units))
 
         def write_csv(p):
             with open(p, "w", newline="") as f:
@@ -204,7 +204,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
                             *[n.lower() for n in STAT_NAMES]])
                 for s, ts in enumerate(plan.timestamps):
                     res = results[s]
-                    cur = plan.meta["matches"][s]
+                    cur = plan.matches[s]
                     if cur is None or res["aid"].size == 0:
                         continue
                     off = round((from_ts(cur) - from_ts(ts)).total_seconds() / 60)
@@ -214,7 +214,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
         if "stats" in products:
             publish(f"{job_id}-curation-stats.csv", "stats", write_csv)
     verify_outputs(db, outputs, job_id, promised_outputs(plan, job_id, results))
-    missing = plan.meta["missing_times"]
+    missing = plan.missing_times
     io = [store.get_table("curate", c, "io") for c in range(plan.layout.n_chunks)]
     read = sum(int(t["bytes_read"][0]) for t in io)
     whole = sum(int(t["field_bytes"][0]) for t in io)

@@ -1,20 +1,23 @@
-"""The stored plan of a job, as every stage reads it."""
+"""What several stages share: product names, the promised-outputs check, the anomalyEvent
+statistics of a tile, a whole step of the job grid, and the gathering of the map stage's chunk
+tables for ``resolve``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import numpy as np
 
-from tos2ca_batch.algorithm import Layout, publish_layout, stats_layout, unwrapped_lon
-from tos2ca_batch.stages.registry import STAGES, stages_of
+from tos2ca_batch.kernels import stats as moments
+from tos2ca_batch.kernels.components import gather_chunk_tables
+from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stores.chunkstore import ChunkStore
-from tos2ca_batch.timeutil import from_ts
 
 PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids")
 CURATION_PRODUCTS = ("curated", "interpolated", "hierarchy", "stats", "anomaly-plots")
 CURATION_DEFAULT = ("curated", "interpolated", "hierarchy", "stats")
+CURATION_FILL = -9999.0  # TOS2CA's fill in the curation files
+CURATION_STATISTICS = ("count", "valid_count", "Min", "Max", "Mean", "Std_dev", "percentile_10", "percentile_25",
+                       "percentile_50", "percentile_75", "percentile_90")
+"""The statistics of each curated anomaly, named as TOS2CA's interpolated files' attributes."""
 
 
 class OutputsMissing(RuntimeError):
@@ -35,64 +38,31 @@ def verify_outputs(db, outputs, job_id: int, names: list[str]) -> None:
                              f"under {outputs.prefix} (e.g. {shown})")
 
 
-@dataclass
-class JobPlan:
-    meta: dict
-    lat: np.ndarray
-    lon: np.ndarray
-    src_rows: np.ndarray
-    src_cols: np.ndarray
-    source_grid: tuple[np.ndarray, np.ndarray] | None = None
-    """The input files' own lat/lon (as stored): every file the job reads must carry it."""
+def tile_mean_std(store: ChunkStore, plan: PhDefPlan, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge a tile's stats partials in block order into per-pixel mean and std."""
+    lay = plan.stage_layout("stats")
+    total = None
+    for b in range(lay.n_blocks):
+        part = store.get_table("stats", b * lay.n_tiles + tile, "moments")
+        total = part if total is None else moments.merge(total, part)
+    return moments.mean_std(total)
 
-    @classmethod
-    def load(cls, store: ChunkStore) -> JobPlan:
-        meta = store.get_json("plan")
-        g = store.get_table("plan", 0, "grid")
-        source = (g["src_lat"], g["src_lon"]) if "src_lat" in g else None
-        return cls(meta, g["lat"], g["lon"], g["src_rows"], g["src_cols"], source)
 
-    @property
-    def layout(self) -> Layout:
-        return Layout(**self.meta["layout"])
+def step_grid(store: ChunkStore, plan: PhDefPlan, name: str, s: int) -> np.ndarray:
+    """Step ``s`` of ``anomaly_id`` or a scratch array on the whole job grid."""
+    lay = plan.layout
+    return store.read_step(name, s, (lay.height, lay.width), lay.tiles())
 
-    @property
-    def timestamps(self) -> list[str]:
-        return self.meta["timestamps"]
 
-    def times(self) -> list[datetime]:
-        return [from_ts(t) for t in self.timestamps]
+def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:
+    """Every map chunk's tables joined for ``resolve`` (see ``gather_chunk_tables``)."""
+    lay = plan.layout
+    with_pieces = plan.tracking.overlap_fraction == "tos2ca"
+    names = ("components", "overlaps", "strips") + (("pieces", "piece_strips") if with_pieces else ())
 
-    def stage_layout(self, stage: str) -> Layout:
-        if stage == "stats":
-            return stats_layout(len(self.meta["stats_timestamps"]), self.layout)
-        if stage == "publish":
-            return publish_layout(self.layout)
-        return self.layout
+    def chunks():
+        for c in range(lay.n_chunks):  # ascending chunk id = block-major: strips stack in time order
+            tile = lay.tile_of(c)
+            yield tile, divmod(tile, lay.n_tile_cols), {n: store.get_table("map", c, n) for n in names}
 
-    def stage_chunks(self, stage: str) -> int:
-        if STAGES[stage].single:
-            return 1
-        return self.stage_layout(stage).n_chunks
-
-    def stages(self) -> list[str]:
-        return stages_of(self.meta)
-
-    def centroids(self, table: dict, idx) -> tuple[np.ndarray, np.ndarray]:
-        """Centroid latitude and unwrapped longitude of components ``idx`` of a reduce table.
-
-        On a global grid a component straddling the wrap uses the half-rotated column sum.
-        """
-        area = table["area"][idx]
-        crow = table["sum_row"][idx] / area
-        ccol = table["sum_col"][idx] / area
-        width = self.lon.size
-        if self.meta["wrap"]:
-            straddle = (table["min_col"][idx] == 0) & (table["max_col"][idx] == width)
-            half = (table["sum_col_half"][idx] / area - width // 2) % width
-            ccol = np.where(straddle, half, ccol)
-        lon_u = unwrapped_lon(self.lon)
-        step = lon_u[-1] - lon_u[-2] if lon_u.size > 1 else 1.0
-        lon_ext = np.r_[lon_u, lon_u[-1] + step]
-        return (np.interp(crow, np.arange(self.lat.size), self.lat),
-                np.interp(ccol, np.arange(lon_ext.size), lon_ext))
+    return gather_chunk_tables(chunks(), with_pieces)

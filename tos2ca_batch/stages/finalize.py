@@ -8,58 +8,56 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from kernels.binarize import EVENT_TYPES
-from kernels.fortracc import MERGE, SPLIT, TAGS
 from tos2ca_batch import __version__
-from tos2ca_batch.config import Config
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.kernels.binarize import EVENT_TYPES
+from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
 from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.outputs.cf import write_ids_netcdf
-from tos2ca_batch.stages.common import JobPlan, verify_outputs
-from tos2ca_batch.stages.publish import grid_edges
+from tos2ca_batch.plans import PhDefPlan
+from tos2ca_batch.stages.common import step_grid, verify_outputs
 
 
-def masks_attributes(plan: JobPlan, job_id: int) -> dict:
-    m = plan.meta
-    x0, y0, x1, y1 = m["bbox"]
-    trk = m["tracking"]
+def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
+    x0, y0, x1, y1 = plan.bbox
+    trk = plan.tracking
     return {
-        "event_type": EVENT_TYPES[m["operator"]],
+        "event_type": EVENT_TYPES[plan.operator],
         "latitude_bounds": np.array([y0, y1], np.float64),
         "longitude_bounds": np.array([x0, x1], np.float64),
         "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
-        "dataset": m["dataset"], "variable": m["variable"], "threshold": float(m["value"]),
-        "job_id": np.int32(job_id), "connectivity": np.int32(trk["connectivity"]),
-        "min_size": np.int32(trk["min_size"]), "min_overlap": float(trk["min_overlap"]),
-        "overlap_fraction": trk.get("overlap_fraction", "exact"), "format": "netCDF-4",
+        "dataset": plan.dataset, "variable": plan.variable, "threshold": float(plan.threshold),
+        "job_id": np.int32(job_id), "connectivity": np.int32(trk.connectivity),
+        "min_size": np.int32(trk.min_size), "min_overlap": float(trk.min_overlap),
+        "overlap_fraction": trk.overlap_fraction, "format": "netCDF-4",
         "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "units": m["units"], "long_name": m["long_name"],
+        "software_version": __version__, "units": plan.units, "long_name": plan.long_name,
     }
 
 
-def ids_attributes(plan: JobPlan, job_id: int) -> dict:
+def ids_attributes(plan: PhDefPlan, job_id: int) -> dict:
     """Global attributes of the ids dataset (netCDF and Zarr alike), JSON-typed."""
-    m = plan.meta
-    trk = m["tracking"]
+    trk = plan.tracking
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    what = f"{m['dataset']} {m['variable']} {m['operator']} {m['value']} {m['units']}".strip()
+    what = f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} {plan.units}".strip()
     return {
         "title": f"ForTraCC anomaly ids of job {job_id}", "Conventions": "CF-1.8",
-        "source": f"tos2ca-batch {__version__}: {m['dataset']} ({m['entry'].get('fullName', m['dataset'])})",
+        "source": f"tos2ca-batch {__version__}: {plan.dataset} ({plan.entry.full_name or plan.dataset})",
         "history": f"{now} tos2ca-batch {__version__} PhDef job {job_id}: {what}, ForTraCC tracking",
-        "date_created": now, "job_id": int(job_id), "dataset": m["dataset"], "variable": m["variable"],
-        "source_variable": m["variable"], "source_units": m["units"],
-        "event_type": EVENT_TYPES[m["operator"]], "operator": m["operator"], "threshold": float(m["value"]),
-        "connectivity": int(trk["connectivity"]), "min_size": int(trk["min_size"]),
-        "min_overlap": float(trk["min_overlap"]), "overlap_fraction": trk.get("overlap_fraction", "exact"),
+        "date_created": now, "job_id": int(job_id), "dataset": plan.dataset, "variable": plan.variable,
+        "source_variable": plan.variable, "source_units": plan.units,
+        "event_type": EVENT_TYPES[plan.operator], "operator": plan.operator, "threshold": float(plan.threshold),
+        "connectivity": int(trk.connectivity), "min_size": int(trk.min_size),
+        "min_overlap": float(trk.min_overlap), "overlap_fraction": trk.overlap_fraction,
         "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
         "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "job_uid": m.get("job_uid", ""),
+        "software_version": __version__, "job_uid": plan.job_uid,
     }
 
 
-def promised_outputs(plan: JobPlan, job_id: int) -> list[str]:
+def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
     """The file names a PhDef plan promises (by its products and time steps)."""
-    products, names = plan.meta["products"], []
+    products, names = plan.products, []
     fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
              "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
              "ids": ["anomaly-ids.nc4"]}
@@ -70,7 +68,7 @@ def promised_outputs(plan: JobPlan, job_id: int) -> list[str]:
     return names
 
 
-def anomaly_rows(plan: JobPlan, table: dict, n: int) -> tuple[list[dict], dict]:
+def anomaly_rows(plan: PhDefPlan, table: dict, n: int) -> tuple[list[dict], dict]:
     """One summary row per anomaly and its centroid path (unwrapped lon, lat)."""
     rows, paths = [], {}
     order = np.lexsort((table["step"], table["anomaly_id"]))
@@ -94,22 +92,19 @@ def anomaly_rows(plan: JobPlan, table: dict, n: int) -> tuple[list[dict], dict]:
     return rows, paths
 
 
-def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
-    store = cfg.store(job_id)
-    plan = JobPlan.load(store)
-    products, ts = plan.meta["products"], plan.timestamps
+def run(ctx: TaskContext, chunk: int = 0) -> None:
+    plan, store, job_id = ctx.plan, ctx.store, ctx.job_id
+    products, ts = plan.products, plan.timestamps
     table = store.get_table("reduce", 0, "components")
     n = store.get_json("anomalies")["n_anomalies"]
-    outputs, db = cfg.outputs(job_id), cfg.db()
-
-    def read_ids(s):
-        return store.read_step("anomaly_id", s, plan.layout)
+    outputs, db = ctx.outputs, ctx.db
+    lat, lon = plan.grid.lat, plan.grid.lon
 
     def read_pixels(s):
         t = store.get_table("publish", s, "pixels")
         return t["rows"], t["cols"], t["ids"], t["values"]
 
-    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
+    with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
         def publish(name: str, kind: str, write) -> None:
             path = f"{tmp}/{name}"
             write(path)
@@ -117,7 +112,7 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
 
         if "masks" in products:
             publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
-                p, masks_attributes(plan, job_id), plan.lat, plan.lon, ts, n, read_pixels))
+                p, masks_attributes(plan, job_id), lat, lon, ts, n, read_pixels))
         if "toc" in products:
             publish(f"{job_id}-ForTraCC-TOC.json", "toc",
                     lambda p: mk.dump_json(p, mk.toc(table["anomaly_id"], table["step"], ts, n)))
@@ -136,14 +131,14 @@ def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
             publish(f"{job_id}-anomalies.csv", "anomalies", write_csv)
             from tos2ca_batch.outputs.plots import tracks_png
 
-            lat_e, lon_e, _ = grid_edges(plan)
-            m = plan.meta
+            lat_e, lon_e, _ = plan.grid.edges()
             publish(f"{job_id}-tracks.png", "tracks", lambda p: tracks_png(
                 p, paths, (lon_e[0], lat_e[0], lon_e[-1], lat_e[-1]),
-                f"{n} anomalies of {m['dataset']} {m['variable']} {m['operator']} {m['value']}"))
+                f"{n} anomalies of {plan.dataset} {plan.variable} {plan.operator} {plan.threshold}"))
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                p, plan.lat, plan.lon, plan.times(), plan.meta["entry"]["timeStep"], read_ids, ids_attrs))
+                p, lat, lon, plan.times(), plan.entry.time_step, lambda s: step_grid(store, plan, "anomaly_id", s),
+                ids_attrs))
     verify_outputs(db, outputs, job_id, promised_outputs(plan, job_id))

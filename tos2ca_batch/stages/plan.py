@@ -14,39 +14,38 @@ from tos2ca_batch.algorithm import (
     default_chunking,
     publish_layout,
     select_grid,
-    spans_globe,
     stats_layout,
 )
-from tos2ca_batch.catalog import file_for
-from tos2ca_batch.config import Config
+from tos2ca_batch.catalog import CatalogEntry, file_for
+from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
+from tos2ca_batch.plans import JobGrid, PhDefPlan, Tracking
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
-from tos2ca_batch.stages.common import PHDEF_PRODUCTS, JobPlan
-from tos2ca_batch.stages.registry import STAGES
+from tos2ca_batch.stages.common import PHDEF_PRODUCTS
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
-from tos2ca_batch.timeutil import axis, parse_time, step_minutes, to_ts
+from tos2ca_batch.timeutil import axis, step_minutes, to_ts
 
 MAX_STEPS = 10_000_000  # a time axis longer than this is refused before it is built
 
 
-def _timestamps(entry: dict, dataset: str, start, end, field: str) -> list:
-    first, last = parse_time(entry["startDate"]), parse_time(entry["endDate"])
+def _timestamps(entry: CatalogEntry, dataset: str, start, end, field: str) -> list:
+    first, last = entry.first, entry.last
     lo, hi = max(start, first), min(end, last)  # clamp to the catalog's range before building anything
-    step = step_minutes(entry["timeStep"])
+    step = step_minutes(entry.time_step)
     if hi >= lo and isinstance(step, int) and (hi - lo).total_seconds() / 60 / step > MAX_STEPS:
         raise SpecError(field, f"{start:%Y-%m-%dT%H:%M}..{end:%Y-%m-%dT%H:%M} holds over {MAX_STEPS:,} time steps "
                                f"of {dataset}; split the job")
-    times = axis(first, entry["timeStep"], lo, hi) if hi >= lo else []
+    times = axis(first, entry.time_step, lo, hi) if hi >= lo else []
     if not times:
         raise SpecError(field, f"no time steps of {dataset} between {start:%Y-%m-%dT%H:%M} and "
-                               f"{end:%Y-%m-%dT%H:%M}; the dataset covers {entry['startDate']} to {entry['endDate']}")
+                               f"{end:%Y-%m-%dT%H:%M}; the dataset covers {entry.start_date} to {entry.end_date}")
     if not existing([file_for(entry, times[0])]):  # the grid is read from the first file
         _check_files(entry, dataset, times, field)
     return times
 
 
-def _check_files(entry: dict, dataset: str, times: list, field: str) -> None:
+def _check_files(entry: CatalogEntry, dataset: str, times: list, field: str) -> None:
     """Every time step has its file (one listing per S3 prefix), else a SpecError naming some."""
     present = existing([file_for(entry, t) for t in times])
     missing = [t for t in times if file_for(entry, t) not in present]
@@ -57,9 +56,10 @@ def _check_files(entry: dict, dataset: str, times: list, field: str) -> None:
         raise SpecError(field, f"{len(missing)} of {len(times)} time steps of {dataset} have no file ({shown}...)")
 
 
-def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: list[str] | None = None,
-              block_steps: int | None = None, tile: tuple[int, int] | None = None) -> JobPlan:
-    """Validate against the data and store the plan; raises SpecError before writing anything."""
+def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry], products: list[str] | None = None,
+              block_steps: int | None = None, tile: tuple[int, int] | None = None) -> PhDefPlan:
+    """Validate against the data and save the plan; raises SpecError before writing anything."""
+    cfg, job_id = ctx.cfg, ctx.job_id
     entry = catalog[spec.dataset]
     times = _timestamps(entry, spec.dataset, spec.start, spec.end, "start")
     stats_times = None
@@ -98,38 +98,25 @@ def make_plan(cfg: Config, job_id: int, spec: JobSpec, catalog: dict, products: 
 
     lat = src_lat[rows].astype(np.float64)
     lon = ((src_lon[cols] + 180.0) % 360.0) - 180.0
-    meta = {
-        "job_id": job_id, "dataset": spec.dataset, "variable": spec.variable, "entry": entry,
-        "operator": spec.operator, "value": spec.value, "tracking": spec.tracking,
-        "timestamps": [to_ts(t) for t in times],
-        "stats_timestamps": [to_ts(t) for t in stats_times] if stats_times else None,
-        "layout": layout.__dict__, "wrap": wrap, "global_lon": spans_globe(src_lon),
-        "polygon": spec.polygon, "bbox": list(spec.bbox), "products": products,
-        "units": entry.get("units", {}).get(spec.variable) or str(attrs.get("units", "")),
-        "long_name": str(attrs.get("long_name", spec.variable)), "email": spec.email,
-        "software_version": __version__,
-    }
-    store = cfg.store(job_id)
-    meta["job_uid"] = store.identity
-    meta["output_prefix"] = claim_output_prefix(cfg.output_base(job_id), store.identity)
-    store.put_table("plan", 0, "grid", {"lat": lat, "lon": lon, "src_rows": rows, "src_cols": cols,
-                                        "src_lat": src_lat, "src_lon": src_lon})
-    store.put_json("plan", meta)
-    plan = JobPlan.load(store)
-    ts_dt = [t.strftime("%Y%m%d%H%M") for t in times]
+    store = ctx.store
+    plan = PhDefPlan(
+        job_id=job_id, job_uid=store.identity, dataset=spec.dataset, variable=spec.variable, entry=entry,
+        layout=layout, timestamps=[to_ts(t) for t in times], products=products,
+        units=entry.units_of(spec.variable) or str(attrs.get("units", "")),
+        long_name=str(attrs.get("long_name", spec.variable)),
+        output_prefix=claim_output_prefix(cfg.output_base(job_id), store.identity),
+        grid=JobGrid(lat, lon, rows, cols, (src_lat, src_lon)),
+        operator=spec.operator, threshold=spec.value, tracking=Tracking(**spec.tracking), wraps=wrap,
+        bbox=list(spec.bbox), polygon=spec.polygon,
+        baseline_timestamps=[to_ts(t) for t in stats_times] if stats_times else None,
+        software_version=__version__,
+    )
+    plan.save(store)
     store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
-                        {"lat": lat, "lon": lon, "times": times, "units": meta["units"],
-                         "long_name": meta["long_name"], "variable": spec.variable,
-                         "time_step": entry["timeStep"]})
-    db = cfg.db()
+                        {"lat": lat, "lon": lon, "times": times, "units": plan.units,
+                         "long_name": plan.long_name, "variable": spec.variable, "time_step": entry.time_step})
+    db = ctx.db
     for stage in plan.stages():
-        lay = plan.stage_layout(stage)
-        n = plan.stage_chunks(stage)
-        stamps = plan.meta["stats_timestamps"] if stage == "stats" else ts_dt
-        ranges = []
-        for c in range(n):
-            t0, t1 = (0, len(stamps)) if STAGES[stage].single else lay.chunk(c)[:2]
-            ranges.append((stamps[t0], stamps[t1 - 1]))
-        db.add_chunks(job_id, stage, ranges)
+        db.add_chunks(job_id, stage, plan.stage_ranges(stage))
     db.update_job(job_id, nChunks=layout.n_chunks)
     return plan

@@ -8,25 +8,20 @@ import tempfile
 import numpy as np
 import shapely
 
-from kernels.fortracc import TAGS
-from tos2ca_batch.algorithm import cell_edges, unwrapped_lon
-from tos2ca_batch.config import Config
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.kernels.fortracc import TAGS
 from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
 from tos2ca_batch.outputs.masks import per_anomaly_stats, step_pixels
+from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.stages.common import step_grid
+from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.timeutil import from_ts
 
 
-def grid_edges(plan: JobPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Latitude edges, unwrapped longitude edges and unwrapped longitude centres of the job grid."""
-    lon_u = unwrapped_lon(plan.lon)
-    return cell_edges(plan.lat), cell_edges(lon_u), lon_u
-
-
-def step_features(plan: JobPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
+def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
     """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
-    lat_e, lon_e, _ = grid_edges(plan)
+    lat_e, lon_e, _ = plan.grid.edges()
     rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
     stats = per_anomaly_stats(aid, pixels["values"])
     at_step = np.flatnonzero(table["step"] == s)
@@ -43,7 +38,7 @@ def step_features(plan: JobPlan, table: dict, s: int, pixels: dict[str, np.ndarr
             "area_km2": round(pixel_area_km2(rows[sel], cols[sel], lat_e, lon_e), 3),
             "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
             "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
-            "units": plan.meta["units"],
+            "units": plan.units,
         }
         features.append({"type": "Feature", "properties": props,
                          "geometry": shapely.geometry.mapping(rfc7946(split_antimeridian(geom)))})
@@ -51,27 +46,24 @@ def step_features(plan: JobPlan, table: dict, s: int, pixels: dict[str, np.ndarr
     return features, shapes
 
 
-def step_table(store, plan: JobPlan, s: int) -> dict[str, np.ndarray]:
+def step_table(store: ChunkStore, plan: PhDefPlan, s: int) -> dict[str, np.ndarray]:
     """A step's anomaly pixels in masks-file order (by id, then row-major) with their values."""
-    ids = store.read_step("anomaly_id", s, plan.layout)
-    rows, cols, aid, flat = step_pixels(ids)
-    values = store.read_step("values", s, plan.layout).ravel()[flat]
+    rows, cols, aid, flat = step_pixels(step_grid(store, plan, "anomaly_id", s))
+    values = step_grid(store, plan, "values", s).ravel()[flat]
     return {"rows": rows, "cols": cols, "ids": aid, "values": values}
 
 
-def run(cfg: Config, job_id: int, chunk: int) -> None:
-    store = cfg.store(job_id)
-    plan = JobPlan.load(store)
-    products = plan.meta["products"]
+def run(ctx: TaskContext, chunk: int) -> None:
+    plan, store, job_id = ctx.plan, ctx.store, ctx.job_id
+    products = plan.products
     t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
     if not {"masks", "geojson", "plots"} & set(products):
         return
     table = store.get_table("reduce", 0, "components")
-    outputs, db = cfg.outputs(job_id), cfg.db()
-    lat_e, lon_e, _ = grid_edges(plan)
-    meta = plan.meta
-    reader = StepReader(meta["entry"], meta["variable"], plan.source_grid)
-    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp, reader as rd:
+    outputs, db = ctx.outputs, ctx.db
+    lat_e, lon_e, _ = plan.grid.edges()
+    reader = StepReader(plan.entry, plan.variable, plan.grid.source)
+    with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
         for s in range(t0, t1):
             ts = plan.timestamps[s]
             pixels = step_table(store, plan, s)
@@ -88,9 +80,9 @@ def run(cfg: Config, job_id: int, chunk: int) -> None:
             if "plots" in products:
                 from tos2ca_batch.outputs.plots import step_png
 
-                field = rd.read(from_ts(ts), plan.src_rows, plan.src_cols)
+                field = rd.read(from_ts(ts), plan.grid.src_rows, plan.grid.src_cols)
                 path = f"{tmp}/{job_id}-{ts}.png"
-                title = (f"{meta['dataset']} {meta['variable']} {meta['operator']} {meta['value']} "
-                         f"{meta['units']}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
-                step_png(path, field, lat_e, lon_e, shapes, title, meta["units"])
+                title = (f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} "
+                         f"{plan.units}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
+                step_png(path, field, lat_e, lon_e, shapes, title, plan.units)
                 db.add_output(job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.components import concat_tables
-from kernels.fortracc import TAGS
-from kernels.tracking import resolve
-from tos2ca_batch.config import Config
-from tos2ca_batch.stages.common import JobPlan
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.kernels.fortracc import TAGS
+from tos2ca_batch.kernels.tracking import resolve
+from tos2ca_batch.stages.common import gather_map_tables
 
 
-def run(cfg: Config, job_id: int, chunk: int = 0) -> None:
-    store = cfg.store(job_id)
-    plan = JobPlan.load(store)
-    lay, trk = plan.layout, plan.meta["tracking"]
-    mode = trk.get("overlap_fraction", "exact")
-    names = ("components", "overlaps", "pieces") if mode == "tos2ca" else ("components", "overlaps")
-    tables: dict[str, list] = {n: [] for n in names}
-    strips: dict[str, dict] = {"strips": {}, "piece_strips": {}}
-    for c in range(lay.n_chunks):  # ascending chunk id = block-major, so strips stack in time order
-        for name in names:
-            tables[name].append(store.get_table("map", c, name))
-        i, j = divmod(lay.tile_of(c), lay.n_tile_cols)
-        for kind in ("strips", "piece_strips") if mode == "tos2ca" else ("strips",):
-            for side, arr in store.get_table("map", c, kind).items():
-                strips[kind].setdefault((i, j), {}).setdefault(side, []).append(arr)
-    strips = {kind: {k: {s: np.concatenate(v) for s, v in sides.items()} for k, sides in by_tile.items()}
-              for kind, by_tile in strips.items()}
-    joined = {name: concat_tables(parts, parts[0]) for name, parts in tables.items()}
+def run(ctx: TaskContext, chunk: int = 0) -> None:
+    plan, store = ctx.plan, ctx.store
+    lay, trk = plan.layout, plan.tracking
+    g = gather_map_tables(store, plan)
     res = resolve(
-        joined["components"], joined["overlaps"], strips["strips"],
-        lay.n_steps, lay.n_tile_rows, lay.n_tile_cols, trk["connectivity"], plan.meta["wrap"],
-        trk["min_size"], trk["min_overlap"], mode, joined.get("pieces"), strips["piece_strips"] or None,
+        g["components"], g["overlaps"], g["strips"],
+        lay.n_steps, lay.n_tile_rows, lay.n_tile_cols, trk.connectivity, plan.wraps,
+        trk.min_size, trk.min_overlap, trk.overlap_fraction, g["pieces"], g["piece_strips"] or None,
     )
     table = dict(res.components)
     table["tag"] = np.array([TAGS.index(t) for t in res.tags], np.int8)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tos2ca_batch.stores.jobsdb import JobsDB, SQLiteJobsDB
+from tos2ca_batch.stores.jobsdb import JobsDB
+from tos2ca_batch.stores.sqlite import SQLiteJobsDB
 
 
 def open_jobs_db(url: str | None, workdir: str | Path) -> JobsDB:

@@ -13,8 +13,30 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from tos2ca_batch.stores.objectstore import s3_client, split_s3
+
+
+class Blobs(Protocol):
+    """What the chunk store needs of a key -> bytes store."""
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` atomically (a reader sees the old value or the new one)."""
+
+    def get(self, key: str) -> bytes:
+        """The value of ``key``; ``KeyError`` or ``OSError`` when there is none."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def exists_all(self, keys: list[str]) -> bool:
+        """Whether every key exists (one round trip where the store allows it)."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (and its parts); a missing key is not an error."""
+
+    def keys(self) -> list[str]:
+        """Every key of this job's store."""
 
 
 class DirBlobs:

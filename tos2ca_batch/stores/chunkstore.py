@@ -1,41 +1,42 @@
 """The chunk store of one job: small per-chunk tables, scratch pixels, and the final ids.
 
 Tables and JSON go to a blob store (directory, S3, or Redis for hand-off between array tasks)
-under ``{stage}:{chunk}:{name}``. Scratch pixels (local labels, masked values) go to Zarr, or
-to Redis with the tables. The final anomaly ids always go to durable Zarr (directory or S3) as
-a CF dataset. Zarr chunks are ``(1, tile_h, tile_w)``, so no two tasks write one Zarr chunk.
+under ``{namespace}:{chunk}:{name}`` (a namespace is whatever its caller says: the store knows
+no stages). Scratch pixels (local labels, masked values) of one tile of one step go to Zarr,
+or to the blob store under ``scratch:{step}:{name}.{row}.{col}``. The final anomaly ids always
+go to durable Zarr (directory or S3) as a CF dataset. Zarr chunks are ``(1, tile_h, tile_w)``,
+so no two tasks write one Zarr chunk.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import numpy as np
 import zarr
 
 from tos2ca_batch.stores import codec
+from tos2ca_batch.stores.blobs import Blobs
 
 SCRATCH = {"labels": ("int32", 0), "values": ("float32", float("nan"))}
 
 
 def zarr_location(url: str):
-    """A Zarr store-like for a local path or ``s3://bucket/prefix`` (obstore, AWS_ENDPOINT_URL honoured)."""
+    """A Zarr store-like for a local path or ``s3://bucket/prefix`` (obstore; endpoint and region as configured)."""
     if not url.startswith("s3://"):
         return url
     from obstore.store import S3Store
     from zarr.storage import ObjectStore
 
-    from tos2ca_batch.stores.objectstore import split_s3
+    from tos2ca_batch.stores.objectstore import s3_settings, split_s3
 
     bucket, prefix = split_s3(url.rstrip("/"))
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    endpoint, region = s3_settings()
     kwargs = {"prefix": prefix} if prefix else {}
     if endpoint:
         kwargs.update(endpoint=endpoint, virtual_hosted_style_request=False,
                       client_options={"allow_http": endpoint.startswith("http://")})
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
     if region:
         kwargs["region"] = region
     return ObjectStore(S3Store(bucket, **kwargs))
@@ -45,17 +46,13 @@ class ForeignState(RuntimeError):
     """Stored state written by another job identity: never trusted as this job's."""
 
 
-# What a complete job keeps (what sync, curation and ``aws status`` read); the rest is released.
-KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:0:components",
-                         "job:0:anomalies", "job:0:summary", "job:0:aws")
-
 
 class ChunkStore:
     """``identity`` (the job's UUID) is written into every table, JSON document and done marker,
     and checked on every read: state of another job is refused (tables, JSON) or ignored
     (markers), even if it sits where this job's would."""
 
-    def __init__(self, blobs, zarr_url: str, scratch_in_zarr: bool = True, identity: str | None = None):
+    def __init__(self, blobs: Blobs, zarr_url: str, scratch_in_zarr: bool = True, identity: str | None = None):
         self.blobs = blobs
         self.zarr_url = zarr_url
         self.scratch_in_zarr = scratch_in_zarr
@@ -77,8 +74,8 @@ class ChunkStore:
                             f"({self.identity}); another job shares this store and its state is not used")
 
     # -- tables ---------------------------------------------------------------------------
-    def put_table(self, stage: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
-        self._put(f"{stage}:{chunk}:{name}", codec.encode(arrays, self.identity))
+    def put_table(self, namespace: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
+        self._put(f"{namespace}:{chunk}:{name}", codec.encode(arrays, self.identity))
 
     def _decode(self, key: str) -> dict[str, np.ndarray]:
         data = self.blobs.get(key)
@@ -86,8 +83,8 @@ class ChunkStore:
             raise self._foreign(key, codec.identity(data))
         return codec.decode(data)
 
-    def get_table(self, stage: str, chunk: int, name: str) -> dict[str, np.ndarray]:
-        return self._decode(f"{stage}:{chunk}:{name}")
+    def get_table(self, namespace: str, chunk: int, name: str) -> dict[str, np.ndarray]:
+        return self._decode(f"{namespace}:{chunk}:{name}")
 
     def put_json(self, name: str, obj) -> None:
         doc = {"identity": self.identity, "value": obj}
@@ -102,17 +99,17 @@ class ChunkStore:
     def has_json(self, name: str) -> bool:
         return self.blobs.exists(f"job:0:{name}")
 
-    def mark_done(self, stage: str, chunk: int) -> None:
+    def mark_done(self, namespace: str, chunk: int) -> None:
         """Written last by a task: this job's identity and every key the task wrote."""
         doc = {"identity": self.identity, "keys": sorted(set(self._written or []))}
         self._written = None
-        self.blobs.put(f"{stage}:{chunk}:done", json.dumps(doc).encode())
+        self.blobs.put(f"{namespace}:{chunk}:done", json.dumps(doc).encode())
 
-    def is_done(self, stage: str, chunk: int) -> bool:
+    def is_done(self, namespace: str, chunk: int) -> bool:
         """A chunk's outputs are all there: its marker was written by this job and every key the
         task wrote still exists (a store that lost some, e.g. Redis emptied while the task ran,
         makes the chunk run again)."""
-        key = f"{stage}:{chunk}:done"
+        key = f"{namespace}:{chunk}:done"
         if not self.blobs.exists(key):
             return False
         try:
@@ -123,13 +120,14 @@ class ChunkStore:
             return False
         return self.blobs.exists_all(doc.get("keys", []))
 
-    def release(self) -> list[str]:
-        """After completion: delete scratch pixels, per-chunk tables and done markers, keep
-        :data:`KEPT_AFTER_COMPLETION` and the ids. Returns the keys deleted."""
-        gone = [k for k in self.blobs.keys() if k not in KEPT_AFTER_COMPLETION]
+    def release(self, keep: tuple[str, ...]) -> list[str]:
+        """After completion: delete scratch pixels and every blob but the keys in ``keep``
+        (``namespace:chunk:name``; JSON documents are ``job:0:name``); the ids stay. Returns the
+        keys deleted."""
+        gone = [k for k in self.blobs.keys() if k not in keep]
         for k in gone:
             self.blobs.delete(k)
-        if self.scratch_in_zarr:
+        if self.scratch_in_zarr and self.has_zarr():
             group = zarr.open_group(self.zarr_store(), mode="r+")
             if "scratch" in group:
                 del group["scratch"]
@@ -140,6 +138,14 @@ class ChunkStore:
         return gone
 
     # -- Zarr ------------------------------------------------------------------------------
+    def has_zarr(self) -> bool:
+        """Whether the job has a Zarr dataset (a curation job has none)."""
+        try:
+            zarr.open_group(self.zarr_store(), mode="r")
+        except FileNotFoundError:
+            return False
+        return True
+
     def zarr_store(self):
         """What ``zarr.open_group`` / ``xarray.open_zarr`` take to open the ids dataset."""
         return zarr_location(self.zarr_url)
@@ -176,31 +182,30 @@ class ChunkStore:
         return self._arrays[path]
 
     # -- scratch pixels (one tile of one step) ----------------------------------------------
-    def write_tile(self, name: str, chunk: int, step: int, region, data: np.ndarray) -> None:
+    def write_tile(self, name: str, step: int, region: tuple[int, int, int, int], data: np.ndarray) -> None:
         r0, r1, c0, c1 = region
         if self.scratch_in_zarr:
             self._array(f"scratch/{name}")[step, r0:r1, c0:c1] = data
         else:
-            self._put(f"map:{chunk}:{name}.{step}", codec.encode({"a": data}, self.identity))
+            self._put(f"scratch:{step}:{name}.{r0}.{c0}", codec.encode({"a": data}, self.identity))
 
-    def read_tile(self, name: str, chunk: int, step: int, region) -> np.ndarray:
+    def read_tile(self, name: str, step: int, region: tuple[int, int, int, int]) -> np.ndarray:
         r0, r1, c0, c1 = region
         if self.scratch_in_zarr:
             return self._array(f"scratch/{name}")[step, r0:r1, c0:c1]
-        return self._decode(f"map:{chunk}:{name}.{step}")["a"]
+        return self._decode(f"scratch:{step}:{name}.{r0}.{c0}")["a"]
 
-    def read_step(self, name: str, step: int, layout) -> np.ndarray:
-        """A whole step on the job grid (``anomaly_id`` or a scratch array)."""
+    def read_step(self, name: str, step: int, shape: tuple[int, int], tiles) -> np.ndarray:
+        """A whole step of ``shape`` (``anomaly_id`` or a scratch array), scratch assembled from
+        its ``tiles`` (regions ``(r0, r1, c0, c1)`` covering the grid)."""
         if name == "anomaly_id":
             return self._array("anomaly_id")[step]
         if self.scratch_in_zarr:
             return self._array(f"scratch/{name}")[step]
         dtype, fill = SCRATCH[name]
-        out = np.full((layout.height, layout.width), fill, dtype)
-        block = step // layout.block_steps
-        for t in range(layout.n_tiles):
-            r0, r1, c0, c1 = layout.tile(t)
-            out[r0:r1, c0:c1] = self.read_tile(name, block * layout.n_tiles + t, step, (r0, r1, c0, c1))
+        out = np.full(shape, fill, dtype)
+        for r0, r1, c0, c1 in tiles:
+            out[r0:r1, c0:c1] = self.read_tile(name, step, (r0, r1, c0, c1))
         return out
 
     def write_ids(self, step: int, region, data: np.ndarray) -> None:

@@ -8,12 +8,10 @@ over once it has expired; ``attempts`` counts tries; claiming a complete chunk i
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tos2ca_batch.timeutil import parse_time
 
@@ -294,18 +292,3 @@ class JobsDB:
 
     def outputs(self, job_id: int) -> list[dict]:
         return self.query("SELECT * FROM outputs WHERE jobID = ? ORDER BY location", (job_id,))
-
-
-class SQLiteJobsDB(JobsDB):
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._cursor() as cur:
-            cur.execute("PRAGMA journal_mode=WAL").fetchall()
-        self.init_schema()
-
-    def _connect(self):
-        return sqlite3.connect(self.path, timeout=60, isolation_level="DEFERRED")
-
-    def describe(self) -> str:
-        return f"sqlite:{self.path}"

@@ -13,17 +13,29 @@ import os
 import shutil
 from pathlib import Path
 
+_S3 = {"endpoint_url": None, "region": None}  # set by Config (the only reader of the environment)
+
+
+def configure_s3(endpoint_url: str | None, region: str | None) -> None:
+    """The S3 endpoint and region of this process (``Config`` calls it: the setting is process-wide,
+    as the environment variables it comes from are)."""
+    _S3.update(endpoint_url=endpoint_url, region=region)
+
+
+def s3_settings() -> tuple[str | None, str | None]:
+    return _S3["endpoint_url"], _S3["region"]
+
 
 @functools.lru_cache(maxsize=4)
-def _client(endpoint: str | None):
+def _client(endpoint: str | None, region: str | None):
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint)
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region)
 
 
 def s3_client():
-    """One boto3 S3 client per process and endpoint (``AWS_ENDPOINT_URL`` honoured)."""
-    return _client(os.environ.get("AWS_ENDPOINT_URL") or None)
+    """One boto3 S3 client per process, endpoint and region."""
+    return _client(*s3_settings())
 
 
 def split_s3(url: str) -> tuple[str, str]:

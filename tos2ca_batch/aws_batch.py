@@ -1,41 +1,37 @@
-"""AWS Batch / Fargate backend: register the manifests, submit a planned job as chained array
-jobs, report their state.
+"""AWS Batch / Fargate: register the manifests, submit a planned job as chained array jobs,
+report their state, cancel them. Not a ``Backend``: Batch runs the tasks, this only submits.
 
 The client plans (it needs the catalog and the data), stores the job, then submits one array
 job per parallel stage (size = chunk count; one chunk = a plain job) and plain jobs for reduce
 and finalize, chained with ``dependsOn``. Every child runs ``tos2ca-batch task <stage> --job J``
 and takes its chunk from ``AWS_BATCH_JOB_ARRAY_INDEX``. Children get their configuration from
 the job definition's environment and the secret it names; a submission never carries a
-secret value (URLs with a password are not forwarded).
+secret value (URLs with a password are not forwarded: ``Config.batch_env``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from pathlib import Path
-from urllib.parse import urlparse
 
 from tos2ca_batch.config import Config
 
 MAX_ARRAY = 10_000
-FORWARDED_ENV = ("TOS2CA_SECRET_ID", "TOS2CA_STORE_URL", "TOS2CA_OUTPUT_URL", "TOS2CA_REDIS_URL",
-                 "TOS2CA_REDIS_PREFIX", "TOS2CA_DB_URL", "TOS2CA_LEASE_SECONDS", "TOS2CA_MEMORY_MB")
 _PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 
 
-def batch_client():
+def batch_client(cfg: Config):
     import boto3
 
-    return boto3.client("batch", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    return boto3.client("batch", endpoint_url=cfg.aws_endpoint_url, region_name=cfg.aws_region)
 
 
-def manifests_dir() -> Path:
+def manifests_dir(cfg: Config) -> Path:
     from tos2ca_batch.catalog import builtin_catalog_path
 
-    path = builtin_catalog_path()
+    path = builtin_catalog_path(cfg.builtin_catalog)
     if path is None:
         raise FileNotFoundError("manifests/ not found; set TOS2CA_BUILTIN_CATALOG to manifests/datasets.json")
     return path.parent
@@ -57,21 +53,21 @@ def fill(template, values: dict):
     return template
 
 
-def load_manifest(name: str, values: dict) -> dict:
-    doc = json.loads((manifests_dir() / name).read_text())
+def load_manifest(cfg: Config, name: str, values: dict) -> dict:
+    doc = json.loads((manifests_dir(cfg) / name).read_text())
     try:
         return fill(doc, values)
     except KeyError as exc:
         raise ValueError(f"manifests/{name} needs a value for {exc.args[0]}") from None
 
 
-def register(values: dict, platform: str) -> dict:
+def register(cfg: Config, values: dict, platform: str) -> dict:
     """Create the compute environment and job queue (if missing) and register the job definition."""
-    client = batch_client()
+    client = batch_client(cfg)
     values = dict(values, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
-    ce = load_manifest(f"compute-environment-{platform}.json", values)
-    queue = load_manifest("job-queue.json", values)
-    jobdef = load_manifest(f"job-definition-{platform}.json", values)
+    ce = load_manifest(cfg, f"compute-environment-{platform}.json", values)
+    queue = load_manifest(cfg, "job-queue.json", values)
+    jobdef = load_manifest(cfg, f"job-definition-{platform}.json", values)
     out = {}
     have = client.describe_compute_environments(computeEnvironments=[ce["computeEnvironmentName"]])
     if have["computeEnvironments"]:
@@ -87,11 +83,6 @@ def register(values: dict, platform: str) -> dict:
     out["jobDefinitionArn"] = res["jobDefinitionArn"]
     out["jobDefinitionName"] = res["jobDefinitionName"]
     return out
-
-
-def _forwardable(value: str) -> bool:
-    """Settings a child may be told in the submission: never a URL holding a password."""
-    return "://" not in value or urlparse(value).password is None
 
 
 def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
@@ -113,9 +104,8 @@ def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
     except (SpecError, ValueError, OSError) as exc:
         fail(cfg, job_id, str(exc))
         return {"job_id": job_id, "status": "failed", "message": str(exc)}
-    env = [{"name": k, "value": os.environ[k]} for k in FORWARDED_ENV
-           if os.environ.get(k) and _forwardable(os.environ[k])]
-    client = batch_client()
+    env = [{"name": k, "value": v} for k, v in cfg.batch_env().items()]
+    client = batch_client(cfg)
     ids: dict[str, str] = {}
     previous = None
     for stage in plan.stages():
@@ -142,7 +132,7 @@ def cancel(cfg: Config, job_id: int, reason: str) -> dict:
     from tos2ca_batch.lifecycle import cancel as cancel_job
 
     ids = cfg.store(job_id).get_json("aws")["jobs"] if cfg.store(job_id).has_json("aws") else {}
-    client = batch_client()
+    client = batch_client(cfg)
     for jid in ids.values():
         client.terminate_job(jobId=jid, reason=reason[:256])
     cancel_job(cfg, job_id, reason)
@@ -153,7 +143,7 @@ def status(cfg: Config, job_id: int) -> dict:
     """Per stage: the Batch job's status and array counts, and the chunk rows' counts."""
     info = cfg.store(job_id).get_json("aws")
     ids = info["jobs"]
-    described = {j["jobId"]: j for j in batch_client().describe_jobs(jobs=list(ids.values()))["jobs"]}
+    described = {j["jobId"]: j for j in batch_client(cfg).describe_jobs(jobs=list(ids.values()))["jobs"]}
     counts = cfg.db().chunk_counts(job_id)
     row = cfg.db().get_job(job_id)
     stages = {}

@@ -2,7 +2,8 @@
 finishes the job. ``tasks``, ``runner``, the planner, the CLI and ``aws submit`` all read it.
 
 Stage code is named, not imported, so reading the table costs nothing; :func:`stage_function`
-imports a stage when a task runs it.
+imports a stage when a task runs it. A stage module's ``run(ctx, chunk)`` takes a
+:class:`~tos2ca_batch.context.TaskContext` and the chunk index.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Stage:
     name: str
-    module: str  # tos2ca_batch.stages.<module>.run(cfg, job_id, chunk)
+    module: str  # tos2ca_batch.stages.<module>.run(ctx, chunk)
     single: bool  # one chunk over the whole job (reduce, finalize), else one per chunk of its layout
     completes_job: bool  # its (single) chunk is the job's last task
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("stats", "stats", False, False),
-    Stage("map", "map", False, False),
+    Stage("map", "label", False, False),
     Stage("reduce", "reduce", True, False),
     Stage("relabel", "relabel", False, False),
     Stage("publish", "publish", False, False),
@@ -33,17 +34,22 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 TASK_COMMANDS = ("plan", *STAGES)  # what ``tos2ca-batch task`` takes
 
 
-def stages_of(meta: dict) -> list[str]:
-    """The stages of a planned job, in order (from its stored plan document)."""
-    if meta.get("kind") == "curation":
+# What a complete job keeps in its chunk store (what curation, ``aws status`` and a later
+# sync read); every other table, scratch pixel and done marker is released.
+KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:0:components",
+                         "job:0:anomalies", "job:0:summary", "job:0:aws")
+
+
+def stages_for(kind: str, operator: str | None = None) -> list[str]:
+    """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order."""
+    if kind == "curation":
         return ["curate", "cfinalize"]
     seq = ["map", "reduce", "relabel", "publish", "finalize"]
-    return (["stats"] if meta["operator"] == "anomalyEvent" else []) + seq
+    return (["stats"] if operator == "anomalyEvent" else []) + seq
 
 
-def predecessors(meta: dict, stage: str) -> list[str]:
-    """The stages that must be complete before ``stage`` of this job may run."""
-    order = stages_of(meta)
+def predecessors(order: list[str], stage: str) -> list[str]:
+    """The stages of ``order`` (a job's stages) that must be complete before ``stage`` may run."""
     if stage not in order:
         raise ValueError(f"this job has no {stage} stage; its stages are {', '.join(order)}")
     return order[: order.index(stage)]

@@ -1,0 +1,27 @@
+"""What every backend is: the :class:`Backend` protocol, and :class:`StageFailed`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tos2ca_batch.config import Config
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, stage: str, chunk: int, message: str):
+        super().__init__(f"{stage} chunk {chunk}: {message}")
+        self.stage, self.chunk = stage, chunk
+
+
+class Backend(Protocol):
+    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        """Run these chunks of ``stage`` (a chunk another task holds is left to it);
+        raise :class:`StageFailed` if one fails."""
+
+    def peak_rss_mib(self) -> list[float]:
+        """Peak resident memory of the processes that ran tasks."""
+
+    def abort(self) -> None:
+        """Stop running tasks now (their chunks are released by the job's cancellation)."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,46 @@
+"""The map stage: read and binarize a chunk (plus the step before it), label, record tables and pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely.wkt
+
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.kernels.binarize import binarize, polygon_mask
+from tos2ca_batch.kernels.blockmap import BlockMapper
+from tos2ca_batch.readers import StepReader
+from tos2ca_batch.stages.common import tile_mean_std
+
+
+def run(ctx: TaskContext, chunk: int) -> None:
+    plan, store, grid = ctx.plan, ctx.store, ctx.plan.grid
+    lay = plan.layout
+    t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
+    tile = lay.tile_of(chunk)
+    rows, cols = grid.src_rows[r0:r1], grid.src_cols[c0:c1]
+    inside = None
+    if plan.polygon:
+        inside = polygon_mask(grid.lat[r0:r1], grid.lon[c0:c1], shapely.wkt.loads(plan.polygon))
+    mean = std = None
+    if plan.operator == "anomalyEvent":
+        mean, std = tile_mean_std(store, plan, tile)
+    times = plan.times()
+
+    def mask_of(values: np.ndarray) -> np.ndarray:
+        m = binarize(values, plan.operator, plan.threshold, mean, std)
+        return m & inside if inside is not None else m
+
+    trk = plan.tracking
+    mapper = BlockMapper(r0, c0, lay.width, trk.connectivity, pieces=trk.overlap_fraction == "tos2ca")
+    region = (r0, r1, c0, c1)
+    with StepReader(plan.entry, plan.variable, grid.source) as reader:
+        if t0 > 0:
+            mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols)))
+        for s in range(t0, t1):
+            values = reader.read(times[s], rows, cols)
+            mask = mask_of(values)
+            labels = mapper.add(s, mask, values)
+            store.write_tile("labels", s, region, labels)
+            store.write_tile("values", s, region, np.where(mask, values, np.float32(np.nan)))
+    for name, table in mapper.tables().items():
+        store.put_table("map", chunk, name, table)
