@@ -7,8 +7,8 @@ exactly: areas and sums add, bboxes union, first indices take the minimum.
 
 from __future__ import annotations
 
+import cc3d
 import numpy as np
-from scipy import ndimage
 
 COMPONENT_COLUMNS = (
     "step", "label", "area", "first_index", "min_row", "min_col", "max_row", "max_col",
@@ -19,11 +19,18 @@ PIECE_COLUMNS = ("step", "piece", "prev_label", "cur_label", "size", "first_inde
 
 
 def label(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
-    """Connected components (1 = 4-neighbour, 2 = 8-neighbour), int32, numbered in raster order."""
-    structure = ndimage.generate_binary_structure(2, connectivity)
-    labels = np.zeros(mask.shape, np.int32)
-    n = ndimage.label(mask, structure=structure, output=labels)
-    return labels, int(n)
+    """Connected components (1 = 4-neighbour, 2 = 8-neighbour) as int32 labels 1..n.
+
+    ``cc3d`` (connected-components-3d) labels 2-D masks 2.5-3x faster than ``scipy.ndimage``
+    (``benchmarks/bench_kernels.py``). Its numbering of 8-connected components is not raster
+    order; nothing downstream depends on the numbering (tables are keyed by job-grid indices),
+    which is also why any tiling gives the same results. The mask goes in as uint8: cc3d 4.1
+    mislabels some boolean 2-D inputs (``tests/test_label.py`` holds it to scipy's partition).
+    """
+    binary = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    labels, n = cc3d.connected_components(binary, connectivity=4 if connectivity == 1 else 8,
+                                          out_dtype=np.uint32, return_N=True)
+    return labels.view(np.int32), int(n)
 
 
 def _grouped(labels_flat_nz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -115,12 +115,18 @@ class Layout:
         return [self.tile(t) for t in range(self.n_tiles)]
 
 
+MIN_BLOCKS = 4  # time blocks a default plan aims for
+MIN_BLOCK_STEPS = 6  # shorter default blocks would spend over 1/6 of their reads on halos
+
+
 def default_chunking(n_steps: int, height: int, width: int, memory_mb: float) -> tuple[int, tuple[int, int]]:
     """Block length and tile from a per-worker memory budget.
 
     Memory of the map stage does not grow with the block length (steps stream), so blocks are
-    a fixed 24 steps (a 1-step halo costs ~4 % extra reading); tiles are the whole grid when it
-    fits the budget, else the largest square-ish tile that does.
+    at most 24 steps, and short enough that a job has at least :data:`MIN_BLOCKS` of them (two
+    chunks per worker on a 2-core machine even when the grid is one tile; each block past the
+    first reads one halo step more). Tiles are the whole grid when it fits the budget, else the
+    largest square-ish tile that does.
     """
     max_pixels = max(1, int(memory_mb * 2**20 / BYTES_PER_PIXEL))
     if height * width <= max_pixels:
@@ -129,7 +135,7 @@ def default_chunking(n_steps: int, height: int, width: int, memory_mb: float) ->
         side = int(math.sqrt(max_pixels))
         tile_h = min(height, side)
         tile = (tile_h, min(width, max(1, max_pixels // tile_h)))
-    return min(n_steps, 24), tile
+    return min(n_steps, 24, max(MIN_BLOCK_STEPS, math.ceil(n_steps / MIN_BLOCKS))), tile
 
 
 def check_limits(layout: Layout, stage_chunks: dict[str, int], max_chunks: int, memory_mb: float) -> str | None:

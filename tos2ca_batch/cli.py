@@ -241,6 +241,7 @@ def _on_backend(cfg, args, call) -> int:
     if args.backend == "mpi" and backend.rank > 0:
         backend.serve(cfg)
         return 0
+    backend.start(cfg)  # before the job starts threads or opens connections (workers are forked)
     try:
         with _Signals():
             res = call(backend)
@@ -388,6 +389,7 @@ def cmd_worker(args) -> int:
 
     cfg = _config(args)
     backend = make_backend(args.backend, args.workers)
+    backend.start(cfg)
     try:
         with _Signals():
             results = work(cfg, backend, once=args.once, poll_seconds=args.poll_seconds)

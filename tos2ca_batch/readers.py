@@ -12,10 +12,12 @@ import os
 from collections import OrderedDict
 from datetime import datetime
 
+import h5py
 import netCDF4
 import numpy as np
 
 from tos2ca_batch.catalog import CatalogEntry, file_for
+from tos2ca_batch.rawchunks import NotFast, RawChunks
 from tos2ca_batch.timeutil import decode_file_times
 
 
@@ -34,6 +36,24 @@ def index_runs(idx: np.ndarray) -> list[tuple[int, int, int, int]]:
         runs.append((k, j, lo, hi))
         k = j
     return runs
+
+
+def unpack(var, raw: np.ndarray) -> np.ndarray:
+    """``raw`` values of netCDF variable ``var`` decoded as netCDF4's auto mask-and-scale decodes
+    them (its own ``_toma`` masks fill values, ``missing_value`` and the valid range; packing is
+    undone with the same arithmetic and types), as float32 with NaN where masked."""
+    data = var._toma(raw)
+    scale, offset = getattr(var, "scale_factor", None), getattr(var, "add_offset", None)
+    if scale is not None and offset is not None:
+        data = data * scale + offset if (offset != 0.0 or scale != 1.0) else data.astype(np.asarray(scale).dtype)
+    elif scale is not None and scale != 1.0:
+        data = data * scale
+    elif offset is not None and offset != 0.0:
+        data = data + offset
+    if np.ma.isMaskedArray(data):  # one pass: what .astype(float32).filled(nan) gives
+        values = np.ma.getdata(data).astype(np.float32, copy=False)
+        return np.where(np.ma.getmaskarray(data), np.float32(np.nan), values)
+    return np.asarray(data, np.float32)
 
 
 def open_dataset(path: str) -> netCDF4.Dataset:
@@ -93,6 +113,8 @@ class StepReader:
         self.job_grid = job_grid
         self.keep_open = max(1, keep_open)
         self._open_files: OrderedDict[str, tuple[netCDF4.Dataset, list[datetime]]] = OrderedDict()
+        self._raw: dict[str, RawChunks | None] = {}  # per open file: the variable's raw-chunk reader
+        self.fast = True  # read deflate/shuffle chunks with libdeflate where the layout allows
         self._path: str | None = None
         self._times: list[datetime] = []
 
@@ -100,6 +122,10 @@ class StepReader:
         for ds, _ in self._open_files.values():
             ds.close()
         self._open_files.clear()
+        for raw in self._raw.values():
+            if raw is not None:
+                raw.dataset.file.close()
+        self._raw.clear()
         self._path, self._times = None, []
 
     def __enter__(self):
@@ -115,7 +141,11 @@ class StepReader:
     def _open(self, path: str):
         if path not in self._open_files:
             while len(self._open_files) >= self.keep_open:
-                self._open_files.popitem(last=False)[1][0].close()
+                old, (ds, _) = self._open_files.popitem(last=False)
+                ds.close()
+                raw = self._raw.pop(old, None)
+                if raw is not None:
+                    raw.dataset.file.close()
             ds = open_dataset(path)
             try:
                 self._open_files[path] = (ds, self._check(ds, path))
@@ -171,11 +201,31 @@ class StepReader:
                 roles = roles[-len(var.dimensions):]
         return roles
 
+    def _raw_chunks(self, path: str) -> RawChunks | None:
+        """The raw-chunk reader of the variable in a local file (None: read through netCDF4)."""
+        if path not in self._raw:
+            reader = None
+            if self.fast and not path.startswith("s3://"):
+                try:
+                    f = h5py.File(path, "r")
+                except OSError:
+                    f = None
+                if f is not None:
+                    try:
+                        name = f"{self.entry.group}/{self.variable}" if self.entry.group else self.variable
+                        reader = RawChunks(f[name])
+                    except (KeyError, NotFast):
+                        f.close()
+            self._raw[path] = reader
+        return self._raw[path]
+
     def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing."""
-        g = self._open(file_for(self.entry, t))
+        path = file_for(self.entry, t)
+        g = self._open(path)
         var = g.variables[self.variable]
-        var.set_auto_maskandscale(True)
+        var.set_auto_maskandscale(False)
+        raw_chunks = self._raw_chunks(path)
         roles = self._roles(var)
         tk = self._time_index(t) if "time" in roles else None
         out = np.empty((rows.size, cols.size), np.float32)
@@ -185,13 +235,16 @@ class StepReader:
                 for role in roles:
                     key.append({"time": tk if tk is not None else 0,
                                 "lat": slice(rlo, rhi), "lon": slice(clo, chi)}[role])
-                block = var[tuple(key)]
+                raw = None
+                if raw_chunks is not None:
+                    try:
+                        raw = raw_chunks.read(tuple(key))
+                    except NotFast:
+                        self._raw[path] = raw_chunks = None
+                block = unpack(var, var[tuple(key)] if raw is None else raw)
                 kept = [r for r in roles if r != "time"]
                 if kept != ["lat", "lon"]:
                     block = block.T
-                if np.ma.isMaskedArray(block):
-                    block = block.astype(np.float32).filled(np.nan)
-                block = np.asarray(block, np.float32)
                 if rows[r0] > rows[r1 - 1]:
                     block = block[::-1, :]
                 if cols[c0] > cols[c1 - 1]:

@@ -14,6 +14,9 @@ class StageFailed(RuntimeError):
 
 
 class Backend(Protocol):
+    def start(self, cfg: Config) -> None:
+        """Get ready before a job begins (e.g. start worker processes); may do nothing."""
+
     def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
         """Run these chunks of ``stage`` (a chunk another task holds is left to it);
         raise :class:`StageFailed` if one fails."""

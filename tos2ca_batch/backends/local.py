@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import resource
 import signal
 import threading
@@ -25,17 +26,26 @@ def _exit_with_parent(parent: int) -> None:
 
 
 _worker_config: Config | None = None  # this pool process's configuration, set once by _init_worker
+PRELOAD = ["tos2ca_batch.tasks", "tos2ca_batch.stages.label", "tos2ca_batch.stages.relabel",
+           "tos2ca_batch.stages.publish", "tos2ca_batch.stages.curate"]
 
 
-def _init_worker(cfg: Config) -> None:
-    """Once per pool process: its configuration (the parent's, settings only: no secret is read
-    again, connections open on first use and serve every task of the process) and imports."""
+def _init_worker(pickled_cfg: bytes) -> None:
+    """Once per pool process: its configuration (the parent's settings, unpickled here so that no
+    connection or client of the parent is shared; no secret is read again) and imports."""
     global _worker_config
-    _worker_config = cfg
+    from tos2ca_batch.stores.objectstore import forget_clients
+
+    forget_clients()  # a forked process must not use the parent's HTTP connection pools
+    _worker_config = pickle.loads(pickled_cfg)
     # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
+
+
+def _ready(_: int) -> int:
+    return os.getpid()
 
 
 def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
@@ -47,6 +57,15 @@ def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
 
 
 class LocalBackend:
+    """One worker runs tasks in this process; more run them in a process pool.
+
+    A pool costs nothing per job or task beyond its first start: :meth:`start`, called before the
+    job begins (before any thread or network client exists), forks the workers from this process
+    with everything imported; a pool made later (a library caller that did not start it) comes
+    from a fork server that preloaded the package. Either way each worker keeps its ``Config``,
+    connections and imports for every task it runs.
+    """
+
     def __init__(self, workers: int | None = None):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ValueError(f"--workers must be a whole number >= 1, got {workers!r}")
@@ -55,16 +74,33 @@ class LocalBackend:
         self._pool_cfg: Config | None = None
         self.peak_rss_kib: dict[str, int] = {}
 
+    def start(self, cfg: Config) -> None:
+        """Fork the pool's processes now (a no-op with one worker, or when already started)."""
+        if self.workers > 1 and self._pool is None and "fork" in mp.get_all_start_methods():
+            import tos2ca_batch.tasks  # noqa: F401  (imported once, here, for every worker)
+
+            self._make_pool(cfg, mp.get_context("fork"))
+            list(self._pool.map(_ready, range(self.workers)))  # the executor forks every worker now
+
+    def _make_pool(self, cfg: Config, context) -> None:
+        self._pool_cfg = cfg
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                         initargs=(pickle.dumps(cfg),))
+
     def _ensure_pool(self, cfg: Config) -> ProcessPoolExecutor:
         if self._pool is not None and cfg is not self._pool_cfg:  # another configuration: new processes
             self.close()
         if self._pool is None:
-            self._pool_cfg = cfg
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(cfg,))
+            context = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+            if context.get_start_method() == "forkserver":
+                context.set_forkserver_preload(PRELOAD)
+            self._make_pool(cfg, context)
         return self._pool
 
     def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        if self.workers == 1:
+            self._run_here(cfg, job_id, stage, chunks)
+            return
         pool = self._ensure_pool(cfg)
         futures = {pool.submit(_child, stage, job_id, c): c for c in chunks}
         with tqdm(total=len(chunks), desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
@@ -80,6 +116,18 @@ class LocalBackend:
                     state, rss = fut.result()
                     self.peak_rss_kib[stage] = max(self.peak_rss_kib.get(stage, 0), rss)
                     bar.update(1)
+
+    def _run_here(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+        """One worker: the tasks run in this process, one after another (no process to start)."""
+        from tos2ca_batch.tasks import run_task
+
+        for chunk in tqdm(chunks, desc=f"job {job_id} {stage}", unit="chunk", leave=False):
+            try:
+                run_task(cfg, stage, job_id, chunk)
+            except Exception as exc:
+                raise StageFailed(stage, chunk, f"{type(exc).__name__}: {exc}") from exc
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            self.peak_rss_kib[stage] = max(self.peak_rss_kib.get(stage, 0), rss)
 
     def peak_rss_mib(self) -> list[float]:
         """Largest peak resident memory of a pool process (every stage), in MiB."""

@@ -31,6 +31,9 @@ class MPIBackend:
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
+    def start(self, cfg: Config) -> None:
+        """The ranks are already running."""
+
     def _run_share(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
         from tos2ca_batch.tasks import run_task
 

@@ -33,6 +33,11 @@ def _client(endpoint: str | None, region: str | None):
     return boto3.client("s3", endpoint_url=endpoint, region_name=region)
 
 
+def forget_clients() -> None:
+    """Drop this process's cached clients (a forked process opens its own connections)."""
+    _client.cache_clear()
+
+
 def s3_client():
     """One boto3 S3 client per process, endpoint and region."""
     return _client(*s3_settings())

@@ -1,0 +1,102 @@
+"""A job's wall time as a ratio to the machine's single-core floor, both timed as whole processes.
+
+    python benchmarks/bench_floor.py [--res 0.25] [--steps 48] [--workers 1 2] [--repeats 3] [--mpi]
+
+The floor is a process that starts Python, imports h5py and scipy, reads every step's field with
+h5py and labels its mask (``> 10``) with ``scipy.ndimage.label``, 8-connected: the least any
+tool must do. The job is ``tos2ca-batch run`` (masks only) on the same files, as a user runs it
+(interpreter start and imports included). Prints one JSON line: the medians, Mpx/s and the
+ratio of each to the floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tos2ca_batch.synth import synthesize
+
+FLOOR = """
+import sys
+import h5py, numpy as np
+from scipy import ndimage
+structure = np.ones((3, 3), bool)
+n = 0
+for path in sys.argv[1:]:
+    with h5py.File(path, "r") as f:
+        field = f["Grid/precipitation"][0]
+    n += ndimage.label(field > 10.0, structure=structure)[1]
+print(n)
+"""
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {p.stderr[-2000:]}")
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--res", type=float, default=0.25)
+    ap.add_argument("--steps", type=int, default=48)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mpi", action="store_true", help="also mpirun -n 2 ... --backend mpi")
+    ap.add_argument("--data", default=os.environ.get("TOS2CA_BENCH_DATA", "/tmp/tos2ca-bench-data"))
+    args = ap.parse_args()
+    data = Path(args.data) / f"imerg-{args.res}-{args.steps}"
+    catalog = data / "catalog-imerg.json"
+    start = datetime(2020, 1, 4)
+    end = start + timedelta(minutes=30 * (args.steps - 1))
+    if not catalog.exists():
+        synthesize("imerg", data, start, end, res=args.res)
+    files = sorted(str(p) for p in data.rglob("*.HDF5"))
+    assert len(files) == args.steps, f"{len(files)} files under {data}"
+    env = dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE")
+    ny, nx = round(180 / args.res), round(360 / args.res)
+    mpx = args.steps * ny * nx / 1e6
+    spec = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
+            "value": 10.0, "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{end:%Y-%m-%dT%H:%M}",
+            "bbox": [-180.0, -90.0, 180.0, 90.0], "products": ["masks"]}
+    exe = str(Path(sys.executable).parent / "tos2ca-batch")
+    modes = {f"local{w}": [exe, "run", "SPEC", "--catalog", str(catalog), "--workers", str(w)] for w in args.workers}
+    if args.mpi:
+        modes["mpi2"] = ["mpirun", "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", "SPEC",
+                         "--catalog", str(catalog), "--backend", "mpi"]
+    walls: dict[str, list[float]] = {"floor": [], **{m: [] for m in modes}}
+    for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every mode alike
+        walls["floor"].append(timed([sys.executable, "-c", FLOOR, *files], env))
+        for mode, cmd in modes.items():
+            work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+            try:
+                (work / "spec.json").write_text(json.dumps(spec))
+                cmd = [str(work / "spec.json") if c == "SPEC" else c for c in cmd] + ["--workdir", str(work)]
+                walls[mode].append(timed(cmd, env))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in walls.items()}
+    print(json.dumps({
+        "benchmark": "floor", "shape": [args.steps, ny, nx], "mpx": round(mpx, 1), "repeats": args.repeats,
+        "median_s": {k: round(v, 3) for k, v in med.items()}, "walls": {k: [round(x, 3) for x in v]
+                                                                          for k, v in walls.items()},
+        "mpx_per_s": {k: round(mpx / v, 1) for k, v in med.items()},
+        "ratio_to_floor": {k: round(v / med["floor"], 2) for k, v in med.items() if k != "floor"},
+        "machine": f"{os.cpu_count()} cores",
+    }))
+
+
+if __name__ == "__main__":
+    main()

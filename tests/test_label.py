@@ -1,0 +1,41 @@
+"""The labeller gives exactly scipy.ndimage's components (as a partition; numbering may differ)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import ndimage
+from tos2ca_batch.kernels.components import label
+
+
+def _partition(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered by first appearance in raster order (0 stays 0)."""
+    flat = labels.ravel()
+    values, first = np.unique(flat[flat > 0], return_index=True)
+    order = np.argsort(np.flatnonzero(flat > 0)[first])
+    rank = np.zeros(values.size, np.int64)
+    rank[order] = np.arange(1, values.size + 1)
+    out = np.zeros(flat.size, np.int64)
+    out[flat > 0] = rank[np.searchsorted(values, flat[flat > 0])]
+    return out.reshape(labels.shape)
+
+
+@settings(max_examples=400, deadline=None)
+@given(mask=arrays(bool, st.tuples(st.integers(1, 24), st.integers(1, 24))), connectivity=st.sampled_from([1, 2]))
+def test_label_partition_equals_scipy(mask, connectivity):
+    ours, n = label(mask, connectivity)
+    want, m = ndimage.label(mask, structure=ndimage.generate_binary_structure(2, connectivity))
+    assert ours.dtype == np.int32 and n == m
+    assert np.array_equal(_partition(ours), _partition(want))
+
+
+def test_label_of_a_sliced_and_empty_mask():
+    rng = np.random.default_rng(3)
+    big = rng.random((60, 80)) < 0.4
+    view = big[5:50:2, ::3]  # not contiguous
+    ours, n = label(view, 2)
+    want, m = ndimage.label(view, structure=np.ones((3, 3), bool))
+    assert n == m and np.array_equal(_partition(ours), _partition(want))
+    assert label(np.zeros((4, 5), bool), 1)[1] == 0
