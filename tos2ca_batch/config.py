@@ -219,8 +219,7 @@ class Config:
                 blobs = S3Blobs(f"{job_url}/tables")
             else:
                 blobs = DirBlobs(f"{job_url}/tables")
-            self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", scratch_in_zarr=not self.redis_url,
-                                              identity=uid)
+            self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", identity=uid)
         return self._stores[job_id]
 
     def output_base(self, job_id: int) -> str:

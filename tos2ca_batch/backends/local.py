@@ -26,8 +26,6 @@ def _exit_with_parent(parent: int) -> None:
 
 
 _worker_config: Config | None = None  # this pool process's configuration, set once by _init_worker
-PRELOAD = ["tos2ca_batch.tasks", "tos2ca_batch.stages.label", "tos2ca_batch.stages.relabel",
-           "tos2ca_batch.stages.publish", "tos2ca_batch.stages.curate"]
 
 
 def _init_worker(pickled_cfg: bytes) -> None:
@@ -61,8 +59,9 @@ class LocalBackend:
 
     A pool costs nothing per job or task beyond its first start: :meth:`start`, called before the
     job begins (before any thread or network client exists), forks the workers from this process
-    with everything imported; a pool made later (a library caller that did not start it) comes
-    from a fork server that preloaded the package. Either way each worker keeps its ``Config``,
+    with everything imported. A pool made later (a library caller that did not start it) is
+    spawned, so its processes see this process's environment as it is then (a fork server's
+    would be the one of its own start). Either way each worker keeps its ``Config``,
     connections and imports for every task it runs.
     """
 
@@ -91,10 +90,7 @@ class LocalBackend:
         if self._pool is not None and cfg is not self._pool_cfg:  # another configuration: new processes
             self.close()
         if self._pool is None:
-            context = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            if context.get_start_method() == "forkserver":
-                context.set_forkserver_preload(PRELOAD)
-            self._make_pool(cfg, context)
+            self._make_pool(cfg, mp.get_context("spawn"))
         return self._pool
 
     def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:

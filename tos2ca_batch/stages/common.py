@@ -48,10 +48,27 @@ def tile_mean_std(store: ChunkStore, plan: PhDefPlan, tile: int) -> tuple[np.nda
     return moments.mean_std(total)
 
 
-def step_grid(store: ChunkStore, plan: PhDefPlan, name: str, s: int) -> np.ndarray:
-    """Step ``s`` of ``anomaly_id`` or a scratch array on the whole job grid."""
-    lay = plan.layout
-    return store.read_step(name, s, (lay.height, lay.width), lay.tiles())
+def pixel_records(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One chunk's anomaly pixels, step by step: ``(flat index in the tile, local label, value)``
+    of each step, as one table (``offsets`` delimit the steps)."""
+    sizes = [index.size for index, _, _ in steps]
+    return {
+        "offsets": np.r_[0, np.cumsum(sizes)].astype(np.int64),
+        "index": np.concatenate([s[0] for s in steps]).astype(np.int32),
+        "label": np.concatenate([s[1] for s in steps]).astype(np.int32),
+        "value": np.concatenate([s[2] for s in steps]).astype(np.float32),
+    }
+
+
+def chunk_step_ids(store: ChunkStore, plan: PhDefPlan, chunk: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per step of a map chunk: the tile-flat index, final anomaly id (0: dropped) and value of
+    each of its pixels (the map's records through the reduce's lookup)."""
+    records = store.get_table("map", chunk, "pixels")
+    lookup = store.get_table("reduce", chunk, "lookup")
+    off, index, label, value = records["offsets"], records["index"], records["label"], records["value"]
+    loff, lids = lookup["offsets"], lookup["ids"]
+    return [(index[off[k]:off[k + 1]], lids[loff[k]:loff[k + 1]][label[off[k]:off[k + 1]]], value[off[k]:off[k + 1]])
+            for k in range(off.size - 1)]
 
 
 def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:

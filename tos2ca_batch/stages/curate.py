@@ -23,7 +23,7 @@ from tos2ca_batch.outputs.masks import step_pixels
 from tos2ca_batch.plans import CurationGrid, CurationPlan, JobGrid, PhDefPlan
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
-from tos2ca_batch.stages.common import CURATION_DEFAULT, CURATION_PRODUCTS, CURATION_STATISTICS, step_grid
+from tos2ca_batch.stages.common import CURATION_DEFAULT, CURATION_PRODUCTS, CURATION_STATISTICS
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, from_ts, step_minutes, to_ts
 
@@ -187,7 +187,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
         for s in range(t0, t1):
             out = {"aid": np.zeros(0, np.int32)}
             if plan.matches[s] is not None:
-                rows, cols, aid, _ = step_pixels(step_grid(parent.store, pplan, "anomaly_id", s))
+                rows, cols, aid, _ = step_pixels(parent.store.read_ids(s))
                 plat, plon = pplan.grid.lat[rows], pplan.grid.lon[cols]
                 ids = np.unique(aid)
                 before, after = plan.neighbours[s] if curated else (None, None)

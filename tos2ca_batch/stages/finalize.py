@@ -15,7 +15,7 @@ from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
 from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.outputs.cf import write_ids_netcdf
 from tos2ca_batch.plans import PhDefPlan
-from tos2ca_batch.stages.common import step_grid, verify_outputs
+from tos2ca_batch.stages.common import verify_outputs
 
 
 def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
@@ -139,6 +139,6 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         store.set_ids_attributes(ids_attrs)
         if "ids" in products:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                p, lat, lon, plan.times(), plan.entry.time_step, lambda s: step_grid(store, plan, "anomaly_id", s),
+                p, lat, lon, plan.times(), plan.entry.time_step, store.read_ids,
                 ids_attrs))
     verify_outputs(db, outputs, job_id, promised_outputs(plan, job_id))

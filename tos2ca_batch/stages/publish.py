@@ -11,10 +11,10 @@ import shapely
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.fortracc import TAGS
 from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
-from tos2ca_batch.outputs.masks import per_anomaly_stats, step_pixels
+from tos2ca_batch.outputs.masks import per_anomaly_stats
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.common import step_grid
+from tos2ca_batch.stages.common import chunk_step_ids
 from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.timeutil import from_ts
 
@@ -46,11 +46,28 @@ def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.nda
     return features, shapes
 
 
-def step_table(store: ChunkStore, plan: PhDefPlan, s: int) -> dict[str, np.ndarray]:
-    """A step's anomaly pixels in masks-file order (by id, then row-major) with their values."""
-    rows, cols, aid, flat = step_pixels(step_grid(store, plan, "anomaly_id", s))
-    values = step_grid(store, plan, "values", s).ravel()[flat]
-    return {"rows": rows, "cols": cols, "ids": aid, "values": values}
+def block_tables(store: ChunkStore, plan: PhDefPlan, block: int) -> list[dict[str, np.ndarray]]:
+    """Each step of a time block: its anomaly pixels in masks-file order (by id, then row-major)
+    with their values, from every tile's pixel records (no dense array is read)."""
+    lay = plan.layout
+    per_tile = []
+    for tile, (r0, _, c0, c1) in enumerate(lay.tiles()):
+        per_tile.append(((r0, c1 - c0, c0), chunk_step_ids(store, plan, block * lay.n_tiles + tile)))
+    out = []
+    for k in range(len(per_tile[0][1])):
+        rows, cols, ids, values = [], [], [], []
+        for (r0, tile_w, c0), steps in per_tile:
+            index, aid, value = steps[k]
+            kept = aid > 0
+            rows.append(index[kept] // tile_w + r0)
+            cols.append(index[kept] % tile_w + c0)
+            ids.append(aid[kept])
+            values.append(value[kept])
+        rows, cols, ids, values = (np.concatenate(x) for x in (rows, cols, ids, values))
+        order = np.lexsort((rows.astype(np.int64) * lay.width + cols, ids))
+        out.append({"rows": rows[order].astype(np.int32), "cols": cols[order].astype(np.int32),
+                    "ids": ids[order].astype(np.int32), "values": values[order].astype(np.float32)})
+    return out
 
 
 def run(ctx: TaskContext, chunk: int) -> None:
@@ -64,9 +81,8 @@ def run(ctx: TaskContext, chunk: int) -> None:
     lat_e, lon_e, _ = plan.grid.edges()
     reader = StepReader(plan.entry, plan.variable, plan.grid.source)
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
-        for s in range(t0, t1):
+        for s, pixels in zip(range(t0, t1), block_tables(store, plan, chunk)):
             ts = plan.timestamps[s]
-            pixels = step_table(store, plan, s)
             if "masks" in products:  # the masks file is written by finalize from these tables
                 store.put_table("publish", s, "pixels", pixels)
             if "geojson" not in products and "plots" not in products:

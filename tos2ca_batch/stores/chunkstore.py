@@ -1,11 +1,10 @@
-"""The chunk store of one job: small per-chunk tables, scratch pixels, and the final ids.
+"""The chunk store of one job: small per-chunk tables and the final ids.
 
 Tables and JSON go to a blob store (directory, S3, or Redis for hand-off between array tasks)
 under ``{namespace}:{chunk}:{name}`` (a namespace is whatever its caller says: the store knows
-no stages). Scratch pixels (local labels, masked values) of one tile of one step go to Zarr,
-or to the blob store under ``scratch:{step}:{name}.{row}.{col}``. The final anomaly ids always
-go to durable Zarr (directory or S3) as a CF dataset. Zarr chunks are ``(1, tile_h, tile_w)``,
-so no two tasks write one Zarr chunk.
+no stages); the map stage's anomaly pixels are such tables too (sparse records, no dense
+scratch). The final anomaly ids always go to durable Zarr (directory or S3) as a CF dataset.
+Zarr chunks are ``(1, tile_h, tile_w)``, so no two tasks write one Zarr chunk.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import zarr
 
 from tos2ca_batch.stores import codec
 from tos2ca_batch.stores.blobs import Blobs
-
-SCRATCH = {"labels": ("int32", 0), "values": ("float32", float("nan"))}
 
 
 def zarr_location(url: str):
@@ -52,10 +49,9 @@ class ChunkStore:
     and checked on every read: state of another job is refused (tables, JSON) or ignored
     (markers), even if it sits where this job's would."""
 
-    def __init__(self, blobs: Blobs, zarr_url: str, scratch_in_zarr: bool = True, identity: str | None = None):
+    def __init__(self, blobs: Blobs, zarr_url: str, identity: str | None = None):
         self.blobs = blobs
         self.zarr_url = zarr_url
-        self.scratch_in_zarr = scratch_in_zarr
         self.identity = identity
         self._arrays: dict[str, zarr.Array] = {}
         self._written: list[str] | None = None
@@ -121,20 +117,12 @@ class ChunkStore:
         return self.blobs.exists_all(doc.get("keys", []))
 
     def release(self, keep: tuple[str, ...]) -> list[str]:
-        """After completion: delete scratch pixels and every blob but the keys in ``keep``
+        """After completion: delete every blob but the keys in ``keep``
         (``namespace:chunk:name``; JSON documents are ``job:0:name``); the ids stay. Returns the
         keys deleted."""
         gone = [k for k in self.blobs.keys() if k not in keep]
         for k in gone:
             self.blobs.delete(k)
-        if self.scratch_in_zarr and self.has_zarr():
-            group = zarr.open_group(self.zarr_store(), mode="r+")
-            if "scratch" in group:
-                del group["scratch"]
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", category=UserWarning)
-                    zarr.consolidate_metadata(self.zarr_store())
-            self._arrays.clear()
         return gone
 
     # -- Zarr ------------------------------------------------------------------------------
@@ -151,7 +139,7 @@ class ChunkStore:
         return zarr_location(self.zarr_url)
 
     def create_arrays(self, shape: tuple[int, int, int], tile: tuple[int, int], coords: dict) -> None:
-        """Create the scratch arrays and the CF anomaly-id dataset (called once, by plan)."""
+        """Create the CF anomaly-id dataset (called once, by plan)."""
         from tos2ca_batch.outputs.cf import create_cf_group
 
         self._arrays.clear()
@@ -159,10 +147,6 @@ class ChunkStore:
         if "anomaly_id" in group:  # planned again after its plan document was lost: keep what is stored
             return
         chunks = (1, tile[0], tile[1])
-        if self.scratch_in_zarr:
-            for name, (dtype, fill) in SCRATCH.items():
-                group.create_array(f"scratch/{name}", shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
-                                   dimension_names=("time", "lat", "lon"))
         create_cf_group(group, shape, chunks, coords)
         with warnings.catch_warnings():  # consolidated metadata lets xarray open the store as is
             warnings.simplefilter("ignore", category=UserWarning)
@@ -181,32 +165,9 @@ class ChunkStore:
             self._arrays[path] = zarr.open_array(self.zarr_store(), path=path, mode="r+")
         return self._arrays[path]
 
-    # -- scratch pixels (one tile of one step) ----------------------------------------------
-    def write_tile(self, name: str, step: int, region: tuple[int, int, int, int], data: np.ndarray) -> None:
-        r0, r1, c0, c1 = region
-        if self.scratch_in_zarr:
-            self._array(f"scratch/{name}")[step, r0:r1, c0:c1] = data
-        else:
-            self._put(f"scratch:{step}:{name}.{r0}.{c0}", codec.encode({"a": data}, self.identity))
-
-    def read_tile(self, name: str, step: int, region: tuple[int, int, int, int]) -> np.ndarray:
-        r0, r1, c0, c1 = region
-        if self.scratch_in_zarr:
-            return self._array(f"scratch/{name}")[step, r0:r1, c0:c1]
-        return self._decode(f"scratch:{step}:{name}.{r0}.{c0}")["a"]
-
-    def read_step(self, name: str, step: int, shape: tuple[int, int], tiles) -> np.ndarray:
-        """A whole step of ``shape`` (``anomaly_id`` or a scratch array), scratch assembled from
-        its ``tiles`` (regions ``(r0, r1, c0, c1)`` covering the grid)."""
-        if name == "anomaly_id":
-            return self._array("anomaly_id")[step]
-        if self.scratch_in_zarr:
-            return self._array(f"scratch/{name}")[step]
-        dtype, fill = SCRATCH[name]
-        out = np.full(shape, fill, dtype)
-        for r0, r1, c0, c1 in tiles:
-            out[r0:r1, c0:c1] = self.read_tile(name, step, (r0, r1, c0, c1))
-        return out
+    def read_ids(self, step: int) -> np.ndarray:
+        """A whole step of the anomaly-id dataset."""
+        return self._array("anomaly_id")[step]
 
     def write_ids(self, step: int, region, data: np.ndarray) -> None:
         r0, r1, c0, c1 = region

@@ -18,8 +18,10 @@ _S3 = {"endpoint_url": None, "region": None}  # set by Config (the only reader o
 
 def configure_s3(endpoint_url: str | None, region: str | None) -> None:
     """The S3 endpoint and region of this process (``Config`` calls it: the setting is process-wide,
-    as the environment variables it comes from are)."""
+    as the environment variables it comes from are). Clients made before are dropped: a new
+    configuration may come with other credentials."""
     _S3.update(endpoint_url=endpoint_url, region=region)
+    forget_clients()
 
 
 def s3_settings() -> tuple[str | None, str | None]:
