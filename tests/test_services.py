@@ -202,13 +202,19 @@ def test_killed_worker_job_finished_by_another(local_data, tmp_path, mysql_url):
     cfg.db_url = mysql_url
     db = cfg.db()
     deadline = time.time() + 120
-    while time.time() < deadline:
+    held: list[int] = []
+    while not held and time.time() < deadline:
         rows = db.chunks(1, "map")
         if any(r["status"] == "complete" for r in rows) and any(r["status"] == "running" for r in rows):
-            break
+            # Freeze the worker's whole group, then look: a chunk it holds now is held when it dies
+            # (a fast worker may have finished the chunk seen running a moment ago).
+            os.killpg(first.pid, signal.SIGSTOP)
+            held = [r["chunkID"] for r in db.chunks(1, "map") if r["status"] == "running"]
+            if not held:
+                os.killpg(first.pid, signal.SIGCONT)
         time.sleep(0.02)
-    else:
-        pytest.fail("the first worker never reached the middle of the map stage")
+    if not held:
+        pytest.fail("the first worker never held a chunk in the middle of the map stage")
     # The worker first (so it cannot see its pool break and record a failure), then its pool: as a
     # reclaimed instance loses them.
     os.kill(first.pid, signal.SIGKILL)
@@ -222,7 +228,8 @@ def test_killed_worker_job_finished_by_another(local_data, tmp_path, mysql_url):
     assert second.returncode == 0, err[-3000:]
     res = json.loads(out.strip().splitlines()[-1])
     assert res["job_id"] == 1 and res["status"] == "complete"
-    assert max(c["attempts"] for c in db.chunks(1, "map")) == 2
+    attempts = {c["chunkID"]: c["attempts"] for c in db.chunks(1, "map")}
+    assert all(attempts[c] == 2 for c in held), (held, attempts)
     assert_same_outputs(local_outputs(ref, tmp_path), local_outputs(res, tmp_path))
 
 
