@@ -41,6 +41,7 @@ def one_run(catalog: Path, steps: int, workers: int, block_steps: int | None) ->
         if block_steps:
             raw["chunking"] = {"block_steps": block_steps}
         t0 = time.perf_counter()
+        backend.start(cfg)  # as the CLI does: workers forked with the package imported
         try:
             res = run(cfg, raw, backend)
         finally:
