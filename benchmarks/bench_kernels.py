@@ -55,9 +55,10 @@ def main() -> None:
         t1 = time.perf_counter()
         lab, _ = label(m, 2)
         t2 = time.perf_counter()
-        component_table(lab, b, 1, 0, 0, args.size)
+        index = np.flatnonzero(lab)  # once per step, as BlockMapper does
+        component_table(lab, b, 1, 0, 0, args.size, index)
         t3 = time.perf_counter()
-        overlap_pairs(prev, lab, 1, 0, 0, args.size)
+        overlap_pairs(prev, lab, 1, 0, 0, args.size, index)
         t4 = time.perf_counter()
         for k, v in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
             parts[k].append(v)

@@ -39,6 +39,8 @@ class BlockMapper:
         self._strips: list[dict[str, np.ndarray]] = []
         self._pieces: list[dict[str, np.ndarray]] = []
         self._piece_strips: list[dict[str, np.ndarray]] = []
+        self.index: np.ndarray = np.zeros(0, np.int64)
+        """Flat indices of the labelled pixels of the last step added (``np.flatnonzero``)."""
 
     def add_halo(self, mask: np.ndarray) -> None:
         """The step before the block: only its labels are kept, to link the first step."""
@@ -47,12 +49,13 @@ class BlockMapper:
     def add(self, step: int, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Label one step of the block; returns its local labels (int32)."""
         labels, _ = label(mask, self.connectivity)
+        self.index = np.flatnonzero(labels)  # once per step, for the tables and the caller's records
         self._components.append(
-            component_table(labels, values, step, self.row0, self.col0, self.job_width)
+            component_table(labels, values, step, self.row0, self.col0, self.job_width, self.index)
         )
         if self._prev is not None:
             self._overlaps.append(
-                overlap_pairs(self._prev, labels, step, self.row0, self.col0, self.job_width)
+                overlap_pairs(self._prev, labels, step, self.row0, self.col0, self.job_width, self.index)
             )
         if self.pieces:
             if self._prev is None:

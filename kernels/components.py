@@ -48,11 +48,13 @@ def component_table(
     row0: int,
     col0: int,
     job_width: int,
+    index: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """One row per label of ``labels`` (a tile at job offset ``row0, col0``)."""
+    """One row per label of ``labels`` (a tile at job offset ``row0, col0``); ``index``, when
+    given, is ``np.flatnonzero(labels)`` (computed once per step by the caller)."""
     height, width = labels.shape
     flat = labels.ravel()
-    idx = np.flatnonzero(flat)
+    idx = np.flatnonzero(flat) if index is None else index
     lab = flat[idx]
     rows = idx // width + row0
     cols = idx % width + col0
@@ -118,12 +120,17 @@ def _job_index(tile_index: np.ndarray, width: int, row0: int, col0: int, job_wid
 
 
 def overlap_pairs(prev_labels: np.ndarray, cur_labels: np.ndarray, step: int, row0: int, col0: int,
-                  job_width: int) -> dict[str, np.ndarray]:
-    """Pixel overlaps between labels of step ``step-1`` and ``step`` on the same tile."""
+                  job_width: int, cur_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Pixel overlaps between labels of step ``step-1`` and ``step`` on the same tile
+    (``cur_index``, when given, is ``np.flatnonzero(cur_labels)``: then only those pixels are
+    looked at, not the whole tile)."""
     width = cur_labels.shape[1]
     p = prev_labels.ravel()
     c = cur_labels.ravel()
-    idx = np.flatnonzero((p != 0) & (c != 0))
+    if cur_index is None:
+        idx = np.flatnonzero((p != 0) & (c != 0))
+    else:
+        idx = cur_index[p[cur_index] != 0]
     if idx.size == 0:
         return empty_overlaps()
     pl = p[idx].astype(np.int64)

@@ -39,3 +39,19 @@ def test_label_of_a_sliced_and_empty_mask():
     want, m = ndimage.label(view, structure=np.ones((3, 3), bool))
     assert n == m and np.array_equal(_partition(ours), _partition(want))
     assert label(np.zeros((4, 5), bool), 1)[1] == 0
+
+
+def test_tables_from_a_given_index_equal_tables_from_the_whole_tile():
+    """BlockMapper hands ``np.flatnonzero(labels)`` to the table kernels; same tables either way."""
+    from tos2ca_batch.kernels.components import component_table, overlap_pairs
+
+    rng = np.random.default_rng(7)
+    prev, _ = label(rng.random((50, 70)) < 0.3, 2)
+    cur, _ = label(rng.random((50, 70)) < 0.3, 2)
+    values = rng.random((50, 70)).astype(np.float32)
+    index = np.flatnonzero(cur)
+    a, b = component_table(cur, values, 3, 10, 20, 200), component_table(cur, values, 3, 10, 20, 200, index)
+    c, d = overlap_pairs(prev, cur, 3, 10, 20, 200), overlap_pairs(prev, cur, 3, 10, 20, 200, index)
+    for x, y in ((a, b), (c, d)):
+        assert x.keys() == y.keys() and all(x[k].tobytes() == y[k].tobytes() for k in x)
+    assert c["step"].size > 0

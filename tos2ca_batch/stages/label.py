@@ -44,7 +44,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
             values = reader.read(times[s], rows, cols)
             mask = mask_of(values)
             labels = mapper.add(s, mask, values)
-            index = np.flatnonzero(labels).astype(np.int32)
+            index = mapper.index.astype(np.int32)
             records.append((index, labels.ravel()[index], values.ravel()[index]))
     for name, table in mapper.tables().items():
         store.put_table("map", chunk, name, table)
