@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from tos2ca_batch.config import Config
-from tos2ca_batch.plans import Plan, load_plan
+from tos2ca_batch.plans import Plan, PlanMissing, load_plan
 from tos2ca_batch.stores.chunkstore import ChunkStore
 from tos2ca_batch.stores.jobsdb import JobsDB
 from tos2ca_batch.stores.objectstore import OutputStore
@@ -28,8 +28,13 @@ class TaskContext:
 
     @cached_property
     def plan(self) -> Plan:
-        """The job's stored plan, read once (raises ``PlanMissing`` before the job is planned)."""
-        return load_plan(self.store)
+        """The job's stored plan, read once (``PlanMissing`` when the store holds none: not planned
+        yet, or the store lost it, e.g. Redis emptied; the message says how to finish the job)."""
+        try:
+            return load_plan(self.store)
+        except PlanMissing:
+            raise PlanMissing(f"the chunk store holds no plan of job {self.job_id} (not planned, or emptied or "
+                              f"expired?); finish it with: tos2ca-batch resume {self.job_id}") from None
 
     @cached_property
     def outputs(self) -> OutputStore:
