@@ -11,7 +11,6 @@ ratio of each to the floor measured in the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -20,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from tos2ca_batch.synth import synthesize
+from bench_run import imerg_catalog, job_arguments
+from bench_run import spec as job_spec
 
 FLOOR = """
 import sys
@@ -49,28 +48,17 @@ def timed(cmd: list[str], env: dict) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--res", type=float, default=0.25)
-    ap.add_argument("--steps", type=int, default=48)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap = job_arguments()
     ap.add_argument("--mpi", action="store_true", help="also mpirun -n 2 ... --backend mpi")
-    ap.add_argument("--data", default=os.environ.get("TOS2CA_BENCH_DATA", "/tmp/tos2ca-bench-data"))
     args = ap.parse_args()
-    data = Path(args.data) / f"imerg-{args.res}-{args.steps}"
-    catalog = data / "catalog-imerg.json"
-    start = datetime(2020, 1, 4)
-    end = start + timedelta(minutes=30 * (args.steps - 1))
-    if not catalog.exists():
-        synthesize("imerg", data, start, end, res=args.res)
+    catalog = imerg_catalog(args)
+    data = catalog.parent
     files = sorted(str(p) for p in data.rglob("*.HDF5"))
     assert len(files) == args.steps, f"{len(files)} files under {data}"
     env = dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE")
     ny, nx = round(180 / args.res), round(360 / args.res)
     mpx = args.steps * ny * nx / 1e6
-    spec = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
-            "value": 10.0, "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{end:%Y-%m-%dT%H:%M}",
-            "bbox": [-180.0, -90.0, 180.0, 90.0], "products": ["masks"]}
+    spec = job_spec(args.steps)
     exe = str(Path(sys.executable).parent / "tos2ca-batch")
     modes = {f"local{w}": [exe, "run", "SPEC", "--catalog", str(catalog), "--workers", str(w)] for w in args.workers}
     if args.mpi:

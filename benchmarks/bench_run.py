@@ -53,20 +53,32 @@ def one_run(catalog: Path, steps: int, workers: int, block_steps: int | None) ->
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> None:
+def job_arguments() -> argparse.ArgumentParser:
+    """The job's size and the runs: what ``bench_run`` and ``bench_floor`` both take."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--res", type=float, default=0.25)
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--block-steps", type=int, default=None, help="default: the planner's choice")
     ap.add_argument("--data", default=os.environ.get("TOS2CA_BENCH_DATA", "/tmp/tos2ca-bench-data"))
-    args = ap.parse_args()
+    return ap
+
+
+def imerg_catalog(args) -> Path:
+    """The synthetic IMERG-layout files of ``--res`` and ``--steps`` (written once, then reused)."""
     data = Path(args.data) / f"imerg-{args.res}-{args.steps}"
     catalog = data / "catalog-imerg.json"
     if not catalog.exists():
         end = datetime(2020, 1, 4) + timedelta(minutes=30 * (args.steps - 1))
         synthesize("imerg", data, datetime(2020, 1, 4), end, res=args.res)
+    return catalog
+
+
+def main() -> None:
+    ap = job_arguments()
+    ap.add_argument("--block-steps", type=int, default=None, help="default: the planner's choice")
+    args = ap.parse_args()
+    catalog = imerg_catalog(args)
     ny, nx = round(180 / args.res), round(360 / args.res)
     mpx = args.steps * ny * nx / 1e6
     results = {}

@@ -96,9 +96,13 @@ class Plan:
     def stage_chunks(self, stage: str) -> int:
         return 1 if STAGES[stage].single else self.stage_layout(stage).n_chunks
 
+    def stage_timestamps(self, stage: str) -> list[str]:
+        """The time steps ``stage`` works through (the job's, unless a stage has its own)."""
+        return self.timestamps
+
     def stage_ranges(self, stage: str) -> list[tuple[str, str]]:
         """First and last time stamp of each chunk of ``stage`` (for the chunk rows)."""
-        stamps = self.timestamps
+        stamps = self.stage_timestamps(stage)
         if STAGES[stage].single:
             return [(stamps[0], stamps[-1])]
         lay = self.stage_layout(stage)
@@ -146,12 +150,8 @@ class PhDefPlan(Plan):
             return publish_layout(self.layout)
         return self.layout
 
-    def stage_ranges(self, stage: str) -> list[tuple[str, str]]:
-        if stage != "stats":
-            return super().stage_ranges(stage)
-        lay = self.stage_layout(stage)
-        stamps = self.baseline_timestamps or []
-        return [(stamps[t0], stamps[t1 - 1]) for t0, t1 in (lay.chunk(c)[:2] for c in range(lay.n_chunks))]
+    def stage_timestamps(self, stage: str) -> list[str]:
+        return (self.baseline_timestamps or []) if stage == "stats" else self.timestamps
 
     def centroids(self, table: dict, idx) -> tuple[np.ndarray, np.ndarray]:
         """Centroid latitude and unwrapped longitude of components ``idx`` of a reduce table.

@@ -46,10 +46,13 @@ class RawChunks:
         self.fill = dataset.fillvalue
 
     def _chunk(self, origin: tuple[int, ...]) -> np.ndarray:
-        info = self.dataset.id.get_chunk_info_by_coord(origin)
-        if info.byte_offset is None or info.size == 0:  # never written: the dataset's fill value
-            return np.full(self.chunk, self.fill, self.dtype)
-        skipped, data = self.dataset.id.read_direct_chunk(origin)
+        try:
+            skipped, data = self.dataset.id.read_direct_chunk(origin)
+        except RuntimeError:  # h5py's answer for a chunk never written: the dataset's fill value
+            info = self.dataset.id.get_chunk_info_by_coord(origin)
+            if info.byte_offset is None or info.size == 0:
+                return np.full(self.chunk, self.fill, self.dtype)
+            raise
         if skipped:
             raise NotFast(f"{self.dataset.name}: chunk {origin} skipped a filter")
         raw = deflate.zlib_decompress(data, self.chunk_bytes) if self.deflated else data

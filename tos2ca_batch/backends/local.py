@@ -32,9 +32,7 @@ def _init_worker(pickled_cfg: bytes) -> None:
     """Once per pool process: its configuration (the parent's settings, unpickled here so that no
     connection or client of the parent is shared; no secret is read again) and imports."""
     global _worker_config
-    from tos2ca_batch.stores.objectstore import forget_clients
-
-    forget_clients()  # a forked process must not use the parent's HTTP connection pools
+    # Unpickling configures S3 afresh, which drops clients a forked process inherited.
     _worker_config = pickle.loads(pickled_cfg)
     # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -17,7 +17,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
     lay = plan.stage_layout("stats")
     t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
     acc = moments.empty_moments((r1 - r0, c1 - c0))
-    stamps = plan.baseline_timestamps
+    stamps = plan.stage_timestamps("stats")
     with StepReader(plan.entry, plan.variable, grid.source) as reader:
         for s in range(t0, t1):
             moments.accumulate(acc, reader.read(from_ts(stamps[s]), grid.src_rows[r0:r1], grid.src_cols[c0:c1]))

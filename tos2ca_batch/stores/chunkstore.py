@@ -126,14 +126,6 @@ class ChunkStore:
         return gone
 
     # -- Zarr ------------------------------------------------------------------------------
-    def has_zarr(self) -> bool:
-        """Whether the job has a Zarr dataset (a curation job has none)."""
-        try:
-            zarr.open_group(self.zarr_store(), mode="r")
-        except FileNotFoundError:
-            return False
-        return True
-
     def zarr_store(self):
         """What ``zarr.open_group`` / ``xarray.open_zarr`` take to open the ids dataset."""
         return zarr_location(self.zarr_url)
