@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import shapely
 
 OPERATORS = (
     "lessThan",
@@ -59,12 +58,14 @@ def binarize(
             mask &= std > 0
         else:
             raise ValueError(f"operator must be one of {', '.join(OPERATORS)}; got {operator!r}")
-    # Comparisons with NaN are already False; this keeps the rule explicit for equalTo/NaN.
-    mask &= ~np.isnan(x)
+    # Every comparison with NaN is False (NaN == NaN too), so NaN is never in a mask without a
+    # second pass over the field (tests/test_masks_semantics.py checks each operator on NaN).
     return mask
 
 
-def polygon_mask(lat: np.ndarray, lon: np.ndarray, polygon: shapely.Geometry) -> np.ndarray:
-    """Pixels (lat x lon) whose centre lies inside or on ``polygon`` (lon/lat degrees)."""
+def polygon_mask(lat: np.ndarray, lon: np.ndarray, polygon) -> np.ndarray:
+    """Pixels (lat x lon) whose centre lies inside or on ``polygon`` (a shapely geometry, lon/lat degrees)."""
+    import shapely
+
     lon2, lat2 = np.meshgrid(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
     return shapely.intersects_xy(polygon, lon2, lat2)

@@ -84,3 +84,14 @@ def test_anomaly_event_identical_for_every_chunking(tmp_path):
     quiet = values[:11].astype(np.float64)
     exp3 = (values - quiet.mean(0)) >= 2.0 * quiet.std(0)
     assert np.array_equal(ids_of(cfg3, r3) > 0, exp3)
+
+
+@pytest.mark.parametrize("op", ["lessThan", "lessThanOrEqualTo", "greaterThan", "greaterThanOrEqualTo", "equalTo",
+                                "anomalyEvent"])
+@pytest.mark.parametrize("value", [10.0, float("nan"), -1.0])
+def test_nan_is_never_in_a_mask(op, value):
+    field = np.array([[np.nan, 10.0, 20.0], [0.0, np.nan, -5.0]], np.float32)
+    mean = np.array([[1.0, 0.0, np.nan], [0.0, 2.0, 0.0]])
+    std = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    mask = binarize(field, op, value, mean, std)
+    assert mask.dtype == bool and not mask[np.isnan(field)].any()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tos2ca_batch.catalog import CatalogEntry, file_for, load_catalog
-from tos2ca_batch.readers import StepReader, index_runs
+from tos2ca_batch.readers import HDF5File, StepReader, index_runs
 from tos2ca_batch.synth import grid, synthesize
 
 T = datetime(2020, 1, 1, 0, 0)
@@ -199,7 +199,8 @@ def _read_both_ways(entry, variable, t, rows, cols):
             r.fast = fast
             out[fast] = r.read(t, rows, cols)
             if fast:
-                took_fast = r._raw.get(file_for(entry, t)) is not None
+                handle = r.handle(t)
+                took_fast = isinstance(handle, HDF5File) and handle.chunks is not None
     return out[True], out[False], took_fast
 
 
@@ -261,3 +262,115 @@ def test_raw_chunks_of_packed_and_filled_layouts(tmp_path, layout, compression):
         assert took_fast
         want = ref[np.ix_(rows, cols)]
         assert fast.tobytes() == want.tobytes() and slow.tobytes() == want.tobytes()
+
+
+def test_default_fill_table_is_netcdf4s():
+    from tos2ca_batch.decoding import NC_DEFAULT_FILL
+
+    assert {k: netCDF4.default_fillvals[k] for k in NC_DEFAULT_FILL} == NC_DEFAULT_FILL
+
+
+# Attribute sets whose every rule netCDF4 applies in its own way: each is decoded by h5py +
+# Decoding and compared with netCDF4's auto mask-and-scale, bit for bit.
+ATTRIBUTE_CASES = {
+    "no attributes (default fill)": ("f4", None, {}),
+    "fill NaN": ("f4", np.float32(np.nan), {}),
+    "missing_value not castable (ignored)": ("i2", None, {"missing_value": np.int32(70000)}),
+    "missing_value vector with NaN": ("f4", np.float32(-1), {"missing_value": np.array([np.nan, -5.0], "f4")}),
+    "valid_min only": ("f8", None, {"valid_min": 1.0}),
+    "valid_max only, int": ("i4", np.int32(-1), {"valid_max": np.int32(40)}),
+    "valid_range of 3 values (ignored)": ("f4", None, {"valid_range": np.array([0, 1, 2], "f4")}),
+    "scale only": ("i2", np.int16(-32768), {"scale_factor": np.float32(0.5)}),
+    "offset only, float64": ("i2", np.int16(-32768), {"add_offset": 100.0}),
+    "scale 1 and offset 0 (astype)": ("i2", np.int16(-32768), {"scale_factor": np.float64(1.0), "add_offset": 0.0}),
+    "scale and offset, float32": ("u2", np.uint16(65535), {"scale_factor": np.float32(0.01),
+                                                          "add_offset": np.float32(-5.0)}),
+    "byte with fill": ("i1", np.int8(-128), {"scale_factor": 0.25}),
+}
+
+
+@pytest.mark.parametrize("case", list(ATTRIBUTE_CASES))
+def test_decoding_equals_netcdf4_on_every_attribute_rule(tmp_path, case):
+    dtype, fill, attrs = ATTRIBUTE_CASES[case]
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype) if dtype[0] in "iu" else None
+    shape = (2, 6, 8)
+    if info is not None:
+        raw = rng.integers(max(info.min, -200), min(info.max, 200), shape).astype(dtype)
+    else:
+        raw = rng.uniform(-10, 60, shape).astype(dtype)
+    flat = raw.reshape(-1)
+    specials = [v for v in (fill, -5.0, 70000 % 65536 if info is not None else None,
+                            netCDF4.default_fillvals[np.dtype(dtype).str[1:]]) if v is not None]
+    for k, v in enumerate(specials):
+        try:
+            flat[3 * k + 1] = np.array(v).astype(dtype)
+        except (OverflowError, ValueError):
+            pass
+    if info is None:
+        flat[5] = np.nan
+    path = tmp_path / "a.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        for d, n in zip(("time", "lat", "lon"), shape):
+            ds.createDimension(d, n)
+        ds.createVariable("lat", "f8", ("lat",))[:] = np.arange(shape[1])
+        ds.createVariable("lon", "f8", ("lon",))[:] = np.arange(shape[2]) * 10.0
+        var = ds.createVariable("v", dtype, ("time", "lat", "lon"), fill_value=fill, zlib=True, shuffle=True,
+                                chunksizes=(1, 3, 4))
+        for k, v in attrs.items():
+            var.setncattr(k, v)
+        var.set_auto_maskandscale(False)
+        var[:] = raw
+    entry = CatalogEntry("a", str(path), 60, {"lat": "lat", "lon": "lon", "time": "time"})
+    with netCDF4.Dataset(path) as ds:
+        want = ds["v"][1]
+        want = np.asarray(want.astype(np.float32).filled(np.nan) if np.ma.isMaskedArray(want) else want, np.float32)
+    with StepReader(entry, "v") as r:
+        handle = r.handle(T)
+        assert isinstance(handle, HDF5File), "read by h5py and Decoding, not netCDF4"
+        got = handle.decode(handle.raw((1, slice(0, shape[1]), slice(0, shape[2]))))
+    assert got.dtype == np.float32 and got.tobytes() == want.tobytes(), case
+
+
+def test_a_byte_variable_without_fill_is_left_to_netcdf4(tmp_path):
+    path = tmp_path / "b.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        for d, n in (("lat", 3), ("lon", 4)):
+            ds.createDimension(d, n)
+        ds.createVariable("lat", "f8", ("lat",))[:] = [0, 1, 2]
+        ds.createVariable("lon", "f8", ("lon",))[:] = [0, 1, 2, 3]
+        ds.createVariable("flag", "i1", ("lat", "lon"), fill_value=False)[:] = np.arange(12).reshape(3, 4) - 127
+    entry = CatalogEntry("b", str(path), 60, {"lat": "lat", "lon": "lon", "time": "time"})
+    with StepReader(entry, "flag") as r:
+        assert not isinstance(r.handle(T), HDF5File)
+        got = r.read(T, np.arange(3), np.arange(4))
+    assert got.tolist() == (np.arange(12).reshape(3, 4) - 127).astype(np.float32).tolist()
+
+
+def test_s3_reads_fetch_only_the_chunks_a_tile_needs(tmp_path, bucket):
+    """Through moto: a tile of a MUR-layout file (MUR's 1023 x 2047 chunks; 2 x 2 of them at
+    0.1 degree) costs one chunk's byte range and the file's metadata, not the object; the values
+    equal a local read."""
+    import boto3
+
+    from tos2ca_batch.rawchunks import RangeFile
+
+    cat = synthesize("mur", tmp_path / "local", datetime(2020, 1, 1), datetime(2020, 1, 1, 12), res=0.1)
+    entry = load_catalog([str(cat)])["MUR"]
+    t = entry.first
+    local = file_for(entry, t)
+    key = "mur/" + local.rsplit("/", 1)[-1]
+    boto3.client("s3").upload_file(local, bucket, key)
+    remote = CatalogEntry.from_json("MUR", {**entry.to_json(), "location": f"s3://{bucket}/{key}"})
+    rows, cols = np.arange(700, 900), np.arange(1500, 1900)
+    with StepReader(entry, "analysed_sst") as r:
+        want = r.read(t, rows, cols)
+    with StepReader(remote, "analysed_sst") as r:
+        got = r.read(t, rows, cols)
+        handle = r.handle(t)
+        assert isinstance(handle, HDF5File) and isinstance(handle.source, RangeFile)
+        fetched, size, requests = handle.source.bytes_fetched, handle.source.size, handle.source.requests
+    assert got.tobytes() == want.tobytes()
+    assert fetched < size / 2, f"fetched {fetched} of {size} bytes"
+    assert requests <= 12, requests
+

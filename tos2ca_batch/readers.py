@@ -4,6 +4,12 @@ Handles the file holding one or many steps (found by the CF time coordinate), as
 descending latitude, 0..360 or -180..180 longitude, any dimension order, and every
 missing-value convention (NaN, ``_FillValue``, ``missing_value``, ``valid_range``/min/max,
 after ``scale_factor``/``add_offset``): missing pixels come back as NaN.
+
+Raw reads are kept apart from decoding. A netCDF-4/HDF5 file is opened with h5py alone
+(:class:`HDF5File`): stored values come from its raw chunks (:mod:`tos2ca_batch.rawchunks`;
+on S3 only the byte ranges of the chunks a read needs) and are decoded by netCDF's rules
+(:mod:`tos2ca_batch.decoding`), bit for bit what netCDF4 gives. Anything else (netCDF-3, an
+attribute whose meaning needs the netCDF library) is read by netCDF4 (:class:`NetCDFFile`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,11 @@ from collections import OrderedDict
 from datetime import datetime
 
 import h5py
-import netCDF4
 import numpy as np
 
 from tos2ca_batch.catalog import CatalogEntry, file_for
-from tos2ca_batch.rawchunks import NotFast, RawChunks
+from tos2ca_batch.decoding import DECODING_ATTRIBUTES, Decoding, NotDecodable, netcdf_value
+from tos2ca_batch.rawchunks import NotFast, RangeFile, RawChunks
 from tos2ca_batch.timeutil import decode_file_times
 
 
@@ -56,7 +62,11 @@ def unpack(var, raw: np.ndarray) -> np.ndarray:
     return np.asarray(data, np.float32)
 
 
-def open_dataset(path: str) -> netCDF4.Dataset:
+def open_dataset(path: str):
+    """A ``netCDF4.Dataset`` of a local or ``s3://`` file (netCDF4 is imported here: most reads
+    never need it)."""
+    import netCDF4
+
     if path.startswith("s3://"):
         from tos2ca_batch.stores.objectstore import read_bytes
 
@@ -88,12 +98,155 @@ def same_grid(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
     return True
 
 
-def time_units(var) -> str | None:
+def time_units(attrs: dict) -> str | None:
     """The ``units`` of a time variable; real IMERG files also spell it ``Units``."""
     for name in ("units", "Units"):
-        if name in var.ncattrs():
-            return str(var.getncattr(name))
+        if name in attrs:
+            return str(attrs[name])
     return None
+
+
+# HDF5 attributes by which netCDF-4 keeps its own structure: not attributes of a netCDF variable.
+NETCDF_INTERNAL = {"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid", "_Netcdf4Coordinates",
+                   "_nc3_strict", "_NCProperties"}
+
+
+class NetCDFFile:
+    """One file read through netCDF4: stored values by ``Variable[key]``, decoded by netCDF4's
+    own masking (``Variable._toma``) and :func:`unpack`."""
+
+    def __init__(self, path: str, group: str | None, variable: str):
+        self.ds = open_dataset(path)
+        try:
+            self.group = self.ds[group] if group else self.ds
+            self.var = self.group.variables[variable]
+        except BaseException:
+            self.ds.close()
+            raise
+        self.var.set_auto_maskandscale(False)
+        self.dims: list[str | None] = list(self.var.dimensions)
+
+    def close(self) -> None:
+        self.ds.close()
+
+    def coordinate(self, name: str) -> tuple[np.ndarray, dict] | None:
+        """Stored values and attributes of a coordinate variable (in the group, else the root)."""
+        var = self.group.variables.get(name) or self.ds.variables.get(name)
+        if var is None:
+            return None
+        var.set_auto_maskandscale(False)
+        return var[:], {k: var.getncattr(k) for k in var.ncattrs()}
+
+    def axis(self, name: str) -> np.ndarray:
+        return np.asarray(self.group.variables[name][:], np.float64)
+
+    def raw(self, key: tuple) -> np.ndarray:
+        return self.var[key]
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        return unpack(self.var, raw)
+
+    def read_into(self, key: tuple, dest: np.ndarray) -> None:
+        """Decoded values at ``key`` into ``dest`` (a view shaped as the read, any strides)."""
+        dest[...] = self.decode(self.raw(key))
+
+    def attributes(self) -> dict:
+        return {k: self.var.getncattr(k) for k in self.var.ncattrs()}
+
+
+PHONY_DIMENSION = b"This is a netCDF dimension but not a netCDF variable"
+
+
+def _phony_dimension(ds: h5py.Dataset) -> bool:
+    """A dimension netCDF-4 made without a coordinate variable (no netCDF variable at all)."""
+    name = ds.attrs.get("NAME", b"")
+    return isinstance(name, bytes | np.bytes_) and name.startswith(PHONY_DIMENSION)
+
+
+def _memory_order(view: np.ndarray) -> np.ndarray:
+    """The same elements as ``view``, axes ordered and turned so memory is walked forwards."""
+    for axis in range(view.ndim):
+        if view.strides[axis] < 0:
+            view = np.flip(view, axis)
+    return view.transpose(np.argsort([-s for s in view.strides], kind="stable"))
+
+
+class HDF5File:
+    """One netCDF-4/HDF5 file read with h5py alone: raw chunks inflated by libdeflate (or h5py's
+    own read), decoded by :class:`~tos2ca_batch.decoding.Decoding`. Raises ``OSError``,
+    ``KeyError`` or :class:`NotDecodable` when the file needs netCDF4 instead."""
+
+    def __init__(self, path: str, group: str | None, variable: str, coordinates: tuple[str, str]):
+        self.source = RangeFile(path) if path.startswith("s3://") else None
+        self.file = h5py.File(self.source or path, "r")
+        try:
+            self.group = self.file[group] if group else self.file
+            self.var = self.group[variable]
+            if not isinstance(self.var, h5py.Dataset):
+                raise KeyError(variable)
+            self.decoding = Decoding.from_attributes(self.var.dtype, self._attrs(self.var, DECODING_ATTRIBUTES))
+            for name in coordinates:  # packed coordinates: netCDF4 would unpack them
+                if name in self.group and {"scale_factor", "add_offset"} & set(self.group[name].attrs):
+                    raise NotDecodable(f"coordinate {name} is packed")
+            try:
+                self.chunks: RawChunks | None = RawChunks(self.var, self.source)
+            except NotFast:
+                self.chunks = None
+            self.dims = [self._dimension_name(d) for d in self.var.dims]
+        except BaseException:
+            self.file.close()
+            raise
+
+    @staticmethod
+    def _attrs(obj, names=None) -> dict:
+        keys = obj.attrs.keys() if names is None else [n for n in names if n in obj.attrs]
+        return {k: netcdf_value(obj.attrs[k]) for k in keys if k not in NETCDF_INTERNAL}
+
+    @staticmethod
+    def _dimension_name(dim) -> str | None:
+        if len(dim) == 0:
+            return None
+        return dim[0].name.rsplit("/", 1)[-1]
+
+    def close(self) -> None:
+        self.file.close()
+
+    def coordinate(self, name: str) -> tuple[np.ndarray, dict] | None:
+        var = self.group.get(name)
+        if not isinstance(var, h5py.Dataset):
+            var = self.file.get(name)
+        if not isinstance(var, h5py.Dataset) or _phony_dimension(var):
+            return None
+        return var[()], self._attrs(var, ("units", "Units", "calendar"))
+
+    def axis(self, name: str) -> np.ndarray:
+        return np.asarray(self.group[name][()], np.float64)
+
+    def raw(self, key: tuple) -> np.ndarray:
+        if self.chunks is not None:
+            try:
+                return self.chunks.read(key)
+            except NotFast:  # a chunk that skipped a filter: h5py reads the rest of this file
+                self.chunks = None
+        return self.var[key]
+
+    def decode(self, raw: np.ndarray) -> np.ndarray:
+        return self.decoding.apply(raw)
+
+    def read_into(self, key: tuple, dest: np.ndarray) -> None:
+        """Decoded values at ``key`` into ``dest`` (a view shaped as the read, any strides). Unpacked
+        float32 chunks are inflated straight into ``dest`` and masked there: no other copy."""
+        if self.chunks is not None and self.decoding.in_place:
+            try:
+                self.chunks.read(key, out=dest)
+                self.decoding.apply(_memory_order(dest))  # elementwise: in the order memory holds them
+                return
+            except NotFast:  # a chunk that skipped a filter: h5py reads the rest of this file
+                self.chunks = None
+        dest[...] = self.decode(self.raw(key))
+
+    def attributes(self) -> dict:
+        return self._attrs(self.var)
 
 
 class StepReader:
@@ -102,7 +255,7 @@ class StepReader:
     ``keep_open`` files stay open (curation reads t-1, t and t+1 of every anomaly in turn, so it
     would otherwise reopen a file per read). With ``job_grid`` (the source lat/lon the job was
     planned on), every file is checked against it when opened: a file on another grid raises
-    :class:`GridMismatch` naming it.
+    :class:`GridMismatch` naming it. ``fast = False`` reads every file through netCDF4.
     """
 
     def __init__(self, entry: CatalogEntry, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None,
@@ -112,20 +265,16 @@ class StepReader:
         self.names = entry.coordinate_names
         self.job_grid = job_grid
         self.keep_open = max(1, keep_open)
-        self._open_files: OrderedDict[str, tuple[netCDF4.Dataset, list[datetime]]] = OrderedDict()
-        self._raw: dict[str, RawChunks | None] = {}  # per open file: the variable's raw-chunk reader
-        self.fast = True  # read deflate/shuffle chunks with libdeflate where the layout allows
+        self.fast = True
+        self._open_files: OrderedDict[str, tuple[HDF5File | NetCDFFile, list[datetime]]] = OrderedDict()
+        self._runs: dict[bytes, list] = {}
         self._path: str | None = None
         self._times: list[datetime] = []
 
     def close(self) -> None:
-        for ds, _ in self._open_files.values():
-            ds.close()
+        for handle, _ in self._open_files.values():
+            handle.close()
         self._open_files.clear()
-        for raw in self._raw.values():
-            if raw is not None:
-                raw.dataset.file.close()
-        self._raw.clear()
         self._path, self._times = None, []
 
     def __enter__(self):
@@ -134,54 +283,54 @@ class StepReader:
     def __exit__(self, *exc):
         self.close()
 
-    def _group(self, ds):
-        group = self.entry.group
-        return ds[group] if group else ds
+    def _open_handle(self, path: str) -> HDF5File | NetCDFFile:
+        if self.fast:
+            try:
+                return HDF5File(path, self.entry.group, self.variable, (self.names["lat"], self.names["lon"]))
+            except (OSError, KeyError, ValueError, TypeError, NotDecodable):
+                pass
+        return NetCDFFile(path, self.entry.group, self.variable)
 
-    def _open(self, path: str):
+    def _open(self, path: str) -> HDF5File | NetCDFFile:
         if path not in self._open_files:
             while len(self._open_files) >= self.keep_open:
-                old, (ds, _) = self._open_files.popitem(last=False)
-                ds.close()
-                raw = self._raw.pop(old, None)
-                if raw is not None:
-                    raw.dataset.file.close()
-            ds = open_dataset(path)
+                _, (old, _) = self._open_files.popitem(last=False)
+                old.close()
+            handle = self._open_handle(path)
             try:
-                self._open_files[path] = (ds, self._check(ds, path))
+                self._open_files[path] = (handle, self._check(handle, path))
             except BaseException:
-                ds.close()
+                handle.close()
                 raise
         self._open_files.move_to_end(path)
-        ds, self._times = self._open_files[path]
+        handle, self._times = self._open_files[path]
         self._path = path
-        return self._group(ds)
+        return handle
 
-    def _check(self, ds, path: str) -> list[datetime]:
+    def handle(self, t: datetime) -> HDF5File | NetCDFFile:
+        """The open file holding ``t`` (which reader took it: ``HDF5File`` or ``NetCDFFile``)."""
+        return self._open(file_for(self.entry, t))
+
+    def _check(self, handle, path: str) -> list[datetime]:
         """The file's decoded times, after checking its grid against the job's."""
-        g = self._group(ds)
-        tname = self.names.get("time", "time")
-        tvar = g.variables.get(tname) or ds.variables.get(tname)
         times = []
-        if tvar is not None:
-            tvar.set_auto_maskandscale(False)
-            cal = tvar.getncattr("calendar") if "calendar" in tvar.ncattrs() else None
-            times = decode_file_times(tvar[:], time_units(tvar), cal, path)
+        coordinate = handle.coordinate(self.names.get("time", "time"))
+        if coordinate is not None:
+            values, attrs = coordinate
+            times = decode_file_times(values, time_units(attrs), attrs.get("calendar"), path)
         if self.job_grid is not None:
-            found = self._grid_of(g)
+            found = self._grid_of(handle)
             if not same_grid(found, self.job_grid):
                 raise GridMismatch(f"{path} is on another grid than the job ({describe_grid(*found)}; the "
                                    f"job's grid, from its first file: {describe_grid(*self.job_grid)})")
         return times
 
-    def _grid_of(self, g) -> tuple[np.ndarray, np.ndarray]:
-        lat = np.asarray(g.variables[self.names["lat"]][:], np.float64)
-        lon = np.asarray(g.variables[self.names["lon"]][:], np.float64)
-        return lat, lon
+    def _grid_of(self, handle) -> tuple[np.ndarray, np.ndarray]:
+        return handle.axis(self.names["lat"]), handle.axis(self.names["lon"])
 
     def grid(self, t: datetime) -> tuple[np.ndarray, np.ndarray]:
         """Source latitude and longitude (as stored) of the file holding ``t``."""
-        return self._grid_of(self._open(file_for(self.entry, t)))
+        return self._grid_of(self.handle(t))
 
     def _time_index(self, t: datetime) -> int | None:
         if not self._times:
@@ -191,69 +340,42 @@ class StepReader:
                 return k
         raise KeyError(f"time {t:%Y-%m-%dT%H:%M} is not in {self._path}")
 
-    def _roles(self, var) -> list[str]:
+    def _roles(self, dims: list[str | None]) -> list[str]:
         """Role (time/lat/lon) of each dimension of the variable."""
         inverse = {v: k for k, v in self.names.items()}
-        roles = [inverse.get(d) for d in var.dimensions]
+        roles = [inverse.get(d) for d in dims]
         if None in roles:
             roles = list(self.entry.dimension_order or ("time", "lat", "lon"))
-            if len(roles) != len(var.dimensions):
-                roles = roles[-len(var.dimensions):]
+            if len(roles) != len(dims):
+                roles = roles[-len(dims):]
         return roles
 
-    def _raw_chunks(self, path: str) -> RawChunks | None:
-        """The raw-chunk reader of the variable in a local file (None: read through netCDF4)."""
-        if path not in self._raw:
-            reader = None
-            if self.fast and not path.startswith("s3://"):
-                try:
-                    f = h5py.File(path, "r")
-                except OSError:
-                    f = None
-                if f is not None:
-                    try:
-                        name = f"{self.entry.group}/{self.variable}" if self.entry.group else self.variable
-                        reader = RawChunks(f[name])
-                    except (KeyError, NotFast):
-                        f.close()
-            self._raw[path] = reader
-        return self._raw[path]
+    def _index_runs(self, idx: np.ndarray) -> list:
+        key = idx.tobytes()  # every step of a chunk asks for the same rows and columns
+        if key not in self._runs:
+            self._runs[key] = index_runs(idx)
+        return self._runs[key]
 
     def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing."""
-        path = file_for(self.entry, t)
-        g = self._open(path)
-        var = g.variables[self.variable]
-        var.set_auto_maskandscale(False)
-        raw_chunks = self._raw_chunks(path)
-        roles = self._roles(var)
+        handle = self.handle(t)
+        roles = self._roles(handle.dims)
         tk = self._time_index(t) if "time" in roles else None
+        kept = [r for r in roles if r != "time"]
         out = np.empty((rows.size, cols.size), np.float32)
-        for r0, r1, rlo, rhi in index_runs(rows):
-            for c0, c1, clo, chi in index_runs(cols):
-                key = []
-                for role in roles:
-                    key.append({"time": tk if tk is not None else 0,
-                                "lat": slice(rlo, rhi), "lon": slice(clo, chi)}[role])
-                raw = None
-                if raw_chunks is not None:
-                    try:
-                        raw = raw_chunks.read(tuple(key))
-                    except NotFast:
-                        self._raw[path] = raw_chunks = None
-                block = unpack(var, var[tuple(key)] if raw is None else raw)
-                kept = [r for r in roles if r != "time"]
-                if kept != ["lat", "lon"]:
-                    block = block.T
+        for r0, r1, rlo, rhi in self._index_runs(rows):
+            for c0, c1, clo, chi in self._index_runs(cols):
+                parts = {"time": tk if tk is not None else 0, "lat": slice(rlo, rhi), "lon": slice(clo, chi)}
+                dest = out[r0:r1, c0:c1]  # seen in the file's order: reversed, transposed
                 if rows[r0] > rows[r1 - 1]:
-                    block = block[::-1, :]
+                    dest = dest[::-1, :]
                 if cols[c0] > cols[c1 - 1]:
-                    block = block[:, ::-1]
-                out[r0:r1, c0:c1] = block
+                    dest = dest[:, ::-1]
+                if kept != ["lat", "lon"]:
+                    dest = dest.T
+                handle.read_into(tuple(parts[role] for role in roles), dest)
         return out
 
     def attributes(self, t: datetime) -> dict:
         """The variable's own attributes (units, long_name...) from the file holding ``t``."""
-        g = self._open(file_for(self.entry, t))
-        var = g.variables[self.variable]
-        return {k: var.getncattr(k) for k in var.ncattrs()}
+        return self.handle(t).attributes()

@@ -212,7 +212,9 @@ def _write_imerg(path: Path, lat, lon, t: datetime, values: np.ndarray) -> None:
 
 def _write_cf(path: Path, lat, lon, times: list[datetime], var: str, values: list[np.ndarray], *,
               units: str, long_name: str, time_units: str, epoch: datetime, packed: bool,
-              fill: float, lat_desc: bool) -> None:
+              fill: float, lat_desc: bool, chunks: tuple[int, int] | None = None) -> None:
+    sizes = (1, min(chunks[0], lat.size), min(chunks[1], lon.size)) if chunks else None
+
     def write(p):
         la = lat[::-1] if lat_desc else lat
         with netCDF4.Dataset(p, "w", format="NETCDF4") as ds:
@@ -227,13 +229,15 @@ def _write_cf(path: Path, lat, lon, times: list[datetime], var: str, values: lis
             ds.createVariable("lon", "f4", ("lon",))[:] = lon
             ds["lon"].units = "degrees_east"
             if packed:
-                v = ds.createVariable(var, "i2", ("time", "lat", "lon"), zlib=True, fill_value=np.int16(-32768))
+                v = ds.createVariable(var, "i2", ("time", "lat", "lon"), zlib=True, fill_value=np.int16(-32768),
+                                      chunksizes=sizes)
                 v.scale_factor = np.float32(0.001)
                 v.add_offset = np.float32(298.15)
                 v.valid_min = np.int16(-32767)
                 v.valid_max = np.int16(32767)
             else:
-                v = ds.createVariable(var, "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(fill))
+                v = ds.createVariable(var, "f4", ("time", "lat", "lon"), zlib=True, fill_value=np.float32(fill),
+                                      chunksizes=sizes)
             v.units = units
             v.long_name = long_name
             for k, arr in enumerate(values):
@@ -309,7 +313,7 @@ def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: 
             _write_cf(Path(path), lat, lon, ts, "analysed_sst", fields, units="kelvin",
                       long_name="analysed sea surface temperature",
                       time_units="seconds since 1981-01-01 00:00:00", epoch=datetime(1981, 1, 1),
-                      packed=True, fill=-32768, lat_desc=False)
+                      packed=True, fill=-32768, lat_desc=False, chunks=(1023, 2047))  # MUR v4.1's chunks
     truth = {
         "kind": kind, "seed": seed, "res": res, "period": [p0.isoformat(), p1.isoformat()],
         "features": [

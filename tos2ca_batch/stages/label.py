@@ -7,7 +7,6 @@ its value (:func:`stages.common.pixel_records`); relabel and publish read only t
 from __future__ import annotations
 
 import numpy as np
-import shapely.wkt
 
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.binarize import binarize, polygon_mask
@@ -24,6 +23,8 @@ def run(ctx: TaskContext, chunk: int) -> None:
     rows, cols = grid.src_rows[r0:r1], grid.src_cols[c0:c1]
     inside = None
     if plan.polygon:
+        import shapely.wkt
+
         inside = polygon_mask(grid.lat[r0:r1], grid.lon[c0:c1], shapely.wkt.loads(plan.polygon))
     mean = std = None
     if plan.operator == "anomalyEvent":

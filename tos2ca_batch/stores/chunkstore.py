@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import json
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
 
 from tos2ca_batch.stores import codec
 from tos2ca_batch.stores.blobs import Blobs
+
+if TYPE_CHECKING:
+    import zarr
+
+
+def _zarr():
+    """zarr, imported when the ids are first touched (0.2 s of imports a map task never needs)."""
+    import zarr
+
+    return zarr
 
 
 def zarr_location(url: str):
@@ -135,6 +145,7 @@ class ChunkStore:
         from tos2ca_batch.outputs.cf import create_cf_group
 
         self._arrays.clear()
+        zarr = _zarr()
         group = zarr.open_group(self.zarr_store(), mode="a")
         if "anomaly_id" in group:  # planned again after its plan document was lost: keep what is stored
             return
@@ -146,6 +157,7 @@ class ChunkStore:
 
     def set_ids_attributes(self, attrs: dict) -> None:
         """Global attributes of the ids dataset (written once, by finalize), then re-consolidate."""
+        zarr = _zarr()
         group = zarr.open_group(self.zarr_store(), mode="r+")
         group.attrs.update(attrs)
         with warnings.catch_warnings():
@@ -154,7 +166,7 @@ class ChunkStore:
 
     def _array(self, path: str) -> zarr.Array:
         if path not in self._arrays:
-            self._arrays[path] = zarr.open_array(self.zarr_store(), path=path, mode="r+")
+            self._arrays[path] = _zarr().open_array(self.zarr_store(), path=path, mode="r+")
         return self._arrays[path]
 
     def read_ids(self, step: int) -> np.ndarray:

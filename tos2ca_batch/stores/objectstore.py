@@ -55,6 +55,17 @@ def read_bytes(url: str) -> bytes:
     return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
+def object_size(url: str) -> int:
+    bucket, key = split_s3(url)
+    return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+
+
+def read_range(url: str, start: int, stop: int) -> bytes:
+    """Bytes ``[start, stop)`` of an S3 object, in one ranged GET."""
+    bucket, key = split_s3(url)
+    return s3_client().get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{stop - 1}")["Body"].read()
+
+
 def existing(paths: list[str]) -> set[str]:
     """Which of ``paths`` exist; ``s3://`` ones by listing their common prefix once."""
     local = {p for p in paths if not p.startswith("s3://") and os.path.exists(p)}
