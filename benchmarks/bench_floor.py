@@ -62,7 +62,8 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "tos2ca-batch")
     modes = {f"local{w}": [exe, "run", "SPEC", "--catalog", str(catalog), "--workers", str(w)] for w in args.workers}
     if args.mpi:
-        modes["mpi2"] = ["mpirun", "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", "SPEC",
+        mpirun = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun"
+        modes["mpi2"] = [mpirun, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", "SPEC",
                          "--catalog", str(catalog), "--backend", "mpi"]
     walls: dict[str, list[float]] = {"floor": [], **{m: [] for m in modes}}
     for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every mode alike

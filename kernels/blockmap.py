@@ -48,8 +48,12 @@ class BlockMapper:
 
     def add(self, step: int, mask: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Label one step of the block; returns its local labels (int32)."""
+        mask = np.ascontiguousarray(mask, dtype=bool)
         labels, _ = label(mask, self.connectivity)
-        self.index = np.flatnonzero(labels)  # once per step, for the tables and the caller's records
+        # Every masked pixel has a label and no other pixel does: the mask's nonzeros are the
+        # labels' (4x faster on a bool array than on int32). Once per step, for the tables and
+        # the caller's records.
+        self.index = np.flatnonzero(mask)
         self._components.append(
             component_table(labels, values, step, self.row0, self.col0, self.job_width, self.index)
         )

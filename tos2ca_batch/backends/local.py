@@ -40,6 +40,20 @@ def _init_worker(pickled_cfg: bytes) -> None:
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
 
 
+def preload() -> None:
+    """Import what tasks run (every stage module and the libraries they import when first used,
+    zarr and netCDF4 among them), so forked workers start with it all imported."""
+    import importlib
+
+    import tos2ca_batch.tasks  # noqa: F401
+    from tos2ca_batch.pipeline import STAGES
+
+    for stage in STAGES.values():
+        importlib.import_module(f"tos2ca_batch.stages.{stage.module}")
+    for name in ("zarr", "netCDF4"):
+        importlib.import_module(name)
+
+
 def _ready(_: int) -> int:
     return os.getpid()
 
@@ -74,8 +88,7 @@ class LocalBackend:
     def start(self, cfg: Config) -> None:
         """Fork the pool's processes now (a no-op with one worker, or when already started)."""
         if self.workers > 1 and self._pool is None and "fork" in mp.get_all_start_methods():
-            import tos2ca_batch.tasks  # noqa: F401  (imported once, here, for every worker)
-
+            preload()  # imported once, here, for every worker
             self._make_pool(cfg, mp.get_context("fork"))
             list(self._pool.map(_ready, range(self.workers)))  # the executor forks every worker now
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import deflate
 import netCDF4
 import numpy as np
 
@@ -38,11 +39,33 @@ def per_anomaly_stats(aid: np.ndarray, values: np.ndarray) -> dict[int, dict]:
     return out
 
 
+MASKS_DEFLATE_LEVEL = 4  # what netCDF4's zlib=True uses
+
+
+def step_chunks(rows: np.ndarray, cols: np.ndarray, aid: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
+    """One step's ``mask_indices`` and ``data_values`` as the deflate chunks the masks file stores
+    them in (one chunk a variable, little-endian, zlib format: what HDF5's deflate filter reads).
+
+    Publish compresses each step in parallel; finalize only writes the file's structure and these
+    bytes (:func:`write_masks`), so compression is no longer serial work at the end of a job."""
+    indices = np.column_stack([rows, cols, aid]).astype("<i4")
+    return {
+        "num_pixels": np.array([rows.size], np.int64),
+        "mask_indices": np.frombuffer(deflate.zlib_compress(indices.tobytes(), MASKS_DEFLATE_LEVEL), np.uint8),
+        "data_values": np.frombuffer(deflate.zlib_compress(np.asarray(values, "<f4").tobytes(),
+                                                           MASKS_DEFLATE_LEVEL), np.uint8),
+    }
+
+
 def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_events: int, read_step) -> None:
-    """``read_step(s)`` returns step s's anomaly pixels: rows, cols, ids, values (in file order).
+    """``read_step(s)`` returns step s's :func:`step_chunks`.
 
     ``attrs`` holds TOS2CA's root attributes plus ``units`` and ``long_name`` of the variable,
-    which ``data_values`` carries too."""
+    which ``data_values`` carries too. netCDF4 writes the structure (groups, dimensions, deflated
+    variables of one chunk each), then h5py puts each variable's precompressed chunk in place."""
+    import h5py
+
+    chunks: dict[str, bytes] = {}
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(attrs)
         nav = ds.createGroup("navigation")
@@ -55,20 +78,26 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
         masks = ds.createGroup("masks")
         masks.num_events = np.int32(n_events)
         for s, ts in enumerate(timestamps):
-            rows, cols, aid, vals = read_step(s)
+            step = read_step(s)
+            n = int(step["num_pixels"][0])
             g = masks.createGroup(ts)
-            g.createDimension("num_pixels", rows.size)
+            g.createDimension("num_pixels", n)
             g.createDimension("num_cols", 3)
-            mi = g.createVariable("mask_indices", "i4", ("num_pixels", "num_cols"), zlib=True)
+            layout = {"zlib": True, "complevel": MASKS_DEFLATE_LEVEL, "shuffle": False, "endian": "little"}
+            mi = g.createVariable("mask_indices", "i4", ("num_pixels", "num_cols"), **layout,
+                                  chunksizes=(n, 3) if n else None)
             mi.long_name = ("row and column of each anomalous pixel (indices into /navigation lat and lon) and "
                             "its anomaly id")
             mi.units = "1"
-            dv = g.createVariable("data_values", "f4", ("num_pixels",), zlib=True)
+            dv = g.createVariable("data_values", "f4", ("num_pixels",), **layout, chunksizes=(n,) if n else None)
             dv.long_name = attrs.get("long_name", attrs.get("variable", ""))
             dv.units = attrs.get("units", "")
-            if rows.size:
-                mi[:] = np.column_stack([rows, cols, aid])
-                dv[:] = vals
+            if n:
+                chunks[f"masks/{ts}/mask_indices"] = step["mask_indices"].tobytes()
+                chunks[f"masks/{ts}/data_values"] = step["data_values"].tobytes()
+    with h5py.File(path, "r+") as f:
+        for name, data in chunks.items():
+            f[name].id.write_direct_chunk((0,) * f[name].ndim, data)
 
 
 def toc(anomaly_ids: np.ndarray, steps: np.ndarray, timestamps: list[str], n_events: int) -> list[dict]:

@@ -101,8 +101,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     lat, lon = plan.grid.lat, plan.grid.lon
 
     def read_pixels(s):
-        t = store.get_table("publish", s, "pixels")
-        return t["rows"], t["cols"], t["ids"], t["values"]
+        return store.get_table("publish", s, "masks")
 
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
         def publish(name: str, kind: str, write) -> None:

@@ -11,7 +11,7 @@ import shapely
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.fortracc import TAGS
 from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
-from tos2ca_batch.outputs.masks import per_anomaly_stats
+from tos2ca_batch.outputs.masks import per_anomaly_stats, step_chunks
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.common import chunk_step_ids
@@ -83,8 +83,9 @@ def run(ctx: TaskContext, chunk: int) -> None:
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
         for s, pixels in zip(range(t0, t1), block_tables(store, plan, chunk)):
             ts = plan.timestamps[s]
-            if "masks" in products:  # the masks file is written by finalize from these tables
-                store.put_table("publish", s, "pixels", pixels)
+            if "masks" in products:  # compressed here, in parallel; finalize writes the file
+                store.put_table("publish", s, "masks", step_chunks(
+                    pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]))
             if "geojson" not in products and "plots" not in products:
                 continue
             features, shapes = step_features(plan, table, s, pixels)

@@ -58,18 +58,29 @@ class JobsDB:
     def _connect(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _checkout(self):
+        """A connection for one statement or transaction (a new one unless a dialect keeps one)."""
+        return self._connect()
+
+    def _checkin(self, conn, broken: bool) -> None:
+        conn.close()
+
     @contextmanager
     def _cursor(self):
-        conn = self._connect()
+        conn = self._checkout()
+        broken = False
         try:
             cur = conn.cursor()
             yield cur
             conn.commit()
         except BaseException:
-            conn.rollback()
+            broken = True
+            try:
+                conn.rollback()
+            finally:
+                self._checkin(conn, broken)
             raise
-        finally:
-            conn.close()
+        self._checkin(conn, broken)
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
