@@ -55,7 +55,7 @@ def main() -> None:
         t1 = time.perf_counter()
         lab, _ = label(m, 2)
         t2 = time.perf_counter()
-        index = np.flatnonzero(lab)  # once per step, as BlockMapper does
+        index = np.flatnonzero(m)  # once per step, on the bool mask, as BlockMapper does
         component_table(lab, b, 1, 0, 0, args.size, index)
         t3 = time.perf_counter()
         overlap_pairs(prev, lab, 1, 0, 0, args.size, index)

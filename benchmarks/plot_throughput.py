@@ -26,8 +26,11 @@ def main(source: str, target: str) -> None:
         ax.plot(xs, ys, "k--" if mode == "floor" else "-o", label=label)
     grids = sorted({f"{r['shape'][1]} x {r['shape'][2]}" for r in runs})
     steps = sorted(r["shape"][0] for r in runs)
-    ax.set(xscale="log", xlabel="job size (Mpx: steps x rows x cols)", ylabel="Mpx/s (whole process, median)",
+    ax.set(xscale="log", xlabel="job size (steps x rows x cols; Mpx)", ylabel="Mpx/s (whole process, median)",
            title=f"throughput against the floor: {', '.join(grids)}, {steps[0]}-{steps[-1]} steps")
+    ax.set_xticks([r["mpx"] for r in runs], [f"{r['shape'][0]}x{r['shape'][1]}x{r['shape'][2]}\n{r['mpx']:g}"
+                                             for r in runs], fontsize=7)
+    ax.minorticks_off()
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

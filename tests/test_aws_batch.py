@@ -164,3 +164,59 @@ def test_aws_cancel_terminates_the_batch_jobs_and_children_stop(batch_setup, tmp
     db = Config.from_env(work).db()
     assert db.get_job(sub["job_id"])["message"] == "wrong box"
     assert all(c["status"] == "pending" for c in db.chunks(sub["job_id"]))
+
+
+def test_a_stage_of_over_10000_chunks_is_split_into_arrays_that_depend_on_each_other(batch_setup, tmp_path,
+                                                                                      monkeypatch):
+    """A realistic array size through moto: 16 steps of global 1-degree data in 10 x 10 tiles and
+    one-step blocks make 10,368 map (and relabel) chunks, past AWS Batch's 10,000 a array. The
+    stage goes out as arrays of 10,000 and 368 whose second starts at chunk 10,000; every part
+    of a stage depends on every part of the stage before. Two children (the last of each part)
+    run as processes, to show the offset reaches the right chunk rows."""
+    setup = batch_setup
+    env = setup["env"]
+    p = register(setup, "ec2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 7, 30), res=1.0)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, end="2020-01-04T07:30", bbox=[-180.0, -90.0, 180.0, 90.0],
+                                    chunking={"block_steps": 1, "tile": [10, 10]})))
+    work = str(tmp_path / "client")
+    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work,
+             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], env, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    job, ids = sub["job_id"], sub["aws_jobs"]
+    assert isinstance(ids["map"], list) and len(ids["map"]) == 2 and isinstance(ids["reduce"], str)
+    batch = boto3.client("batch")
+    every = [j for v in ids.values() for j in ([v] if isinstance(v, str) else v)]
+    described = {d["jobId"]: d for d in batch.describe_jobs(jobs=every)["jobs"]}
+    sizes, offsets = {}, {}
+    for stage in ("map", "relabel"):
+        parts = [described[j] for j in ids[stage]]
+        sizes[stage] = [d["arrayProperties"]["size"] for d in parts]
+        offsets[stage] = [d["container"]["command"][4:] for d in parts]
+    assert sizes == {"map": [10000, 368], "relabel": [10000, 368]}
+    assert offsets["map"] == [[], ["--chunk-offset", "10000"]]
+    for stage, before in (("reduce", "map"), ("relabel", "reduce"), ("publish", "relabel")):
+        for jid in ids[stage] if isinstance(ids[stage], list) else [ids[stage]]:
+            want = ids[before] if isinstance(ids[before], list) else [ids[before]]
+            assert sorted(x["jobId"] for x in described[jid]["dependsOn"]) == sorted(want), stage
+    monkeypatch.setenv("TOS2CA_SECRET_ID", setup["sid"])
+    db = Config.from_env(work).db()
+    assert len(db.chunks(job, "map")) == 10368
+    jd = batch.describe_job_definitions(jobDefinitionName=reg["jobDefinitionName"])["jobDefinitions"][-1]
+    child_env = dict(env, TOS2CA_WORKDIR=str(tmp_path / "child"))
+    for var in jd["containerProperties"]["environment"]:
+        child_env[var["name"]] = var["value"]
+    for part, index in ((0, 9999), (1, 367)):
+        command = described[ids["map"][part]]["container"]["command"]
+        p = cli(command, dict(child_env, AWS_BATCH_JOB_ARRAY_INDEX=str(index)))
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert json.loads(p.stdout.strip().splitlines()[-1])["chunk"] == part * 10000 + index
+    done = {c["chunkID"] for c in db.chunks(job, "map") if c["status"] == "complete"}
+    assert done == {9999, 10367}
+    status = cli(["aws", "status", str(job), "--workdir", work], dict(env))
+    st = json.loads(status.stdout.strip().splitlines()[-1])
+    assert st["stages"]["map"]["arraySize"] == 10368 and len(st["stages"]["map"]["batchJobId"]) == 2

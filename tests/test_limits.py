@@ -123,7 +123,7 @@ def test_command_line_numbers_are_checked(cube, tmp_path):
     assert cli("submit", str(spec), "--workdir", work, env=env).returncode == 0
     assert cli("task", "plan", "--job", "1", "--workdir", work, env=env).returncode == 0
     p = cli("task", "map", "--job", "1", "--chunk", "abc", "--workdir", work, env=env)
-    assert p.returncode == 2 and "--chunk must be a chunk index" in p.stderr
+    assert p.returncode == 2 and "argument --chunk: must be a chunk index" in p.stderr
     p = cli("task", "map", "--job", "1", "--workdir", work, env=dict(env, AWS_BATCH_JOB_ARRAY_INDEX="abc"))
     assert p.returncode == 2 and "AWS_BATCH_JOB_ARRAY_INDEX: must be a chunk index" in p.stdout, p.stdout + p.stderr
     p = cli("task", "map", "--job", "1", "--workdir", work, env=dict(env, AWS_BATCH_JOB_ARRAY_INDEX="99"))

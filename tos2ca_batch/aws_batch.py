@@ -3,8 +3,11 @@ report their state, cancel them. Not a ``Backend``: Batch runs the tasks, this o
 
 The client plans (it needs the catalog and the data), stores the job, then submits one array
 job per parallel stage (size = chunk count; one chunk = a plain job) and plain jobs for reduce
-and finalize, chained with ``dependsOn``. Every child runs ``tos2ca-batch task <stage> --job J``
-and takes its chunk from ``AWS_BATCH_JOB_ARRAY_INDEX``. Children get their configuration from
+and finalize, chained with ``dependsOn``. A stage of more than 10,000 chunks (an array's most)
+is split into several arrays of at most 10,000, each told its first chunk
+(``--chunk-offset``); every part of a stage depends on every part of the stage before. Every
+child runs ``tos2ca-batch task <stage> --job J [--chunk-offset K]`` and takes its chunk from
+``AWS_BATCH_JOB_ARRAY_INDEX`` (plus K). Children get their configuration from
 the job definition's environment and the secret it names; a submission never carries a
 secret value (URLs with a password are not forwarded: ``Config.batch_env``).
 """
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from tos2ca_batch.config import Config
 
-MAX_ARRAY = 10_000
+MAX_ARRAY = 10_000  # children of one AWS Batch array job
+MAX_DEPENDS_ON = 20  # jobs one AWS Batch job may depend on
 _PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 
 
@@ -85,6 +89,16 @@ def register(cfg: Config, values: dict, platform: str) -> dict:
     return out
 
 
+def array_parts(n: int, max_array: int = MAX_ARRAY) -> list[tuple[int, int]]:
+    """``(first chunk, size)`` of the Batch jobs that run a stage of ``n`` chunks."""
+    return [(k, min(max_array, n - k)) for k in range(0, n, max_array)]
+
+
+def job_ids(info: dict) -> dict[str, list[str]]:
+    """The stored Batch job ids of each stage (a list: one id per array part)."""
+    return {stage: [ids] if isinstance(ids, str) else list(ids) for stage, ids in info["jobs"].items()}
+
+
 def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
     """Plan client-side, then submit the chain of Batch jobs; returns the ids."""
     from tos2ca_batch.errors import SpecError
@@ -97,33 +111,41 @@ def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
         return {"job_id": job_id, "status": "failed", "message": error}
     try:
         plan = plan_job(cfg, job_id)
-        too_big = [(s, plan.stage_chunks(s)) for s in plan.stages() if plan.stage_chunks(s) > MAX_ARRAY]
-        if too_big:
-            raise SpecError("chunking", f"{too_big[0][0]} has {too_big[0][1]} chunks; an AWS Batch array "
-                                        f"holds at most {MAX_ARRAY}: use longer blocks or larger tiles")
+        too_many = [(s, plan.stage_chunks(s)) for s in plan.stages()
+                    if len(array_parts(plan.stage_chunks(s))) > MAX_DEPENDS_ON]
+        if too_many:
+            stage, n = too_many[0]
+            raise SpecError("chunking", f"{stage} has {n} chunks: more than {MAX_DEPENDS_ON} arrays of "
+                                        f"{MAX_ARRAY}, which the next stage cannot depend on; use longer "
+                                        f"blocks or larger tiles")
     except (SpecError, ValueError, OSError) as exc:
         fail(cfg, job_id, str(exc))
         return {"job_id": job_id, "status": "failed", "message": str(exc)}
     env = [{"name": k, "value": v} for k, v in cfg.batch_env().items()]
     client = batch_client(cfg)
-    ids: dict[str, str] = {}
-    previous = None
+    ids: dict[str, list[str]] = {}
+    previous: list[str] = []
     for stage in plan.stages():
-        n = plan.stage_chunks(stage)
-        params = {
-            "jobName": f"tos2ca-{job_id}-{stage}", "jobQueue": queue, "jobDefinition": job_definition,
-            "containerOverrides": {"command": ["task", stage, "--job", str(job_id)], "environment": env},
-            "tags": {"tos2ca-job": str(job_id), "stage": stage},
-        }
-        if n > 1:
-            params["arrayProperties"] = {"size": n}
-        if previous:
-            params["dependsOn"] = [{"jobId": previous}]
-        previous = client.submit_job(**params)["jobId"]
-        ids[stage] = previous
-    cfg.store(job_id).put_json("aws", {"queue": queue, "jobDefinition": job_definition, "jobs": ids})
+        parts = array_parts(plan.stage_chunks(stage))
+        ids[stage] = []
+        for k, (first, size) in enumerate(parts):
+            command = ["task", stage, "--job", str(job_id)] + (["--chunk-offset", str(first)] if first else [])
+            params = {
+                "jobName": f"tos2ca-{job_id}-{stage}" + (f"-{k}" if len(parts) > 1 else ""), "jobQueue": queue,
+                "jobDefinition": job_definition,
+                "containerOverrides": {"command": command, "environment": env},
+                "tags": {"tos2ca-job": str(job_id), "stage": stage},
+            }
+            if size > 1:
+                params["arrayProperties"] = {"size": size}
+            if previous:
+                params["dependsOn"] = [{"jobId": j} for j in previous]
+            ids[stage].append(client.submit_job(**params)["jobId"])
+        previous = ids[stage]
+    aws_jobs = {stage: v[0] if len(v) == 1 else v for stage, v in ids.items()}
+    cfg.store(job_id).put_json("aws", {"queue": queue, "jobDefinition": job_definition, "jobs": aws_jobs})
     cfg.db().update_job(job_id, phase="submitted")
-    return {"job_id": job_id, "status": "running", "aws_jobs": ids}
+    return {"job_id": job_id, "status": "running", "aws_jobs": aws_jobs}
 
 
 def cancel(cfg: Config, job_id: int, reason: str) -> dict:
@@ -131,28 +153,36 @@ def cancel(cfg: Config, job_id: int, reason: str) -> dict:
     stopped) and mark the job cancelled; returns the terminated Batch job ids."""
     from tos2ca_batch.lifecycle import cancel as cancel_job
 
-    ids = cfg.store(job_id).get_json("aws")["jobs"] if cfg.store(job_id).has_json("aws") else {}
+    store = cfg.store(job_id)
+    ids = [j for v in job_ids(store.get_json("aws")).values() for j in v] if store.has_json("aws") else []
     client = batch_client(cfg)
-    for jid in ids.values():
+    for jid in ids:
         client.terminate_job(jobId=jid, reason=reason[:256])
     cancel_job(cfg, job_id, reason)
-    return {"job_id": job_id, "status": cfg.db().get_job(job_id)["status"], "terminated": sorted(ids.values())}
+    return {"job_id": job_id, "status": cfg.db().get_job(job_id)["status"], "terminated": sorted(ids)}
 
 
 def status(cfg: Config, job_id: int) -> dict:
     """Per stage: the Batch job's status and array counts, and the chunk rows' counts."""
-    info = cfg.store(job_id).get_json("aws")
-    ids = info["jobs"]
-    described = {j["jobId"]: j for j in batch_client(cfg).describe_jobs(jobs=list(ids.values()))["jobs"]}
+    ids = job_ids(cfg.store(job_id).get_json("aws"))
+    every = [j for v in ids.values() for j in v]
+    described = {}
+    for k in range(0, len(every), 100):  # DescribeJobs takes 100 ids a call
+        described.update({j["jobId"]: j for j in batch_client(cfg).describe_jobs(jobs=every[k:k + 100])["jobs"]})
     counts = cfg.db().chunk_counts(job_id)
     row = cfg.db().get_job(job_id)
     stages = {}
-    for stage, jid in ids.items():
-        d = described.get(jid, {})
+    for stage, jids in ids.items():
+        parts = [described.get(j, {}) for j in jids]
+        summary: dict[str, int] = {}
+        for d in parts:
+            for state, n in (d.get("arrayProperties", {}).get("statusSummary") or {}).items():
+                summary[state] = summary.get(state, 0) + n
         stages[stage] = {
-            "batchJobId": jid, "batchStatus": d.get("status"),
-            "arraySize": d.get("arrayProperties", {}).get("size", 1),
-            "arrayStatus": d.get("arrayProperties", {}).get("statusSummary"),
+            "batchJobId": jids[0] if len(jids) == 1 else jids,
+            "batchStatus": parts[0].get("status") if len(parts) == 1 else [d.get("status") for d in parts],
+            "arraySize": sum(d.get("arrayProperties", {}).get("size", 1) for d in parts),
+            "arrayStatus": summary or None,
             "chunks": counts.get(stage, {}),
         }
     return {"job_id": job_id, "status": row["status"], "phase": row["phase"], "message": row["message"],

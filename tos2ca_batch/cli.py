@@ -36,7 +36,7 @@ def _count(text: str) -> int:
 
 def _index(text: str) -> int:
     if not text.strip().isdigit() or len(text.strip()) > 9:
-        raise argparse.ArgumentTypeError(f"--chunk must be a chunk index (a whole number >= 0), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a chunk index (a whole number >= 0), got {text!r}")
     return int(text)
 
 
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stage", choices=TASK_COMMANDS)
     p.add_argument("--job", type=_job, required=True)
     p.add_argument("--chunk", type=_index, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
+    p.add_argument("--chunk-offset", type=_index, default=0,
+                   help="added to $AWS_BATCH_JOB_ARRAY_INDEX: the first chunk of this array part (a stage of "
+                        "over 10,000 chunks is submitted as several arrays)")
     _common(p)
 
     p = _on_job(sub, "resume", "finish a job that stopped (killed, interrupted, failed, cancelled)", cmd_resume)
@@ -363,7 +366,7 @@ def cmd_task(cfg, args) -> int:
             return 1
         return 0
     try:
-        chunk = chunk_index(cfg, args.job, args.stage, args.chunk)
+        chunk = chunk_index(cfg, args.job, args.stage, args.chunk, args.chunk_offset)
     except SpecError as exc:
         print(json.dumps({"job_id": args.job, "stage": args.stage, "error": str(exc)}))
         return 2

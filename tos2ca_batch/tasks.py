@@ -106,14 +106,15 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     return "done"
 
 
-def chunk_index(cfg: Config, job_id: int, stage: str, given: int | None) -> int:
-    """The chunk a task runs: ``--chunk`` or ``AWS_BATCH_JOB_ARRAY_INDEX`` (``cfg.array_index``;
-    0 when neither is set), checked against the stage's chunk count."""
+def chunk_index(cfg: Config, job_id: int, stage: str, given: int | None, offset: int = 0) -> int:
+    """The chunk a task runs: ``--chunk`` or ``offset`` + ``AWS_BATCH_JOB_ARRAY_INDEX``
+    (``cfg.array_index``; 0 when neither is set; ``offset`` is the first chunk of a stage's array
+    part when a stage needs several arrays), checked against the stage's chunk count."""
     raw = given if given is not None else cfg.array_index or "0"
     field = "--chunk" if given is not None else "AWS_BATCH_JOB_ARRAY_INDEX"
     if isinstance(raw, str) and not raw.strip().isdigit():
         raise SpecError(field, f"must be a chunk index (a whole number >= 0), got {raw!r}")
-    index = int(raw)
+    index = int(raw) + (offset if given is None else 0)
     n = len(cfg.db().chunks(job_id, stage))
     if not 0 <= index < max(n, 1):
         raise SpecError(field, f"job {job_id} has {n} {stage} chunks (0..{n - 1}); got {index}")
