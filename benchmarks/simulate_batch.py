@@ -1,0 +1,137 @@
+"""Replay the AWS Batch submission graph of a long job against a model of Batch.
+
+    python benchmarks/simulate_batch.py [--years 20] [--containers 100 1000 5000] [--spot-rate 0.05]
+        [--plot benchmarks/scale-makespan.png]
+
+The graph is what ``tos2ca-batch aws submit`` sends for a global 0.1-degree IMERG job of that
+length with the planner's default chunking (``algorithm.default_chunking``; the arrays split at
+10,000 children, ``aws_batch.array_parts``): map and relabel arrays of one chunk per block, reduce
+and finalize as single jobs, publish per block; each stage waits for the whole stage before.
+
+The model of Batch: ``N`` containers; a child starts when a container is free (FIFO over the
+released stages), pays a container start, then runs for a time drawn from a lognormal whose
+median is the measured cost of its chunk (per step of 1800 x 3600 on one core, from
+``benchmarks/RESULTS.md``: map 75 ms, relabel 19 ms, publish 4 ms, finalize 0.6 ms a step for the
+masks file's structure; the reduce from ``bench_serial.py``) and whose spread is ``--cv``.
+A Spot reclaim ends a running child at rate ``--spot-rate`` per container-hour; the job
+definitions' retry strategy (3 attempts, retried on host termination) runs it again, and a child
+that loses all three attempts fails the job. Prints one JSON line per container count: makespan,
+retries, failed children, and the critical path (the time each stage spends, in order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tos2ca_batch.algorithm import default_chunking  # noqa: E402
+from tos2ca_batch.aws_batch import array_parts  # noqa: E402
+
+PER_STEP_S = {"map": 0.075, "relabel": 0.019, "publish": 0.004, "finalize": 0.0006}
+ATTEMPTS = 3
+
+
+def reduce_seconds(steps: int) -> float:
+    """The reduce's time, linear in the steps (bench_serial.py: 37 components a step)."""
+    return 1.3e-4 * steps
+
+
+def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048) -> list[tuple[str, int, float]]:
+    """(stage, children, median seconds per child) in submission order; blocks of ``block_steps``
+    (default: the planner's choice)."""
+    steps = int(years * 365.25 * 48)
+    block, tile = default_chunking(steps, 1800, 3600, memory_mb)
+    block = block_steps or block
+    blocks = math.ceil(steps / block)
+    tiles = math.ceil(1800 / tile[0]) * math.ceil(3600 / tile[1])
+    per_tile = block * (tile[0] * tile[1]) / (1800 * 3600)
+    return [("map", blocks * tiles, PER_STEP_S["map"] * per_tile), ("reduce", 1, reduce_seconds(steps)),
+            ("relabel", blocks * tiles, PER_STEP_S["relabel"] * per_tile),
+            ("publish", blocks, PER_STEP_S["publish"] * block), ("finalize", 1, PER_STEP_S["finalize"] * steps)]
+
+
+def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, start_s: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    clock, retries, failed = 0.0, 0, 0
+    critical = []
+    for name, children, median in stages:
+        parts = array_parts(children)
+        durations = median * rng.lognormal(-sigma * sigma / 2, sigma, children)  # mean = median's model
+        free = [clock] * min(containers, children)
+        heapq.heapify(free)
+        attempts = np.zeros(children, np.int64)
+        queue = list(range(children))
+        end = clock
+        while queue:
+            child = queue.pop()
+            t = heapq.heappop(free) + start_s
+            run = durations[child]
+            reclaim = rng.exponential(3600 / spot_rate_per_hour) if spot_rate_per_hour > 0 else math.inf
+            if reclaim < run:  # the host went away: Batch retries on another one
+                attempts[child] += 1
+                retries += 1
+                heapq.heappush(free, t + reclaim)
+                if attempts[child] >= ATTEMPTS:
+                    failed += 1
+                else:
+                    queue.append(child)
+                continue
+            heapq.heappush(free, t + run)
+            end = max(end, t + run)
+        critical.append({"stage": name, "children": children, "arrays": len(parts),
+                         "seconds": round(end - clock, 1)})
+        clock = end
+    return {"makespan_h": round(clock / 3600, 2), "retries": retries, "failed_children": failed,
+            "critical_path": critical}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--years", type=float, default=20)
+    ap.add_argument("--containers", type=int, nargs="+", default=[100, 1000, 5000])
+    ap.add_argument("--spot-rate", type=float, default=0.05, help="reclaims per container-hour")
+    ap.add_argument("--cv", type=float, default=0.3, help="spread of child times (coefficient of variation)")
+    ap.add_argument("--container-start", type=float, default=30.0, help="seconds to start a container")
+    ap.add_argument("--block-steps", type=int, nargs="+", default=[0], help="0: the planner's default")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot", default=None)
+    args = ap.parse_args()
+    rows = []
+    for block in args.block_steps:
+        stages = graph(args.years, block or None)
+        for n in args.containers:
+            res = simulate(stages, n, args.spot_rate, args.cv, args.container_start, args.seed)
+            rows.append({"years": args.years, "block_steps": block or "default", "containers": n, **res})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 4.4))
+        bottom = np.zeros(len(rows))
+        names = [c["stage"] for c in rows[0]["critical_path"]]
+        for k, name in enumerate(names):
+            hours = np.array([r["critical_path"][k]["seconds"] / 3600 for r in rows])
+            ax.bar([f"{r['containers']}\nblock {r['block_steps']}" for r in rows], hours, bottom=bottom, label=name)
+            bottom += hours
+        ax.set(xlabel="concurrent containers, steps per block", ylabel="hours",
+               title=f"simulated makespan of a {args.years:g}-year global 0.1° job, by stage "
+                     f"(spot {args.spot_rate}/h)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
