@@ -23,6 +23,7 @@ test: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_run.py
+	$(BIN)/python benchmarks/refresh_costs.py
 
 clean:
 	rm -rf $(VENV) tos2ca-work .pytest_cache

@@ -2,15 +2,17 @@
 masks file's structure, fed with synthetic tables of a global 0.1-degree job, against the number
 of steps. Each size runs in its own process, so its peak RSS is its own.
 
-    python benchmarks/bench_serial.py [--steps 1000 10000 100000] [--components K] [--measure]
+    python benchmarks/bench_serial.py [--steps 1000 10000 100000] [--components K] [--measure] [--plan]
 
 ``--measure`` first counts, on the synthetic 96 x 1800 x 3600 IMERG-layout files of
 ``bench_large.py``, the components per step (> 10 mm/hr, 8-connected; and those of at least 150
 pixels) and the overlaps per component, and prints them. Tables: ``K`` components a step (areas
 drawn from a lognormal around 300 pixels), each overlapping the component of the same label one
 step before, plus a merge and a split partner for 5 % of them; one whole-grid tile wrapping in
-longitude, so the seam strips are the tile's four edges (what such a job stores). Prints one JSON
+longitude, so the seam lines are the labelled pixels (2 %) of the tile's four edges (what such a
+job stores; label 1 on both sides of the wrap, so the wrap joins those nodes). Prints one JSON
 line per size: seconds and peak RSS of the reduce and of writing the masks file's structure.
+``--plan`` times the plan stage itself at each size instead (``plan_size``).
 """
 
 from __future__ import annotations
@@ -57,9 +59,21 @@ def tables(n_steps: int, k: int, seed: int = 0) -> tuple[dict, dict, dict]:
         "overlap": np.maximum(1, (area[np.r_[cur, extra, extra]] * 0.4)).astype(np.int64),
         "first_overlap_index": first[np.r_[cur, extra, extra]], "tile": np.zeros(s_all.size, np.int32),
     }
-    strips = {(0, 0): {"top": np.zeros((n_steps, WIDTH), np.int32), "bottom": np.zeros((n_steps, WIDTH), np.int32),
-                       "left": np.zeros((n_steps, HEIGHT), np.int32), "right": np.zeros((n_steps, HEIGHT), np.int32)}}
+    strips = {(0, 0): tile_lines(n_steps, rng)}
     return comps, ov, strips
+
+
+def tile_lines(n_steps: int, rng: np.random.Generator, coverage: float = 0.02) -> dict[str, np.ndarray]:
+    """A whole-grid tile's seam lines (its edges' labelled pixels) at ``coverage``."""
+    out = {}
+    for side, length in (("top", WIDTH), ("bottom", WIDTH), ("left", HEIGHT), ("right", HEIGHT)):
+        n = rng.binomial(n_steps * length, coverage)
+        flat = np.unique(rng.integers(0, n_steps * length, n))
+        out[f"{side}_step"] = (flat // length).astype(np.int32)
+        out[f"{side}_pos"] = (flat % length).astype(np.int32)
+        out[f"{side}_label"] = np.ones(flat.size, np.int32)
+        out[f"{side}_length"] = np.array([length], np.int64)
+    return out
 
 
 def one_size(n_steps: int, k: int) -> dict:
@@ -84,6 +98,46 @@ def one_size(n_steps: int, k: int) -> dict:
                     [f"{s:012d}" for s in range(masks_steps)], 0, lambda s: empty)
         out["masks_structure_s_per_step"] = round((time.perf_counter() - t0) / masks_steps, 5)
     return out
+
+
+def plan_size(n_steps: int) -> dict:
+    """Plan a global 0.1-degree job of ``n_steps`` half-hourly steps as ``run`` does (time axis,
+    every file's existence, the grid from the first file, chunk rows, the plan document), on
+    files that are hard links to one synthetic IMERG-layout file (the planner opens only the
+    first; it lists every path)."""
+    from datetime import datetime, timedelta
+
+    from tos2ca_batch.catalog import file_for, load_catalog
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.runner import plan_job, submit
+
+    data = os.path.join(os.environ.get("TOS2CA_BENCH_DATA", "/tmp/tos2ca-bench-data"), "imerg-0.1-96")
+    source = load_catalog([os.path.join(data, "catalog-imerg.json")])["GPM_3IMERGHH"]
+    first = file_for(source, source.first)
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = json.loads(open(os.path.join(data, "catalog-imerg.json")).read())
+        start = datetime(2020, 1, 4)
+        end = start + timedelta(minutes=30 * (n_steps - 1))
+        doc["GPM_3IMERGHH"].update(startDate=f"{start:%Y-%m-%dT%H:%M}", endDate=f"{end:%Y-%m-%dT%H:%M}")
+        with open(f"{tmp}/catalog.json", "w") as f:
+            json.dump(doc, f)
+        entry = load_catalog([f"{tmp}/catalog.json"])["GPM_3IMERGHH"]
+        for k in range(n_steps):
+            path = file_for(entry, start + timedelta(minutes=30 * k))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.link(first, path)
+        cfg = Config.from_env(f"{tmp}/work", [f"{tmp}/catalog.json"])
+        cfg.workdir.mkdir()
+        spec = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
+                "value": 10.0, "start": f"{start:%Y-%m-%dT%H:%M}", "end": f"{end:%Y-%m-%dT%H:%M}",
+                "bbox": [-180.0, -90.0, 180.0, 90.0]}
+        job, _ = submit(cfg, spec, status="running")
+        t0 = time.perf_counter()
+        plan = plan_job(cfg, job)
+        took = time.perf_counter() - t0
+        chunks = sum(plan.stage_chunks(s) for s in plan.stages())
+    return {"steps": n_steps, "plan_s": round(took, 2), "chunk_rows": chunks,
+            "plan_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def measure() -> dict:
@@ -119,17 +173,20 @@ def measure() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, nargs="+", default=[1000, 10000, 100000])
-    ap.add_argument("--components", type=int, default=8)
+    ap.add_argument("--components", type=int, default=37,
+                    help="components a step (37: measured on the synthetic 0.1-degree files)")
     ap.add_argument("--measure", action="store_true")
+    ap.add_argument("--plan", action="store_true", help="time the plan stage at each size instead")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(one_size(args.one, args.components)))
+        print(json.dumps(plan_size(args.one) if args.plan else one_size(args.one, args.components)))
         return
     if args.measure:
         print(json.dumps({"measured_on_synthetic_0.1_degree": measure()}), flush=True)
     for n in args.steps:
-        p = subprocess.run([sys.executable, __file__, "--one", str(n), "--components", str(args.components)],
+        p = subprocess.run([sys.executable, __file__, "--one", str(n), "--components", str(args.components)]
+                           + (["--plan"] if args.plan else []),
                            capture_output=True, text=True, env=dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE"))
         print(p.stdout.strip() or json.dumps({"steps": n, "error": p.stderr[-500:]}), flush=True)
 

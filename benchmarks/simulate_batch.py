@@ -6,13 +6,15 @@
 The graph is what ``tos2ca-batch aws submit`` sends for a global 0.1-degree IMERG job of that
 length with the planner's default chunking (``algorithm.default_chunking``; the arrays split at
 10,000 children, ``aws_batch.array_parts``): map and relabel arrays of one chunk per block, reduce
-and finalize as single jobs, publish per block; each stage waits for the whole stage before.
+and finalize as single jobs, publish per block, the masks and ids files per month; each stage
+waits for the whole stage before.
 
 The model of Batch: ``N`` containers; a child starts when a container is free (FIFO over the
 released stages), pays a container start, then runs for a time drawn from a lognormal whose
 median is the measured cost of its chunk (per step of 1800 x 3600 on one core, from
-``benchmarks/RESULTS.md``: map 75 ms, relabel 19 ms, publish 4 ms, finalize 0.6 ms a step for the
-masks file's structure; the reduce from ``bench_serial.py``) and whose spread is ``--cv``.
+``benchmarks/RESULTS.md``: map 75 ms, relabel 19 ms, publish 4 ms; a month's files 0.6 ms a step
+for the masks file's structure and 160 ms a step for the ids netCDF; the reduce from
+``bench_serial.py``) and whose spread is ``--cv``.
 A Spot reclaim ends a running child at rate ``--spot-rate`` per container-hour; the job
 definitions' retry strategy (3 attempts, retried on host termination) runs it again, and a child
 that loses all three attempts fails the job. Prints one JSON line per container count: makespan,
@@ -35,13 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tos2ca_batch.algorithm import default_chunking  # noqa: E402
 from tos2ca_batch.aws_batch import array_parts  # noqa: E402
 
-PER_STEP_S = {"map": 0.075, "relabel": 0.019, "publish": 0.004, "finalize": 0.0006}
+PER_STEP_S = {"map": 0.075, "relabel": 0.019, "publish": 0.004, "masks": 0.0006, "ids": 0.16}
 ATTEMPTS = 3
 
 
 def reduce_seconds(steps: int) -> float:
-    """The reduce's time, linear in the steps (bench_serial.py: 37 components a step)."""
-    return 1.3e-4 * steps
+    """The reduce's time, linear in the steps (bench_serial.py: 37 components a step, 23.7 s for
+    100,000 steps)."""
+    return 2.4e-4 * steps
 
 
 def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048) -> list[tuple[str, int, float]]:
@@ -53,9 +56,12 @@ def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048)
     blocks = math.ceil(steps / block)
     tiles = math.ceil(1800 / tile[0]) * math.ceil(3600 / tile[1])
     per_tile = block * (tile[0] * tile[1]) / (1800 * 3600)
+    months = math.ceil(years * 12)  # masks and ids files per month, in parallel (jobs over a year)
     return [("map", blocks * tiles, PER_STEP_S["map"] * per_tile), ("reduce", 1, reduce_seconds(steps)),
             ("relabel", blocks * tiles, PER_STEP_S["relabel"] * per_tile),
-            ("publish", blocks, PER_STEP_S["publish"] * block), ("finalize", 1, PER_STEP_S["finalize"] * steps)]
+            ("publish", blocks, PER_STEP_S["publish"] * block),
+            ("periods", months, (PER_STEP_S["masks"] + PER_STEP_S["ids"]) * 31 * 48),
+            ("finalize", 1, 1e-4 * steps)]
 
 
 def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, start_s: float, seed: int) -> dict:

@@ -13,13 +13,12 @@ from tos2ca_batch.kernels.components import (
     empty_components,
     empty_overlaps,
     empty_pieces,
+    join_lines,
     label,
     overlap_pairs,
     overlap_pieces,
-    seam_strips,
+    seam_lines,
 )
-
-SIDES = ("top", "bottom", "left", "right")
 
 
 class BlockMapper:
@@ -36,7 +35,7 @@ class BlockMapper:
         self._prev: np.ndarray | None = None
         self._components: list[dict[str, np.ndarray]] = []
         self._overlaps: list[dict[str, np.ndarray]] = []
-        self._strips: list[dict[str, np.ndarray]] = []
+        self._strips: list[dict[str, np.ndarray]] = []  # seam lines (sparse edges) per step
         self._pieces: list[dict[str, np.ndarray]] = []
         self._piece_strips: list[dict[str, np.ndarray]] = []
         self.index: np.ndarray = np.zeros(0, np.int64)
@@ -68,8 +67,8 @@ class BlockMapper:
                 piece_labels, table = overlap_pieces(self._prev, labels, step, self.row0, self.col0,
                                                      self.job_width, self.connectivity)
                 self._pieces.append(table)
-            self._piece_strips.append(seam_strips(piece_labels))
-        self._strips.append(seam_strips(labels))
+            self._piece_strips.append(seam_lines(piece_labels, step))
+        self._strips.append(seam_lines(labels, step))
         self._prev = labels
         return labels
 
@@ -77,9 +76,9 @@ class BlockMapper:
         out = {
             "components": concat_tables(self._components, empty_components()),
             "overlaps": concat_tables(self._overlaps, empty_overlaps()),
-            "strips": {side: np.stack([s[side] for s in self._strips]) for side in SIDES},
+            "strips": join_lines(self._strips),
         }
         if self.pieces:
             out["pieces"] = concat_tables(self._pieces, empty_pieces())
-            out["piece_strips"] = {side: np.stack([s[side] for s in self._piece_strips]) for side in SIDES}
+            out["piece_strips"] = join_lines(self._piece_strips)
         return out

@@ -1,4 +1,4 @@
-"""Labelling, per-step component tables, overlap pairs and seam strips of one tile.
+"""Labelling, per-step component tables, overlap pairs and seam lines of one tile.
 
 Tables are dicts of equal-length 1-D columns. Pixel positions are given in the *job* grid
 (row-major linear index ``row * job_width + col``) so tables from different tiles merge
@@ -175,24 +175,42 @@ def overlap_pieces(prev_labels: np.ndarray, cur_labels: np.ndarray, step: int, r
     }
 
 
-def seam_strips(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """The labels on the four edges of a tile (copies, so the tile can be freed)."""
-    return {
-        "top": labels[0, :].copy(),
-        "bottom": labels[-1, :].copy(),
-        "left": labels[:, 0].copy(),
-        "right": labels[:, -1].copy(),
-    }
+SIDES = ("top", "bottom", "left", "right")
+
+
+def seam_lines(labels: np.ndarray, step: int) -> dict[str, np.ndarray]:
+    """The labelled pixels on the four edges of a tile at ``step``, sparse: for each side,
+    ``<side>_step``, ``<side>_pos`` (position along the edge) and ``<side>_label`` of every
+    nonzero edge pixel, and ``<side>_length`` (the edge's length).
+
+    Only labelled pixels are kept: at the usual few percent coverage a dense edge per step is
+    mostly zeros, and over a multi-year job the dense edges were most of the reduce's memory
+    (``benchmarks/bench_serial.py``)."""
+    edges = {"top": labels[0, :], "bottom": labels[-1, :], "left": labels[:, 0], "right": labels[:, -1]}
+    out = {}
+    for side, line in edges.items():
+        pos = np.flatnonzero(line)
+        out[f"{side}_step"] = np.full(pos.size, step, np.int32)
+        out[f"{side}_pos"] = pos.astype(np.int32)
+        out[f"{side}_label"] = line[pos].astype(np.int32)
+        out[f"{side}_length"] = np.array([line.size], np.int64)
+    return out
+
+
+def join_lines(lines: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One tile's :func:`seam_lines` of several steps (or blocks) as one table."""
+    out = {}
+    for side in SIDES:
+        for col in ("step", "pos", "label"):
+            out[f"{side}_{col}"] = np.concatenate([x[f"{side}_{col}"] for x in lines])
+        out[f"{side}_length"] = lines[0][f"{side}_length"]
+    return out
 
 
 def concat_tables(tables: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if not tables:
         return empty
     return {k: np.concatenate([t[k] for t in tables]) for k in empty}
-
-
-def _stack_strips(by_tile: dict) -> dict:
-    return {k: {side: np.concatenate(parts) for side, parts in sides.items()} for k, sides in by_tile.items()}
 
 
 def gather_chunk_tables(chunks, with_pieces: bool) -> dict:
@@ -202,7 +220,8 @@ def gather_chunk_tables(chunks, with_pieces: bool) -> dict:
     (block-major, so each tile's strips stack in time order); ``tables`` holds a chunk's
     ``components``, ``overlaps`` and ``strips`` (and ``pieces``, ``piece_strips`` when
     ``with_pieces``). Returns the joined ``components``, ``overlaps`` and ``pieces`` (each with a
-    ``tile`` column) and the ``strips`` and ``piece_strips`` of each tile (None without pieces).
+    ``tile`` column) and the ``strips`` and ``piece_strips`` of each tile (its
+    :func:`seam_lines` over all steps; None without pieces).
     """
     names = ("components", "overlaps") + (("pieces",) if with_pieces else ())
     parts: dict[str, list] = {n: [] for n in names}
@@ -213,11 +232,11 @@ def gather_chunk_tables(chunks, with_pieces: bool) -> dict:
             t["tile"] = np.full(t["step"].size, tile_id, np.int32)
             parts[name].append(t)
         for kind in ("strips", "piece_strips") if with_pieces else ("strips",):
-            for side, arr in tables[kind].items():
-                strips[kind].setdefault(ij, {}).setdefault(side, []).append(arr)
+            strips[kind].setdefault(ij, []).append(tables[kind])
     empty = {"components": empty_components(), "overlaps": empty_overlaps(), "pieces": empty_pieces()}
     out = {n: concat_tables(parts[n], dict(empty[n], tile=np.zeros(0, np.int32))) for n in names}
     out["pieces"] = out.get("pieces")
-    out["strips"] = _stack_strips(strips["strips"])
-    out["piece_strips"] = _stack_strips(strips["piece_strips"]) if with_pieces else None
+    out["strips"] = {ij: join_lines(parts) for ij, parts in strips["strips"].items()}
+    out["piece_strips"] = {ij: join_lines(parts) for ij, parts in strips["piece_strips"].items()} if with_pieces \
+        else None
     return out

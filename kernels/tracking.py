@@ -61,14 +61,17 @@ def _nodes(table: dict[str, np.ndarray], local: str, n_steps: int, n_tiles: int)
 
 
 def _join_across_seams(strips, node_base, n_nodes, n_tile_rows, n_tile_cols, connectivity, wrap) -> np.ndarray:
-    """Root per node after joining nodes that touch across a seam (strips hold local labels)."""
-    node_strips = {}
-    for (i, j), sides in strips.items():
-        base = node_base[:, i * n_tile_cols + j][:, None]
-        node_strips[(i, j)] = {
-            side: np.where(arr > 0, base + arr.astype(np.int64) - 1, -1) for side, arr in sides.items()
-        }
-    ea, eb = seam_edges(node_strips, n_tile_rows, n_tile_cols, connectivity, wrap)
+    """Root per node after joining nodes that touch across a seam (``strips``: each tile's seam
+    lines, local labels)."""
+    node_lines = {}
+    for (i, j), table in strips.items():
+        tile = i * n_tile_cols + j
+        node_lines[(i, j)] = {}
+        for side in ("top", "bottom", "left", "right"):
+            step, label = table[f"{side}_step"].astype(np.int64), table[f"{side}_label"].astype(np.int64)
+            node = node_base[step, tile] + label - 1 if step.size else step
+            node_lines[(i, j)][side] = (step, table[f"{side}_pos"], node, int(table[f"{side}_length"][0]))
+    ea, eb = seam_edges(node_lines, n_tile_rows, n_tile_cols, connectivity, wrap)
     return join(n_nodes, ea, eb)
 
 
@@ -119,7 +122,8 @@ def resolve(
     """Global components and anomalies from per-chunk tables.
 
     ``components``, ``overlaps`` (and ``pieces``) carry a ``tile`` column (tile = i * n_tile_cols
-    + j); ``strips[(i, j)][side]`` has shape (n_steps, length) of local labels. The
+    + j); ``strips[(i, j)]`` is tile (i, j)'s seam lines over all steps
+    (``components.seam_lines``: its edges' labelled pixels, sparse). The
     ``"tos2ca"`` overlap fraction needs the overlap ``pieces`` and their ``piece_strips``.
     """
     if overlap_fraction not in OVERLAP_FRACTIONS:
@@ -175,10 +179,13 @@ def resolve(
         forward, backward = tos2ca_fractions(agg["overlap"], table["area"][pair_prev], n_pieces, first_piece)
 
     areas, step_overlaps = [], []
+    # Each step's pairs in key order, found once for all steps (a scan per step was quadratic).
+    by_step = np.argsort(pair_step, kind="stable")
+    pair_bounds = np.searchsorted(pair_step[by_step], np.arange(n_steps + 1))
     for s in range(n_steps):
         lo, hi = step_starts[s], step_starts[s + 1]
         areas.append(table["area"][lo:hi])
-        sel = np.flatnonzero(pair_step == s)
+        sel = by_step[pair_bounds[s]:pair_bounds[s + 1]]
         if s == 0:
             step_overlaps.append(None)
             continue

@@ -168,3 +168,19 @@ def stats_layout(n_steps: int, layout: Layout) -> Layout:
 def publish_layout(layout: Layout) -> Layout:
     """Publish works on whole time steps: one chunk per block, one tile."""
     return Layout(layout.n_steps, layout.height, layout.width, layout.block_steps, layout.height, layout.width)
+
+
+PERIOD_LABEL = {"month": 6, "day": 8}  # characters of a YYYYMMDDhhmm time stamp that name the period
+
+
+def period_ranges(timestamps: list[str], period: str) -> list[list]:
+    """``[first step, end step, label]`` of each calendar ``period`` (month: ``YYYYMM``, day:
+    ``YYYYMMDD``) the job's steps fall in, in order."""
+    n = PERIOD_LABEL[period]
+    out: list[list] = []
+    for k, ts in enumerate(timestamps):
+        if out and out[-1][2] == ts[:n]:
+            out[-1][1] = k + 1
+        else:
+            out.append([k, k + 1, ts[:n]])
+    return out

@@ -214,6 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     _on_job(sub, "status", "a job's row, chunk counts and outputs as JSON", cmd_status)
 
+    p = sub.add_parser("estimate", help="chunks, arrays, time, memory and bytes of a job, before submitting it "
+                                        "(reads no pixel, writes nothing)")
+    p.set_defaults(func=cmd_estimate)
+    p.add_argument("spec")
+    _common(p)
+    p.add_argument("--containers", type=_workers, nargs="+", default=[100, 1000, 5000],
+                   help="concurrent containers to give the wall time for (default: 100 1000 5000)")
+    p.add_argument("--platform", choices=["fargate", "ec2"], default="fargate",
+                   help="whose job definition (vCPUs, memory) and container start to assume")
+    p.add_argument("--components-per-step", type=float, default=None,
+                   help="components a step (default: the measured rate per Mpx times the grid)")
+    p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
+    p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
+
     p = sub.add_parser("synth", help="write synthetic files in a real dataset's layout")
     p.set_defaults(func=cmd_synth)
     p.add_argument("--kind", choices=["imerg", "mergir", "merra2", "mur"], default="imerg")
@@ -225,11 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _config(args):
+def _config(args, make_workdir: bool = True):
     from tos2ca_batch.config import Config
 
     cfg = Config.from_env(args.workdir, args.catalog)
-    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    if make_workdir:
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
     return cfg
 
 
@@ -443,6 +458,23 @@ def cmd_aws_cancel(cfg, args) -> int:
     from tos2ca_batch import aws_batch
 
     print(json.dumps(aws_batch.cancel(cfg, args.job, args.reason), default=str))
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.estimate import describe, estimate
+    from tos2ca_batch.runner import apply_overrides
+
+    cfg = _config(args, make_workdir=False)  # an estimate writes nothing
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, None)
+    try:
+        est = estimate(cfg, raw, args.containers, args.platform, args.components_per_step)
+    except SpecError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    print(describe(est), file=sys.stderr)
+    print(json.dumps(est))
     return 0
 
 

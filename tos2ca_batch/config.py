@@ -53,6 +53,15 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return int(text)
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    text = env.get(name)
+    if text is None:
+        return default
+    if text not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {text!r}")
+    return text
+
+
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
     text = env.get(name)
     if text is None:
@@ -81,6 +90,7 @@ ENV_FIELDS = {
     "TOS2CA_LEASE_SECONDS": "lease_seconds", "TOS2CA_REDIS_TTL": "redis_ttl",
     "TOS2CA_REDIS_PART_BYTES": "redis_part_bytes", "TOS2CA_REDIS_PREFIX": "redis_prefix",
     "TOS2CA_INSTITUTION": "institution", "TOS2CA_MAX_CHUNKS": "max_chunks", "TOS2CA_SMTP_URL": "smtp_url",
+    "TOS2CA_PERIOD_STEPS": "period_steps", "TOS2CA_PERIOD": "period",
     "TOS2CA_SES_SENDER": "ses_sender", "TOS2CA_MAIL_FROM": "mail_from",
     "TOS2CA_BUILTIN_CATALOG": "builtin_catalog", "AWS_ENDPOINT_URL": "aws_endpoint_url",
     "AWS_DEFAULT_REGION": "aws_region",
@@ -108,6 +118,12 @@ class Config:
     redis_prefix: str = "tos2ca"
     institution: str = "unspecified"
     max_chunks: int = 100_000  # per stage; a plan over it is refused before anything is written
+    period_steps: int = 1488
+    """Jobs of more steps (31 days of half-hourly data) get masks and ids files per ``period``
+    (``TOS2CA_PERIOD_STEPS``), written in parallel: one file of a month of global 0.1-degree ids
+    already takes one task ~4 minutes."""
+    period: str = "month"
+    """``month`` or ``day``: the period of those files (``TOS2CA_PERIOD``)."""
     smtp_url: str | None = field(default=None, repr=False)
     ses_sender: str | None = None
     mail_from: str | None = None
@@ -145,6 +161,8 @@ class Config:
             redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
             institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
             max_chunks=_positive(env, "TOS2CA_MAX_CHUNKS", 100_000),
+            period_steps=_positive(env, "TOS2CA_PERIOD_STEPS", 1488),
+            period=_choice(env, "TOS2CA_PERIOD", ("month", "day"), "month"),
             smtp_url=env.get("TOS2CA_SMTP_URL") or None,
             ses_sender=env.get("TOS2CA_SES_SENDER") or None,
             mail_from=env.get("TOS2CA_MAIL_FROM") or None,

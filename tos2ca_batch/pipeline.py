@@ -27,6 +27,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("reduce", "reduce", True, False),
     Stage("relabel", "relabel", False, False),
     Stage("publish", "publish", False, False),
+    Stage("periods", "periods", False, False),  # masks and ids files per period (long jobs)
     Stage("finalize", "finalize", True, True),
     Stage("curate", "curate", False, False),
     Stage("cfinalize", "cfinalize", True, True),
@@ -40,11 +41,12 @@ KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "r
                          "job:0:anomalies", "job:0:summary", "job:0:aws")
 
 
-def stages_for(kind: str, operator: str | None = None) -> list[str]:
-    """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order."""
+def stages_for(kind: str, operator: str | None = None, periods: bool = False) -> list[str]:
+    """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order; ``periods``: the
+    job's masks and ids files are written per period, in parallel, before finalize."""
     if kind == "curation":
         return ["curate", "cfinalize"]
-    seq = ["map", "reduce", "relabel", "publish", "finalize"]
+    seq = ["map", "reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]
     return (["stats"] if operator == "anomalyEvent" else []) + seq
 
 

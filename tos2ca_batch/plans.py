@@ -142,6 +142,20 @@ class PhDefPlan(Plan):
     baseline_timestamps: list[str] | None
     """anomalyEvent: the steps whose mean and std define "anomalous" (else None)."""
     software_version: str
+    periods: list[list] | None = None
+    """Per-period masks and ids files (jobs over ``TOS2CA_PERIOD_STEPS`` steps): ``[first step,
+    end step, label]`` of each period (``algorithm.period_ranges``); None: one file each."""
+
+    def stages(self) -> list[str]:
+        return stages_for(self.kind, self.operator, periods=bool(self.periods))
+
+    def stage_chunks(self, stage: str) -> int:
+        return len(self.periods or []) if stage == "periods" else super().stage_chunks(stage)
+
+    def stage_ranges(self, stage: str) -> list[tuple[str, str]]:
+        if stage == "periods":
+            return [(self.timestamps[a], self.timestamps[b - 1]) for a, b, _ in self.periods or []]
+        return super().stage_ranges(stage)
 
     def stage_layout(self, stage: str) -> Layout:
         if stage == "stats":

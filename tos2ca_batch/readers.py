@@ -332,6 +332,11 @@ class StepReader:
         """Source latitude and longitude (as stored) of the file holding ``t``."""
         return self._grid_of(self.handle(t))
 
+    def file_times(self, t: datetime) -> list[datetime]:
+        """The times the file holding ``t`` holds (empty when it has no time coordinate)."""
+        self.handle(t)
+        return list(self._times)
+
     def _time_index(self, t: datetime) -> int | None:
         if not self._times:
             return None

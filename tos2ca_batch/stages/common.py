@@ -1,12 +1,17 @@
 """What several stages share: product names, the promised-outputs check, the anomalyEvent
-statistics of a tile, a whole step of the job grid, and the gathering of the map stage's chunk
-tables for ``resolve``."""
+statistics of a tile, a whole step of the job grid, the gathering of the map stage's chunk
+tables for ``resolve``, and the attributes and names of the masks and ids files (finalize writes
+them whole, the periods stage per period)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 
+from tos2ca_batch import __version__
 from tos2ca_batch.kernels import stats as moments
+from tos2ca_batch.kernels.binarize import EVENT_TYPES
 from tos2ca_batch.kernels.components import gather_chunk_tables
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stores.chunkstore import ChunkStore
@@ -83,3 +88,45 @@ def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:
             yield tile, divmod(tile, lay.n_tile_cols), {n: store.get_table("map", c, n) for n in names}
 
     return gather_chunk_tables(chunks(), with_pieces)
+
+
+def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
+    x0, y0, x1, y1 = plan.bbox
+    trk = plan.tracking
+    return {
+        "event_type": EVENT_TYPES[plan.operator],
+        "latitude_bounds": np.array([y0, y1], np.float64),
+        "longitude_bounds": np.array([x0, x1], np.float64),
+        "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
+        "dataset": plan.dataset, "variable": plan.variable, "threshold": float(plan.threshold),
+        "job_id": np.int32(job_id), "connectivity": np.int32(trk.connectivity),
+        "min_size": np.int32(trk.min_size), "min_overlap": float(trk.min_overlap),
+        "overlap_fraction": trk.overlap_fraction, "format": "netCDF-4",
+        "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software_version": __version__, "units": plan.units, "long_name": plan.long_name,
+    }
+
+
+def ids_attributes(plan: PhDefPlan, job_id: int) -> dict:
+    """Global attributes of the ids dataset (netCDF and Zarr alike), JSON-typed."""
+    trk = plan.tracking
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    what = f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} {plan.units}".strip()
+    return {
+        "title": f"ForTraCC anomaly ids of job {job_id}", "Conventions": "CF-1.8",
+        "source": f"tos2ca-batch {__version__}: {plan.dataset} ({plan.entry.full_name or plan.dataset})",
+        "history": f"{now} tos2ca-batch {__version__} PhDef job {job_id}: {what}, ForTraCC tracking",
+        "date_created": now, "job_id": int(job_id), "dataset": plan.dataset, "variable": plan.variable,
+        "source_variable": plan.variable, "source_units": plan.units,
+        "event_type": EVENT_TYPES[plan.operator], "operator": plan.operator, "threshold": float(plan.threshold),
+        "connectivity": int(trk.connectivity), "min_size": int(trk.min_size),
+        "min_overlap": float(trk.min_overlap), "overlap_fraction": trk.overlap_fraction,
+        "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software_version": __version__, "job_uid": plan.job_uid,
+    }
+
+
+def period_files(job_id: int, label: str) -> dict[str, str]:
+    """The names of one period's masks and ids files (jobs written per period)."""
+    return {"masks": f"{job_id}-ForTraCC-Mask-Output-{label}.nc4", "ids": f"{job_id}-anomaly-ids-{label}.nc4"}

@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from datetime import UTC, datetime
 
 import numpy as np
 
-from tos2ca_batch import __version__
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.kernels.binarize import EVENT_TYPES
 from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
 from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.outputs.cf import write_ids_netcdf
 from tos2ca_batch.plans import PhDefPlan
-from tos2ca_batch.stages.common import verify_outputs
-
-
-def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
-    x0, y0, x1, y1 = plan.bbox
-    trk = plan.tracking
-    return {
-        "event_type": EVENT_TYPES[plan.operator],
-        "latitude_bounds": np.array([y0, y1], np.float64),
-        "longitude_bounds": np.array([x0, x1], np.float64),
-        "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
-        "dataset": plan.dataset, "variable": plan.variable, "threshold": float(plan.threshold),
-        "job_id": np.int32(job_id), "connectivity": np.int32(trk.connectivity),
-        "min_size": np.int32(trk.min_size), "min_overlap": float(trk.min_overlap),
-        "overlap_fraction": trk.overlap_fraction, "format": "netCDF-4",
-        "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "units": plan.units, "long_name": plan.long_name,
-    }
-
-
-def ids_attributes(plan: PhDefPlan, job_id: int) -> dict:
-    """Global attributes of the ids dataset (netCDF and Zarr alike), JSON-typed."""
-    trk = plan.tracking
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    what = f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} {plan.units}".strip()
-    return {
-        "title": f"ForTraCC anomaly ids of job {job_id}", "Conventions": "CF-1.8",
-        "source": f"tos2ca-batch {__version__}: {plan.dataset} ({plan.entry.full_name or plan.dataset})",
-        "history": f"{now} tos2ca-batch {__version__} PhDef job {job_id}: {what}, ForTraCC tracking",
-        "date_created": now, "job_id": int(job_id), "dataset": plan.dataset, "variable": plan.variable,
-        "source_variable": plan.variable, "source_units": plan.units,
-        "event_type": EVENT_TYPES[plan.operator], "operator": plan.operator, "threshold": float(plan.threshold),
-        "connectivity": int(trk.connectivity), "min_size": int(trk.min_size),
-        "min_overlap": float(trk.min_overlap), "overlap_fraction": trk.overlap_fraction,
-        "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "job_uid": plan.job_uid,
-    }
+from tos2ca_batch.stages.common import ids_attributes, masks_attributes, period_files, verify_outputs
 
 
 def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
@@ -61,11 +21,26 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
     fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
              "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
              "ids": ["anomaly-ids.nc4"]}
+    if plan.periods:  # masks and ids per period instead of one file each, and their list
+        fixed = {k: v for k, v in fixed.items() if k not in ("masks", "ids")}
+        names.append(f"{job_id}-ForTraCC-Products.json")
+        for _, _, label in plan.periods:
+            names += [period_files(job_id, label)[k] for k in ("masks", "ids") if k in products]
     for product, files in fixed.items():
         names += [f"{job_id}-{f}" for f in files] if product in products else []
     for product, ext in (("geojson", "json"), ("plots", "png")):
         names += [f"{job_id}-{ts}.{ext}" for ts in plan.timestamps] if product in products else []
     return names
+
+
+def products_catalog(plan: PhDefPlan, job_id: int) -> dict:
+    """What ``J-ForTraCC-Products.json`` lists: each period's steps and files."""
+    return {"job_id": job_id, "period": "month" if len(plan.periods[0][2]) == 6 else "day",
+            "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
+            "periods": [{"period": label, "start_date": plan.timestamps[a], "end_date": plan.timestamps[b - 1],
+                         "steps": b - a, **{k: v for k, v in period_files(job_id, label).items()
+                                            if k in plan.products}}
+                        for a, b, label in plan.periods]}
 
 
 def anomaly_rows(plan: PhDefPlan, table: dict, n: int) -> tuple[list[dict], dict]:
@@ -109,7 +84,10 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             write(path)
             db.add_output(job_id, outputs.put(path, name), kind, ts[0])
 
-        if "masks" in products:
+        if plan.periods:
+            publish(f"{job_id}-ForTraCC-Products.json", "products", lambda p: mk.dump_json(p, products_catalog(
+                plan, job_id)))
+        elif "masks" in products:
             publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
                 p, masks_attributes(plan, job_id), lat, lon, ts, n, read_pixels))
         if "toc" in products:
@@ -136,7 +114,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
                 f"{n} anomalies of {plan.dataset} {plan.variable} {plan.operator} {plan.threshold}"))
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
-        if "ids" in products:
+        if "ids" in products and not plan.periods:
             publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
                 p, lat, lon, plan.times(), plan.entry.time_step, store.read_ids,
                 ids_attrs))

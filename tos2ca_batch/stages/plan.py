@@ -12,6 +12,7 @@ from tos2ca_batch.algorithm import (
     Layout,
     check_limits,
     default_chunking,
+    period_ranges,
     publish_layout,
     select_grid,
     stats_layout,
@@ -110,6 +111,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         bbox=list(spec.bbox), polygon=spec.polygon,
         baseline_timestamps=[to_ts(t) for t in stats_times] if stats_times else None,
         software_version=__version__,
+        periods=period_ranges([to_ts(t) for t in times], cfg.period) if len(times) > cfg.period_steps else None,
     )
     plan.save(store)
     store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
