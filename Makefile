@@ -2,6 +2,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+DEMO_VENV ?= .venv-demo
+DEMO_BIN := $(DEMO_VENV)/bin
 
 .PHONY: venv demo test lint bench clean
 
@@ -13,8 +15,15 @@ $(BIN)/tos2ca-batch: pyproject.toml
 
 venv: $(BIN)/tos2ca-batch
 
-demo: venv
-	$(BIN)/tos2ca-batch demo
+# The demo needs the package alone, not the test toolchain (moto, MPI, the CF checker...).
+$(DEMO_BIN)/tos2ca-batch: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/pip install -q --upgrade pip
+	$(DEMO_BIN)/pip install -q -e .
+	touch $@
+
+demo: $(DEMO_BIN)/tos2ca-batch
+	$(DEMO_BIN)/tos2ca-batch demo
 
 test: venv
 	$(BIN)/ruff check .
@@ -26,4 +35,4 @@ bench: venv
 	$(BIN)/python benchmarks/refresh_costs.py
 
 clean:
-	rm -rf $(VENV) tos2ca-work .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) tos2ca-work .pytest_cache

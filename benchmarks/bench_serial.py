@@ -103,7 +103,7 @@ def one_size(n_steps: int, k: int) -> dict:
 def plan_size(n_steps: int) -> dict:
     """Plan a global 0.1-degree job of ``n_steps`` half-hourly steps as ``run`` does (time axis,
     every file's existence, the grid from the first file, chunk rows, the plan document), on
-    files that are hard links to one synthetic IMERG-layout file (the planner opens only the
+    files that are symbolic links to one synthetic IMERG-layout file (the planner opens only the
     first; it lists every path)."""
     from datetime import datetime, timedelta
 
@@ -125,7 +125,7 @@ def plan_size(n_steps: int) -> dict:
         for k in range(n_steps):
             path = file_for(entry, start + timedelta(minutes=30 * k))
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            os.link(first, path)
+            os.symlink(first, path)
         cfg = Config.from_env(f"{tmp}/work", [f"{tmp}/catalog.json"])
         cfg.workdir.mkdir()
         spec = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",

@@ -59,13 +59,19 @@ def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):
     assert last["status"] == "complete" and last["job_id"] == 1
     assert sorted(os.path.basename(o) for o in last["outputs"]) == ["1-ForTraCC-Mask-Output.nc4", "1-ForTraCC-TOC.json"]
     assert "map" in p.stderr  # a progress bar per stage
+    assert "job 1 complete: " in p.stderr and "anomalies" in p.stderr and "open first: 1-ForTraCC-TOC.json" in p.stderr
     spec.write_text(json.dumps(dict(SPEC, operator="above")))
     p = cli("run", str(spec), "--catalog", str(cube), "--workdir", str(tmp_path / "w"))
     assert p.returncode != 0
     last = json.loads(p.stdout.strip().splitlines()[-1])
     assert last["status"] == "failed" and last["message"].startswith("operator:")
-    st = json.loads(cli("status", "1", "--workdir", str(tmp_path / "w")).stdout)
+    st = json.loads(cli("status", "1", "--json", "--workdir", str(tmp_path / "w")).stdout)
     assert st["job"]["status"] == "complete" and st["chunks"]["map"] == {"complete": 2 * 3 * 2}
+    assert st["job"]["spec"]["operator"] == "greaterThan"  # the spec as JSON, not a string
+    human = cli("status", "1", "--workdir", str(tmp_path / "w")).stdout
+    assert human.startswith("job 1 complete: ") and "chunks complete: map 12/12" in human
+    failed = cli("status", "2", "--workdir", str(tmp_path / "w")).stdout
+    assert failed.startswith("job 2 failed") and "message: operator:" in failed
 
 
 def ids_cube(cfg, job):
@@ -127,13 +133,32 @@ def test_submit_then_task_plan(cube, tmp_path):
     assert json.loads(p.stdout.splitlines()[-1]) == {"job_id": 1, "status": "pending", "message": None}
     p = cli("task", "plan", "--job", "1", "--workdir", str(tmp_path / "w"), env={"TOS2CA_CATALOG": str(cube)})
     assert p.returncode == 0, p.stderr
-    st = json.loads(cli("status", "1", "--workdir", str(tmp_path / "w")).stdout)
+    st = json.loads(cli("status", "1", "--json", "--workdir", str(tmp_path / "w")).stdout)
     assert st["chunks"]["map"] == {"pending": 1} and st["job"]["phase"] == "plan"
 
 
 def test_demo_command_help():
     p = cli("--help")
     assert p.returncode == 0 and all(c in p.stdout for c in ("demo", "run", "submit", "task", "status", "synth"))
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from tos2ca_batch.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(" ".join([*path, *(action.option_strings or [action.dest])]))
+
+    walk(build_parser(), ["tos2ca-batch"])
+    assert not missing, missing
 
 
 def test_a_task_before_its_stage_is_ready_changes_nothing(cube, tmp_path):

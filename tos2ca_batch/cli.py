@@ -109,24 +109,32 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", action="append", default=[], help="extra dataset catalog JSON (repeatable)")
 
 
-def _run_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
-    p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk")
-    p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells")
+SPEC_HELP = "the job spec, a JSON file (README: Running a job)"
+BACKEND_HELP = "where array tasks run (mpi: start under mpirun ... python -m mpi4py -m tos2ca_batch)"
+PREFIX_HELP = "prefix of the compute environment, queue and job definition names (tos2ca-batch)"
+
+
+def _chunking_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
+    p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
     p.add_argument("--products", type=_products, default=None,
                    help=f"PhDef: subset of {','.join(PHDEF_PRODUCTS)} (default: all); curation: "
                         f"{','.join(CURATION_PRODUCTS)} (default: all but anomaly-plots)")
-    p.add_argument("--backend", default="local", choices=["local", "mpi"],
-                   help="where array tasks run (mpi: start under mpirun ... python -m mpi4py -m tos2ca_batch)")
+
+
+def _run_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
+    _chunking_opts(p)
+    p.add_argument("--backend", default="local", choices=["local", "mpi"], help=BACKEND_HELP)
 
 
 def _on_job(sub, name: str, help_: str, func, reason: bool = False) -> argparse.ArgumentParser:
     """A subcommand on one existing job: ``<name> JOB [--reason R] [--workdir] [--catalog]``."""
     p = sub.add_parser(name, help=help_)
     p.set_defaults(func=func)
-    p.add_argument("job", type=_job)
+    p.add_argument("job", type=_job, help="the job's id")
     if reason:
-        p.add_argument("--reason", default="cancelled by the user")
+        p.add_argument("--reason", default="cancelled by the user", help="recorded as the job's message")
     _common(p)
     return p
 
@@ -134,7 +142,7 @@ def _on_job(sub, name: str, help_: str, func, reason: bool = False) -> argparse.
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tos2ca-batch", description=__doc__)
     ap.add_argument("--version", action="version", version=__version__)
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log this package's steps (DEBUG) to stderr")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="synthesize data, run a PhDef job, print where to look")
@@ -145,22 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a job spec to completion")
     p.set_defaults(func=cmd_run)
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     _common(p)
     _run_opts(p)
 
     p = sub.add_parser("submit", help="store a job as pending and print its id")
     p.set_defaults(func=cmd_submit)
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     _common(p)
-    p.add_argument("--block-steps", type=_count, default=None)
-    p.add_argument("--tile", type=_tile, default=None)
-    p.add_argument("--products", type=_products, default=None)
+    _chunking_opts(p)
 
     p = sub.add_parser("task", help="run one array task (as an AWS Batch child does)")
     p.set_defaults(func=cmd_task)
-    p.add_argument("stage", choices=TASK_COMMANDS)
-    p.add_argument("--job", type=_job, required=True)
+    p.add_argument("stage", choices=TASK_COMMANDS, help="the stage whose chunk to run (plan: plan the job)")
+    p.add_argument("--job", type=_job, required=True, help="the job's id (from submit or aws submit)")
     p.add_argument("--chunk", type=_index, default=None, help="default: $AWS_BATCH_JOB_ARRAY_INDEX or 0")
     p.add_argument("--chunk-offset", type=_index, default=0,
                    help="added to $AWS_BATCH_JOB_ARRAY_INDEX: the first chunk of this array part (a stage of "
@@ -169,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _on_job(sub, "resume", "finish a job that stopped (killed, interrupted, failed, cancelled)", cmd_resume)
     p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
-    p.add_argument("--backend", default="local", choices=["local", "mpi"])
+    p.add_argument("--backend", default="local", choices=["local", "mpi"], help=BACKEND_HELP)
     _on_job(sub, "cancel", "cancel a pending or running job (its tasks stop at the next chunk)", cmd_cancel,
             reason=True)
 
@@ -177,47 +183,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     _common(p)
     p.add_argument("--once", action="store_true", help="stop when no job is pending")
-    p.add_argument("--poll-seconds", type=float, default=10.0)
+    p.add_argument("--poll-seconds", type=float, default=10.0, help="wait between looks for pending jobs (10)")
     p.add_argument("--workers", type=_workers, default=None, help="parallel processes per job (default: cores)")
-    p.add_argument("--backend", default="local", choices=["local", "mpi"])
+    p.add_argument("--backend", default="local", choices=["local", "mpi"], help=BACKEND_HELP)
 
     p = sub.add_parser("aws", help="AWS Batch / Fargate: register manifests, submit, status")
     aws = p.add_subparsers(dest="aws_command", required=True)
     r = aws.add_parser("register", help="create compute environment and queue, register the job definition")
     r.set_defaults(func=cmd_aws_register)
-    r.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
-    r.add_argument("--image", required=True)
+    r.add_argument("--platform", choices=["ec2", "fargate"], default="ec2",
+                   help="EC2 Spot compute environment or Fargate (default: ec2)")
+    r.add_argument("--image", required=True, help="the container image built from the Dockerfile")
     r.add_argument("--subnets", required=True, help="comma-separated subnet ids")
     r.add_argument("--security-groups", required=True, help="comma-separated security group ids")
-    r.add_argument("--service-role-arn", required=True)
-    r.add_argument("--execution-role-arn", required=True)
-    r.add_argument("--job-role-arn", required=True)
+    r.add_argument("--service-role-arn", required=True, help="AWS Batch's service role")
+    r.add_argument("--execution-role-arn", required=True, help="the role ECS pulls the image and writes logs with")
+    r.add_argument("--job-role-arn", required=True, help="the role the tasks run as (S3, Secrets Manager, SES)")
     r.add_argument("--instance-role-arn", default="", help="EC2 only: instance profile ARN")
     r.add_argument("--secret-id", default="", help="Secrets Manager secret the children read")
     r.add_argument("--store-url", default="", help="chunk store for children, e.g. s3://bucket/store")
-    r.add_argument("--name-prefix", default="tos2ca-batch")
-    r.add_argument("--max-vcpus", type=int, default=256)
-    r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED")
+    r.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
+    r.add_argument("--max-vcpus", type=int, default=256, help="the compute environment's most vCPUs (256)")
+    r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED",
+                   help="Fargate: give tasks a public IP (only without a NAT gateway; default DISABLED)")
     s = aws.add_parser("submit", help="plan here, then submit the chained array jobs")
     s.set_defaults(func=cmd_aws_submit)
-    s.add_argument("spec")
+    s.add_argument("spec", help=SPEC_HELP)
     _common(s)
-    s.add_argument("--queue", required=True)
+    s.add_argument("--queue", required=True, help="the job queue (name or ARN, from aws register)")
     s.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
-    s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2")
-    s.add_argument("--name-prefix", default="tos2ca-batch")
-    s.add_argument("--block-steps", type=_count, default=None)
-    s.add_argument("--tile", type=_tile, default=None)
-    s.add_argument("--products", type=_products, default=None)
+    s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
+    s.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
+    _chunking_opts(s)
     _on_job(aws, "status", "each stage's Batch status and chunk counts", cmd_aws_status)
     _on_job(aws, "cancel", "terminate a job's Batch jobs and cancel the job", cmd_aws_cancel, reason=True)
 
-    _on_job(sub, "status", "a job's row, chunk counts and outputs as JSON", cmd_status)
+    p = _on_job(sub, "status", "a job: what it found, its outputs, its chunks, what to do next", cmd_status)
+    p.add_argument("--json", action="store_true", help="the job's row (spec as JSON), chunk counts and outputs as "
+                                                       "one JSON object, for scripts")
 
     p = sub.add_parser("estimate", help="chunks, arrays, time, memory and bytes of a job, before submitting it "
                                         "(reads no pixel, writes nothing)")
     p.set_defaults(func=cmd_estimate)
-    p.add_argument("spec")
+    p.add_argument("spec", help=SPEC_HELP)
     _common(p)
     p.add_argument("--containers", type=_workers, nargs="+", default=[100, 1000, 5000],
                    help="concurrent containers to give the wall time for (default: 100 1000 5000)")
@@ -228,14 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
 
+    p = sub.add_parser("schema", help="print the job spec's JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
     p = sub.add_parser("synth", help="write synthetic files in a real dataset's layout")
     p.set_defaults(func=cmd_synth)
-    p.add_argument("--kind", choices=["imerg", "mergir", "merra2", "mur"], default="imerg")
-    p.add_argument("--out", required=True)
-    p.add_argument("--start", required=True)
-    p.add_argument("--end", required=True)
-    p.add_argument("--res", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=["imerg", "mergir", "merra2", "mur"], default="imerg",
+                   help="whose file layout: IMERG half-hourly HDF5, MERGIR, MERRA-2 hourly, MUR daily (imerg)")
+    p.add_argument("--out", required=True, help="folder for the files, catalog-<kind>.json and truth-<kind>.json")
+    p.add_argument("--start", required=True, help="first time, ISO 8601 (e.g. 2020-01-04T00:00)")
+    p.add_argument("--end", required=True, help="last time, ISO 8601")
+    p.add_argument("--res", type=float, default=None, help="grid spacing in degrees (default: the real dataset's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the drizzle and missing pixels (0)")
     return ap
 
 
@@ -273,6 +285,10 @@ def _on_backend(cfg, args, call) -> int:
         return 128 + exc.signum
     finally:
         backend.close()
+    if res.get("job_id") is not None:
+        from tos2ca_batch.summary import job_summary
+
+        print(job_summary(cfg, res["job_id"]), file=sys.stderr)
     print(json.dumps(res))
     return _exit_code(res)
 
@@ -396,7 +412,17 @@ def cmd_task(cfg, args) -> int:
 @_with_job
 def cmd_status(cfg, args) -> int:
     db = cfg.db()
-    print(json.dumps({"job": db.get_job(args.job), "chunks": db.chunk_counts(args.job),
+    if not args.json:
+        from tos2ca_batch.summary import job_summary
+
+        print(job_summary(cfg, args.job))
+        return 0
+    row = dict(db.get_job(args.job))
+    try:
+        row["spec"] = json.loads(row["spec"])
+    except (TypeError, ValueError):
+        pass
+    print(json.dumps({"job": row, "chunks": db.chunk_counts(args.job),
                       "outputs": [o["location"] for o in db.outputs(args.job)]}, default=str))
     return 0
 
@@ -475,6 +501,13 @@ def cmd_estimate(args) -> int:
         return 2
     print(describe(est), file=sys.stderr)
     print(json.dumps(est))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from tos2ca_batch.schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
     return 0
 
 

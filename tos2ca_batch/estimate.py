@@ -42,17 +42,19 @@ def _steps(entry, start: datetime, end: datetime) -> tuple[int, datetime]:
     """How many dataset steps fall in ``[start, end]`` (clamped to the catalog) and the first."""
     lo, hi = max(start, entry.first), min(end, entry.last)
     step = step_minutes(entry.time_step)
+    none = SpecError("start", f"no time steps of the dataset between {start:%Y-%m-%dT%H:%M} and "
+                              f"{end:%Y-%m-%dT%H:%M}; it covers {entry.start_date} to {entry.end_date}")
     if hi < lo:
-        raise SpecError("start", f"no time steps of the dataset between {start:%Y-%m-%dT%H:%M} and "
-                                 f"{end:%Y-%m-%dT%H:%M}; it covers {entry.start_date} to {entry.end_date}")
+        raise none
     if step == "monthly":
         times = axis(entry.first, entry.time_step, lo, hi)
+        if not times:
+            raise none
         return len(times), times[0]
     k0 = -(-int((lo - entry.first).total_seconds()) // (step * 60))
     k1 = int((hi - entry.first).total_seconds()) // (step * 60)
     if k1 < k0:
-        raise SpecError("start", f"no time steps of the dataset between {start:%Y-%m-%dT%H:%M} and "
-                                 f"{end:%Y-%m-%dT%H:%M}")
+        raise none
     return k1 - k0 + 1, entry.first + timedelta(minutes=step * k0)
 
 

@@ -9,7 +9,7 @@ import resource
 import signal
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from tqdm import tqdm
 
@@ -113,7 +113,7 @@ class LocalBackend:
         with tqdm(total=len(chunks), desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)  # the bar moves per chunk
                 for fut in done:
                     exc = fut.exception()
                     if exc is not None:
