@@ -72,6 +72,11 @@ def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):
     assert human.startswith("job 1 complete: ") and "chunks complete: map 12/12" in human
     failed = cli("status", "2", "--workdir", str(tmp_path / "w")).stdout
     assert failed.startswith("job 2 failed") and "message: operator:" in failed
+    listing = cli("jobs", "--workdir", str(tmp_path / "w")).stdout.splitlines()
+    assert [line.split()[:2] for line in listing] == [["2", "failed"], ["1", "complete"]]
+    assert "CUBE v > 10.0" in listing[1]
+    only = cli("jobs", "--status", "complete", "--json", "--workdir", str(tmp_path / "w")).stdout.splitlines()
+    assert [json.loads(line)["jobID"] for line in only] == [1]
 
 
 def ids_cube(cfg, job):

@@ -236,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
 
+    p = sub.add_parser("jobs", help="the running and past jobs, newest first, one line each")
+    p.set_defaults(func=cmd_jobs)
+    _common(p)
+    p.add_argument("--status", choices=["pending", "running", "complete", "failed", "cancelled"], default=None,
+                   help="only jobs in this state")
+    p.add_argument("--limit", type=_count, default=50, help="at most this many jobs (50)")
+    p.add_argument("--json", action="store_true", help="one JSON object a line, for scripts")
+
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)
 
@@ -501,6 +509,17 @@ def cmd_estimate(args) -> int:
         return 2
     print(describe(est), file=sys.stderr)
     print(json.dumps(est))
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from tos2ca_batch.summary import job_line
+
+    rows = _config(args).db().list_jobs(args.status, args.limit)
+    for row in rows:
+        print(json.dumps(row, default=str) if args.json else job_line(row))
+    if not rows and not args.json:
+        print("no jobs" + (f" {args.status}" if args.status else ""), file=sys.stderr)
     return 0
 
 

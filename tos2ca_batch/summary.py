@@ -26,6 +26,19 @@ def _when(ts: str | None) -> str:
     return ts or "?"
 
 
+def job_line(row: dict) -> str:
+    """One job in one line: id, state, what, when, and its message's start."""
+    what = f"{row.get('dataset')} {row.get('variable')}"
+    if row.get("stage") == "curation":
+        what += f" inside job {row.get('phdefJobID')}"
+    elif row.get("ineqOperator"):
+        what += f" {OPERATORS.get(row['ineqOperator'], row['ineqOperator'])} {row.get('ineqValue')}"
+    message = (row.get("message") or "").split(";")[0]
+    when = f"{_when(row.get('startDate'))} to {_when(row.get('endDate'))}"
+    return (f"{row['jobID']:>6}  {row['status']:<9}  {row.get('phase') or '-':<9}  {what}  {when}  "
+            f"submitted {row.get('submitTime') or '?'}" + (f"  {message[:80]}" if message else ""))
+
+
 def _anomalies(cfg: Config, job_id: int) -> int | None:
     try:
         store = cfg.store(job_id)

@@ -205,6 +205,13 @@ class JobsDB:
     def latest_job(self, stage: str) -> int | None:
         return self.query("SELECT MAX(jobID) AS j FROM jobs WHERE stage = ?", (stage,))[0]["j"]
 
+    def list_jobs(self, status: str | None = None, limit: int = 100) -> list[dict]:
+        """The newest jobs first (``status``: only those), without their spec documents."""
+        columns = ("jobID, stage, phdefJobID, dataset, variable, startDate, endDate, ineqOperator, ineqValue, "
+                   "status, phase, nChunks, submitTime, message")
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        return self.query(f"SELECT {columns} FROM jobs {where} ORDER BY jobID DESC LIMIT ?", (*params, int(limit)))
+
     def get_job(self, job_id: int) -> dict | None:
         rows = self.query("SELECT * FROM jobs WHERE jobID = ?", (job_id,))
         return rows[0] if rows else None
