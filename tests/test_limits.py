@@ -181,3 +181,20 @@ def test_a_failed_folder_write_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         blobs.put("map:0:x", b"data")
     assert list((tmp_path / "blobs").iterdir()) == []
+
+
+def test_nasa_data_without_credentials_fails_at_plan_saying_what_to_set(tmp_path):
+    """The README's spec on the built-in catalog (NASA's s3:// archives) with no AWS credentials:
+    the job ends failed at plan, the message says what to set, no traceback, nothing running."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation",
+                                "operator": "greaterThan", "value": 10.0, "start": "2020-01-04T00:00",
+                                "end": "2020-01-05T23:30", "bbox": [-100.0, 10.0, -60.0, 40.0]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TOS2CA_"))}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_DEFAULT_REGION="us-west-2")
+    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "run", str(spec), "--workdir", str(tmp_path / "w")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["status"] == "failed" and "AWS_ACCESS_KEY_ID" in res["message"] and "Earthdata" in res["message"]

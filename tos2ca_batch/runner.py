@@ -79,6 +79,22 @@ def plan_job(cfg: Config, job_id: int) -> Plan:
     return make_plan(ctx, spec, catalog, products=raw.get("products"))
 
 
+NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
+ACCESS_CODES = ("AccessDenied", "InvalidAccessKeyId", "ExpiredToken", "SignatureDoesNotMatch", "AllAccessDisabled")
+
+
+def access_hint(exc: BaseException) -> str:
+    """What to set when an ``s3://`` dataset could not be read for want of credentials or rights."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    if type(exc).__name__ not in NO_CREDENTIALS and code not in ACCESS_CODES:
+        return ""
+    return ("; the dataset's files are on S3: give this process AWS credentials that may read them "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance or task role). NASA's "
+            "archives (GES DISC, PO.DAAC) give Earthdata users temporary S3 credentials for reads in us-west-2 "
+            "(e.g. earthaccess.get_s3_credentials); elsewhere, download the files and point a --catalog entry "
+            "at them")
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM reached the process running a job (raised by the CLI's handlers)."""
 
@@ -130,7 +146,7 @@ def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
             lifecycle.fail(cfg, job_id, str(exc))
             return result(cfg, job_id)
         except Exception as exc:
-            lifecycle.fail(cfg, job_id, f"plan: {type(exc).__name__}: {exc}")
+            lifecycle.fail(cfg, job_id, f"plan: {type(exc).__name__}: {exc}{access_hint(exc)}")
             return result(cfg, job_id)
         timings["plan"] = time.perf_counter() - t0
         lifecycle.forget_lost_outputs(cfg, job_id)
