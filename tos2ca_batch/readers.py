@@ -267,7 +267,7 @@ class StepReader:
         self.keep_open = max(1, keep_open)
         self.fast = True
         self._open_files: OrderedDict[str, tuple[HDF5File | NetCDFFile, list[datetime]]] = OrderedDict()
-        self._runs: dict[bytes, list] = {}
+        self._runs: OrderedDict[bytes, list] = OrderedDict()  # the last few index arrays' runs
         self._path: str | None = None
         self._times: list[datetime] = []
 
@@ -356,9 +356,14 @@ class StepReader:
         return roles
 
     def _index_runs(self, idx: np.ndarray) -> list:
-        key = idx.tobytes()  # every step of a chunk asks for the same rows and columns
+        """:func:`index_runs` of ``idx``, remembered for the last few index arrays: every step of a
+        chunk asks for the same rows and columns (curation asks for new ones per anomaly)."""
+        key = idx.tobytes()
         if key not in self._runs:
+            if len(self._runs) >= 8:
+                self._runs.popitem(last=False)
             self._runs[key] = index_runs(idx)
+        self._runs.move_to_end(key)
         return self._runs[key]
 
     def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
