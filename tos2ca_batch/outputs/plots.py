@@ -19,16 +19,20 @@ def _outline(ax, geom, **kw) -> None:
 
 
 def step_png(path: str, values: np.ndarray, lat_edges, lon_edges, anomalies: list[dict], title: str,
-             units: str) -> None:
-    """``anomalies``: dicts with ``id``, ``geometry`` (unwrapped lon) and ``centroid`` (lon, lat)."""
+             units: str, scale: tuple[float, float] | None = None) -> None:
+    """``anomalies``: dicts with ``id``, ``geometry`` (unwrapped lon) and ``centroid`` (lon, lat);
+    ``scale``: the colour range, one for every step of a job so that frames compare; missing
+    pixels are grey."""
     stride = max(1, int(np.ceil(max(values.shape) / MAX_PIXELS_ACROSS)))
     shown = values[::stride, ::stride]
     width = 10
     aspect = (lat_edges[-1] - lat_edges[0]) / max(lon_edges[-1] - lon_edges[0], 1e-9)
     fig, ax = plt.subplots(figsize=(width, max(3.0, width * aspect * 0.9)), dpi=100)
-    im = ax.imshow(shown, origin="lower", cmap="viridis", interpolation="nearest",
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.75")
+    vmin, vmax = scale if scale is not None else (None, None)
+    im = ax.imshow(shown, origin="lower", cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax,
                    extent=(lon_edges[0], lon_edges[-1], lat_edges[0], lat_edges[-1]), aspect="auto")
-    fig.colorbar(im, ax=ax, label=units, shrink=0.8)
+    fig.colorbar(im, ax=ax, label=f"{units} (grey: missing)", shrink=0.8)
     for a in anomalies:
         _outline(ax, a["geometry"], color="red", linewidth=0.8)
         ax.text(*a["centroid"], str(a["id"]), color="white", fontsize=8, ha="center", va="center",
@@ -41,8 +45,10 @@ def step_png(path: str, values: np.ndarray, lat_edges, lon_edges, anomalies: lis
     plt.close(fig)
 
 
-def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, title: str) -> None:
-    """Centroid paths (unwrapped lon, lat) of every anomaly; a dot marks the start."""
+def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, title: str,
+               spans: dict[int, str] | None = None) -> None:
+    """Centroid paths (unwrapped lon, lat) of every anomaly; a dot marks the start; ``spans``
+    (id -> "start to end") label the legend (the first 20 tracks)."""
     fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
     cmap = plt.get_cmap("tab20")
     for a, path_pts in sorted(tracks.items()):
@@ -52,11 +58,16 @@ def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, 
             jump = np.flatnonzero(np.abs(np.diff(x)) > 180) + 1
             x, y = np.insert(x, jump, np.nan), np.insert(y, jump, np.nan)
         color = cmap((a - 1) % 20)
-        ax.plot(x, y, "-", color=color, linewidth=1.2)
+        label = f"{a}: {spans[a]}" if spans and a in spans and a <= 20 else None
+        ax.plot(x, y, "-", color=color, linewidth=1.2, label=label)
         ax.plot(x[0], y[0], "o", color=color, markersize=4)
         ax.text(x[-1], y[-1], str(a), fontsize=8, color=color)
     ax.set_xlim(bounds[0], bounds[2])
     ax.set_ylim(bounds[1], bounds[3])
+    if spans:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
+                  title="anomaly: start to end (UTC)" + (f"; 20 of {len(tracks)}" if len(tracks) > 20 else ""),
+                  title_fontsize=7)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title(title)

@@ -33,6 +33,10 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
     return names
 
 
+def _when(ts: str) -> str:
+    return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:]}"
+
+
 def products_catalog(plan: PhDefPlan, job_id: int) -> dict:
     """What ``J-ForTraCC-Products.json`` lists: each period's steps and files."""
     return {"job_id": job_id, "period": "month" if len(plan.periods[0][2]) == 6 else "day",
@@ -109,9 +113,10 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             from tos2ca_batch.outputs.plots import tracks_png
 
             lat_e, lon_e, _ = plan.grid.edges()
+            spans = {r["anomaly_id"]: f"{_when(r['start_date'])} to {_when(r['end_date'])}" for r in rows}
             publish(f"{job_id}-tracks.png", "tracks", lambda p: tracks_png(
                 p, paths, (lon_e[0], lat_e[0], lon_e[-1], lat_e[-1]),
-                f"{n} anomalies of {plan.dataset} {plan.variable} {plan.operator} {plan.threshold}"))
+                f"{n} anomalies of {plan.dataset} {plan.variable} {plan.operator} {plan.threshold}", spans))
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
         if "ids" in products and not plan.periods:

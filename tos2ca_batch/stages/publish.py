@@ -46,6 +46,21 @@ def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.nda
     return features, shapes
 
 
+def colour_scale(plan: PhDefPlan, table: dict, reader: StepReader) -> tuple[float, float]:
+    """One colour range for every step's plot: the job's first step's values and every anomaly's
+    (from the reduce table), the same for every publish task whatever the chunking."""
+    first = reader.read(plan.times()[0], plan.grid.src_rows, plan.grid.src_cols)
+    finite = first[np.isfinite(first)]
+    lo = [float(finite.min())] if finite.size else []
+    hi = [float(finite.max())] if finite.size else []
+    if table["value_min"].size:
+        lo.append(float(table["value_min"].min()))
+        hi.append(float(table["value_max"].max()))
+    if not lo:
+        return 0.0, 1.0
+    return min(lo), max(max(hi), min(lo) + 1e-6)
+
+
 def block_tables(store: ChunkStore, plan: PhDefPlan, block: int) -> list[dict[str, np.ndarray]]:
     """Each step of a time block: its anomaly pixels in masks-file order (by id, then row-major)
     with their values, from every tile's pixel records (no dense array is read)."""
@@ -80,6 +95,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
     outputs, db = ctx.outputs, ctx.db
     lat_e, lon_e, _ = plan.grid.edges()
     reader = StepReader(plan.entry, plan.variable, plan.grid.source)
+    scale = None
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
         for s, pixels in zip(range(t0, t1), block_tables(store, plan, chunk)):
             ts = plan.timestamps[s]
@@ -101,5 +117,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
                 path = f"{tmp}/{job_id}-{ts}.png"
                 title = (f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} "
                          f"{plan.units}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
-                step_png(path, field, lat_e, lon_e, shapes, title, plan.units)
+                if scale is None:
+                    scale = colour_scale(plan, table, rd)
+                step_png(path, field, lat_e, lon_e, shapes, title, plan.units, scale)
                 db.add_output(job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)
