@@ -59,6 +59,23 @@ def register(setup, platform):
                 "--name-prefix", f"t2c-{setup['tag']}"], setup["env"])
 
 
+def register_and_submit(setup, tmp_path, data_end: datetime, res: float, **spec) -> tuple[dict, dict, str]:
+    """Register the EC2 manifests, write IMERG-layout files to ``data_end`` and ``aws submit`` the
+    test spec with ``spec``'s changes; returns the registration, the submission and the client's
+    work dir."""
+    p = register(setup, "ec2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), data_end, res=res)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(dict(SPEC, **spec)))
+    work = str(tmp_path / "client")
+    p = cli(["aws", "submit", str(path), "--catalog", str(catalog), "--workdir", work,
+             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], setup["env"], timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return reg, json.loads(p.stdout.strip().splitlines()[-1]), work
+
+
 def test_register_submit_and_run_children(batch_setup, tmp_path, monkeypatch):
     setup = batch_setup
     env = setup["env"]
@@ -139,17 +156,8 @@ def test_register_submit_and_run_children(batch_setup, tmp_path, monkeypatch):
 def test_aws_cancel_terminates_the_batch_jobs_and_children_stop(batch_setup, tmp_path, monkeypatch):
     setup = batch_setup
     env = setup["env"]
-    p = register(setup, "ec2")
-    assert p.returncode == 0, p.stderr[-2000:]
-    reg = json.loads(p.stdout.strip().splitlines()[-1])
-    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 1, 30), res=2.0)
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps(dict(SPEC, end="2020-01-04T01:30", chunking={"block_steps": 2})))
-    work = str(tmp_path / "client")
-    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work,
-             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    _, sub, work = register_and_submit(setup, tmp_path, datetime(2020, 1, 4, 1, 30), 2.0,
+                                       end="2020-01-04T01:30", chunking={"block_steps": 2})
     p = cli(["aws", "cancel", str(sub["job_id"]), "--workdir", work, "--reason", "wrong box"], env)
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -175,18 +183,9 @@ def test_a_stage_of_over_10000_chunks_is_split_into_arrays_that_depend_on_each_o
     run as processes, to show the offset reaches the right chunk rows."""
     setup = batch_setup
     env = setup["env"]
-    p = register(setup, "ec2")
-    assert p.returncode == 0, p.stderr[-2000:]
-    reg = json.loads(p.stdout.strip().splitlines()[-1])
-    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 7, 30), res=1.0)
-    spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps(dict(SPEC, end="2020-01-04T07:30", bbox=[-180.0, -90.0, 180.0, 90.0],
-                                    chunking={"block_steps": 1, "tile": [10, 10]})))
-    work = str(tmp_path / "client")
-    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work,
-             "--queue", reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"]], env, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    reg, sub, work = register_and_submit(setup, tmp_path, datetime(2020, 1, 4, 7, 30), 1.0,
+                                         end="2020-01-04T07:30", bbox=[-180.0, -90.0, 180.0, 90.0],
+                                         chunking={"block_steps": 1, "tile": [10, 10]})
     job, ids = sub["job_id"], sub["aws_jobs"]
     assert isinstance(ids["map"], list) and len(ids["map"]) == 2 and isinstance(ids["reduce"], str)
     batch = boto3.client("batch")

@@ -194,11 +194,8 @@ class RawChunks:
             dest[...] = flat.view(self.dtype).reshape(self.chunk)[src]
         else:
             planes = flat.reshape(self.dtype.itemsize, *self.chunk)
-            targets = _byte_planes(dest)
-            for start, stop, axis in _blocks(dest):
-                cut = (slice(None),) * axis + (slice(start, stop),)
-                for k, target in enumerate(targets):
-                    target[cut] = planes[k][src][cut]
+            for k, target in enumerate(_byte_planes(dest)):
+                target[...] = planes[k][src]
 
     def read(self, key: tuple, out: np.ndarray | None = None) -> np.ndarray:
         """Values at ``key`` (one int or a ``slice(start, stop)`` with step 1 per dimension), as
@@ -236,22 +233,6 @@ class RawChunks:
                 dst = tuple(slice(x - a, y - a) for x, y, a in zip(lo, hi, starts))
                 self._put(origin, src, full[dst])
         return out
-
-
-TRANSPOSE_BLOCK = 128
-
-
-def _blocks(dest: np.ndarray) -> list[tuple[int, int, int]]:
-    """``(start, stop, axis)`` slabs to copy ``dest`` in: the whole array when its last axis is
-    its fastest in memory; else (a transposed destination, IMERG's lon-lat files) slabs of
-    ``TRANSPOSE_BLOCK`` along its slowest axis, so that source and destination stay in cache
-    (a transposed copy of a whole 0.1-degree step is 2-3x slower than one done in slabs)."""
-    strides = [abs(s) for s, n in zip(dest.strides, dest.shape) if n > 1]
-    if len(strides) < 2 or strides[-1] <= min(strides):
-        return [(0, dest.shape[-1] if dest.ndim else 1, max(dest.ndim - 1, 0))]
-    axis = max(range(dest.ndim), key=lambda a: abs(dest.strides[a]) if dest.shape[a] > 1 else -1)
-    n = dest.shape[axis]
-    return [(a, min(a + TRANSPOSE_BLOCK, n), axis) for a in range(0, n, TRANSPOSE_BLOCK)]
 
 
 def _byte_planes(view: np.ndarray) -> list[np.ndarray]:

@@ -79,7 +79,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     outputs, db = ctx.outputs, ctx.db
     lat, lon = plan.grid.lat, plan.grid.lon
 
-    def read_pixels(s):
+    def step_chunks(s):  # each step's masks chunks, compressed by publish
         return store.get_table("publish", s, "masks")
 
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
@@ -93,7 +93,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
                 plan, job_id)))
         elif "masks" in products:
             publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
-                p, masks_attributes(plan, job_id), lat, lon, ts, n, read_pixels))
+                p, masks_attributes(plan, job_id), lat, lon, ts, n, step_chunks))
         if "toc" in products:
             publish(f"{job_id}-ForTraCC-TOC.json", "toc",
                     lambda p: mk.dump_json(p, mk.toc(table["anomaly_id"], table["step"], ts, n)))

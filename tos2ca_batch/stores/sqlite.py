@@ -38,12 +38,6 @@ class SQLiteJobsDB(JobsDB):
             self._local.conn = None
             conn.close()
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            conn.close()
-        self._local.conn = None
-
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
