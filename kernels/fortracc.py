@@ -64,6 +64,17 @@ class Tracks:
     n_anomalies: int
 
 
+@dataclass
+class LinkStart:
+    """Where an earlier linking stopped, to continue it (a sync): its last step's anomaly ids and
+    tags, in component order, and how many anomalies it had. That step is step 0 of the
+    continued linking; its tags may change (an anomaly that continued may now dissipate)."""
+
+    anomaly_id: np.ndarray
+    tag: list[str]
+    n_anomalies: int
+
+
 def _partners(ov: StepOverlaps, prev_area: np.ndarray, min_overlap: float, n_prev: int, n_cur: int):
     """Partner lists ``[(first_overlap_index, other, frac)]`` ordered by first_overlap_index."""
     of_prev: list[list[tuple[int, int, float]]] = [[] for _ in range(n_prev)]
@@ -104,16 +115,35 @@ def _collector_paused():
             gc.enable()
 
 
-def link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_overlap: float) -> Tracks:
-    """Track components through time. ``overlaps[s]`` links step s-1 to s (``overlaps[0]`` unused)."""
+def link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_overlap: float,
+         start: LinkStart | None = None) -> Tracks:
+    """Track components through time. ``overlaps[s]`` links step s-1 to s (``overlaps[0]`` unused).
+
+    With ``start``, step 0 is the last step of an earlier linking: its ids are taken as they
+    were, and linking goes on from there exactly as one linking over the whole range would
+    (series are numbered in the order they begin, and only step s-1's tags change at step s)."""
     with _collector_paused():
-        return _link(areas, overlaps, min_overlap)
+        return _link(areas, overlaps, min_overlap, start)
 
 
-def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_overlap: float) -> Tracks:
-    series: list[list[list]] = []  # each entry [step, component, tag]
-    ends_prev: np.ndarray = np.zeros(0, np.int64)  # series index ended by each comp of step s-1
-    for s, cur_area in enumerate(areas):
+def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_overlap: float,
+          start: LinkStart | None) -> Tracks:
+    ids = [np.zeros(a.size, np.int32) for a in areas]
+    tags: list[list[str]] = [[""] * a.size for a in areas]
+    n_series = 0
+    ends_prev: np.ndarray = np.zeros(0, np.int64)  # series index (id - 1) of each comp of step s-1
+    first = 0
+    if start is not None and areas:
+        if start.anomaly_id.size != areas[0].size:
+            raise ValueError(f"the earlier linking's last step has {start.anomaly_id.size} components, this "
+                             f"step 0 has {areas[0].size}")
+        ids[0][:] = start.anomaly_id
+        tags[0] = list(start.tag)
+        n_series = int(start.n_anomalies)
+        ends_prev = start.anomaly_id.astype(np.int64) - 1
+        first = 1
+    for s in range(first, len(areas)):
+        cur_area = areas[s]
         n_cur = cur_area.size
         prev_area = areas[s - 1] if s > 0 else np.zeros(0, np.int64)
         n_prev = prev_area.size
@@ -121,13 +151,22 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
         if ov is None:
             ov = StepOverlaps(*(np.zeros(0, np.int64) for _ in range(4)))
         of_prev, of_cur = _partners(ov, prev_area, min_overlap, n_prev, n_cur)
+        cur_ids, cur_tags, prev_tags = ids[s], tags[s], tags[s - 1] if s > 0 else []
         ends_cur = np.full(n_cur, -1, np.int64)
         in_prev = np.ones(n_prev, bool)
         in_cur = np.ones(n_cur, bool)
+
+        def extend(sid: int, c: int, tag: str, ids_s=cur_ids, tags_s=cur_tags, ends_s=ends_cur) -> None:
+            ids_s[c] = sid + 1
+            tags_s[c] = tag
+            ends_s[c] = sid
+
         # Largest area first; ties: step s before s-1, then the later component first.
         pool = [(-int(a), 0, -k, True, k) for k, a in enumerate(cur_area)]
         pool += [(-int(a), 1, -k, False, k) for k, a in enumerate(prev_area)]
         pool.sort()
+        # A series that ended at step s-1 ends in one component p there, so "the series' last
+        # entry" is always (s-1, p): its tag is prev_tags[p].
         for *_, is_cur, e in pool:
             if is_cur:
                 if not in_cur[e]:
@@ -135,21 +174,17 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
                 mapped = [m for m in of_cur[e] if in_prev[m[1]]]
                 in_cur[e] = False
                 if not mapped:
-                    series.append([[s, e, INITIATION]])
-                    ends_cur[e] = len(series) - 1
+                    n_series += 1
+                    extend(n_series - 1, e, INITIATION)
                 elif len(mapped) == 1:
-                    sid = ends_prev[mapped[0][1]]
-                    series[sid].append([s, e, CONTINUATION])
-                    ends_cur[e] = sid
+                    extend(int(ends_prev[mapped[0][1]]), e, CONTINUATION)
                 else:
                     best = _best(mapped)
                     for k, (_, p, _) in enumerate(mapped):
-                        sid = ends_prev[p]
                         if k == best:
-                            series[sid].append([s, e, MERGE])
-                            ends_cur[e] = sid
+                            extend(int(ends_prev[p]), e, MERGE)
                         else:
-                            series[sid][-1][2] = DISSIPATION_MERGE
+                            prev_tags[p] = DISSIPATION_MERGE
                 for _, p, _ in mapped:
                     in_prev[p] = False
             else:
@@ -157,29 +192,20 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
                     continue
                 mapped = [m for m in of_prev[e] if in_cur[m[1]]]
                 in_prev[e] = False
-                sid = ends_prev[e]
+                sid = int(ends_prev[e])
                 if not mapped:
-                    series[sid][-1][2] = DISSIPATION
+                    prev_tags[e] = DISSIPATION
                 elif len(mapped) == 1:
-                    c = mapped[0][1]
-                    series[sid].append([s, c, CONTINUATION])
-                    ends_cur[c] = sid
+                    extend(sid, mapped[0][1], CONTINUATION)
                 else:
                     best = _best(mapped)
                     for k, (_, c, _) in enumerate(mapped):
                         if k == best:
-                            series[sid].append([s, c, SPLIT])
-                            ends_cur[c] = sid
+                            extend(sid, c, SPLIT)
                         else:
-                            series.append([[s, c, INITIATION_SPLIT]])
-                            ends_cur[c] = len(series) - 1
+                            n_series += 1
+                            extend(n_series - 1, c, INITIATION_SPLIT)
                 for _, c, _ in mapped:
                     in_cur[c] = False
         ends_prev = ends_cur
-    ids = [np.zeros(a.size, np.int32) for a in areas]
-    tags: list[list[str]] = [[""] * a.size for a in areas]
-    for sid, entries in enumerate(series):
-        for s, e, tag in entries:
-            ids[s][e] = sid + 1
-            tags[s][e] = tag
-    return Tracks(anomaly_id=ids, tag=tags, n_anomalies=len(series))
+    return Tracks(anomaly_id=ids, tag=tags, n_anomalies=n_series)

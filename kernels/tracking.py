@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS, StepOverlaps, link, tos2ca_fractions
+from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS, LinkStart, StepOverlaps, link, tos2ca_fractions
 from tos2ca_batch.kernels.seams import seam_edges
 from tos2ca_batch.kernels.unionfind import join
 
@@ -118,6 +118,7 @@ def resolve(
     overlap_fraction: str = "exact",
     pieces: dict[str, np.ndarray] | None = None,
     piece_strips: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
+    start: LinkStart | None = None,
 ) -> Resolved:
     """Global components and anomalies from per-chunk tables.
 
@@ -125,6 +126,7 @@ def resolve(
     + j); ``strips[(i, j)]`` is tile (i, j)'s seam lines over all steps
     (``components.seam_lines``: its edges' labelled pixels, sparse). The
     ``"tos2ca"`` overlap fraction needs the overlap ``pieces`` and their ``piece_strips``.
+    ``start`` continues an earlier linking whose last step is step 0 here (see ``link``).
     """
     if overlap_fraction not in OVERLAP_FRACTIONS:
         raise ValueError(f"overlap_fraction must be one of {OVERLAP_FRACTIONS}, got {overlap_fraction!r}")
@@ -198,7 +200,7 @@ def resolve(
             forward=None if forward is None else forward[sel],
             backward=None if backward is None else backward[sel],
         ))
-    tracks = link(areas, step_overlaps, min_overlap)
+    tracks = link(areas, step_overlaps, min_overlap, start)
     table["anomaly_id"] = (
         np.concatenate(tracks.anomaly_id) if tracks.anomaly_id else np.zeros(0, np.int32)
     )

@@ -20,6 +20,7 @@ def track_cube(
     wrap: bool = False,
     values: np.ndarray | None = None,
     overlap_fraction: str = "exact",
+    start=None,
 ):
     """Anomaly-id cube and resolved tables of ``masks`` (steps, rows, cols) for one chunking."""
     nt, ny, nx = masks.shape
@@ -45,7 +46,7 @@ def track_cube(
 
     g = gather_chunk_tables(chunks(), with_pieces)
     res = resolve(g["components"], g["overlaps"], g["strips"], nt, ntr, ntc, connectivity, wrap, min_size,
-                  min_overlap, overlap_fraction, g["pieces"], g["piece_strips"])
+                  min_overlap, overlap_fraction, g["pieces"], g["piece_strips"], start)
     ids = np.zeros(masks.shape, np.int32)
     for s in range(nt):
         for i in range(ntr):
