@@ -72,38 +72,15 @@ def read_masks(path: str) -> dict[str, np.ndarray]:
 
 def local_outputs(res: dict, tmp: Path) -> dict[str, Path]:
     """Job outputs by name (job id replaced by J), downloading ``s3://`` ones into ``tmp``."""
-    from tos2ca_batch.stores.objectstore import read_bytes
+    from tos2ca_batch.replay import files_by_name
 
-    out = {}
-    job = res["job_id"]
-    for loc in res["outputs"]:
-        name = Path(loc).name.replace(f"{job}-", "J-", 1)
-        if loc.startswith("s3://"):
-            path = tmp / f"{job}-{name}"
-            path.write_bytes(read_bytes(loc))
-            out[name] = path
-        else:
-            out[name] = Path(loc)
-    return out
+    return files_by_name(res["job_id"], res["outputs"], tmp)
 
 
 def assert_same_outputs(a: dict[str, Path], b: dict[str, Path]) -> None:
-    """Byte-identical JSON/CSV/PNG, and identical data in every netCDF variable of every group."""
+    """Identical data in every netCDF variable of every group, identical JSON documents (job ids
+    aside) and byte-identical CSV/PNG (``outputs.compare``)."""
+    from tos2ca_batch.outputs.compare import differences
+
     assert sorted(a) == sorted(b)
-    for name in a:
-        if name.endswith(".nc4"):
-            with netCDF4.Dataset(a[name]) as x, netCDF4.Dataset(b[name]) as y:
-                _same_group(x, y, name)
-        else:
-            assert a[name].read_bytes() == b[name].read_bytes(), name
-
-
-def _same_group(x, y, where: str) -> None:
-    assert sorted(x.groups) == sorted(y.groups), where
-    assert sorted(x.variables) == sorted(y.variables), where
-    for v in x.variables:
-        xv, yv = x[v][:], y[v][:]
-        assert xv.dtype == yv.dtype and xv.shape == yv.shape, f"{where}/{v}"
-        assert np.ma.getdata(xv).tobytes() == np.ma.getdata(yv).tobytes(), f"{where}/{v}"
-    for g in x.groups:
-        _same_group(x[g], y[g], f"{where}/{g}")
+    assert differences(a, b) == []

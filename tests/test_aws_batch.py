@@ -219,3 +219,70 @@ def test_a_stage_of_over_10000_chunks_is_split_into_arrays_that_depend_on_each_o
     status = cli(["aws", "status", str(job), "--workdir", work], dict(env))
     st = json.loads(status.stdout.strip().splitlines()[-1])
     assert st["stages"]["map"]["arraySize"] == 10368 and len(st["stages"]["map"]["batchJobId"]) == 2
+
+
+def play_children(setup, reg: dict, aws_jobs: dict, tmp_path) -> None:
+    """Run every child of a submitted chain as its own process, stage by stage (as Batch would)."""
+    batch = boto3.client("batch")
+    jd = batch.describe_job_definitions(jobDefinitionName=reg["jobDefinitionName"])["jobDefinitions"][-1]
+    child_env = dict(setup["env"], TOS2CA_WORKDIR=str(tmp_path / "child"))
+    for var in jd["containerProperties"]["environment"]:
+        child_env[var["name"]] = var["value"]
+    described = {d["jobId"]: d for d in batch.describe_jobs(jobs=list(aws_jobs.values()))["jobs"]}
+    for stage, jid in aws_jobs.items():
+        d = described[jid]
+        size = d.get("arrayProperties", {}).get("size")
+        for idx in range(size) if size else [None]:
+            e = dict(child_env, **({"AWS_BATCH_JOB_ARRAY_INDEX": str(idx)} if idx is not None else {}))
+            p = cli(d["container"]["command"], e)
+            assert p.returncode == 0, (stage, p.stderr[-3000:])
+
+
+def test_aws_sync_submits_only_the_new_chunks_and_the_synced_job_equals_a_fresh_one(batch_setup, tmp_path,
+                                                                                    monkeypatch):
+    setup = batch_setup
+    reg, sub, work = register_and_submit(setup, tmp_path, datetime(2020, 1, 4, 5, 30), 2.0,
+                                         end="2020-01-04T03:30", chunking={"block_steps": 3, "tile": [30, 90]})
+    job = sub["job_id"]
+    play_children(setup, reg, sub["aws_jobs"], tmp_path)
+    monkeypatch.setenv("TOS2CA_SECRET_ID", setup["sid"])
+    db = Config.from_env(work).db()
+    assert db.get_job(job)["status"] == "complete"
+    p = cli(["aws", "sync", str(job), "--workdir", work, "--queue", reg["jobQueueArn"], "--job-definition",
+             reg["jobDefinitionName"]], setup["env"], timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    synced = json.loads(p.stdout.strip().splitlines()[-1])
+    assert synced["sync_of"] == job and list(synced["aws_jobs"]) == ["map", "reduce", "relabel", "publish", "commit"]
+    child = synced["job_id"]
+    # The job's last step and the 4 new ones (blocks of 3: 2) over its 2 x 2 tiles: 8 map chunks; the job had 12.
+    assert len(db.chunks(child, "map")) == 8 and len(db.chunks(job, "map")) == 12
+    play_children(setup, reg, synced["aws_jobs"], tmp_path)
+    row = db.get_job(job)
+    assert row["status"] == "complete" and row["version"] == 2 and row["endDate"] == "202001040530"
+    assert db.get_sync(job)["status"] == "synced"
+    spec = dict(SPEC, end="2020-01-04T05:30", chunking={"block_steps": 4, "tile": [60, 180]})
+    catalog = tmp_path / "data" / "catalog-imerg.json"
+    _, local = run_job(tmp_path / "local", spec, catalog, workers=2)
+    outputs = [o["location"] for o in db.outputs(job)]
+    assert_same_outputs(local_outputs(local, tmp_path), local_outputs({"job_id": job, "outputs": outputs}, tmp_path))
+
+
+def test_register_with_a_sync_schedule_creates_the_rule_that_submits_sync_due(batch_setup):
+    setup = batch_setup
+    p = cli(["aws", "register", "--platform", "fargate", "--image", "example.org/tos2ca-batch:1",
+             "--subnets", setup["subnet"], "--security-groups", setup["sg"], "--service-role-arn", setup["role"],
+             "--execution-role-arn", setup["role"], "--job-role-arn", setup["role"], "--secret-id", setup["sid"],
+             "--name-prefix", f"t2c-{setup['tag']}", "--sync-schedule", "rate(30 minutes)",
+             "--events-role-arn", setup["role"]], setup["env"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    events = boto3.client("events")
+    rule = events.describe_rule(Name=f"t2c-{setup['tag']}-sync-due")
+    assert rule["ScheduleExpression"] == "rate(30 minutes)" and rule["State"] == "ENABLED"
+    [target] = events.list_targets_by_rule(Rule=f"t2c-{setup['tag']}-sync-due")["Targets"]
+    assert target["Arn"] == reg["jobQueueArn"] and target["RoleArn"] == setup["role"]
+    assert target["BatchParameters"]["JobDefinition"] == reg["syncDue"]["syncJobDefinitionArn"]
+    jd = boto3.client("batch").describe_job_definitions(
+        jobDefinitionName=f"t2c-{setup['tag']}-fargate-sync-due")["jobDefinitions"][-1]
+    assert jd["containerProperties"]["command"] == ["sync", "--due"]
+    assert {"name": "TOS2CA_SECRET_ID", "value": setup["sid"]} in jd["containerProperties"]["environment"]

@@ -71,7 +71,7 @@ def test_completed_job_releases_its_scratch(cube, tmp_path):
     root = tmp_path / "w" / "jobs" / f"{res['job_id']}-{store.identity}"
     tables = sorted(p.name for p in (root / "tables").iterdir())
     assert tables == sorted(set(KEPT_AFTER_COMPLETION) & set(tables))
-    assert tables == ["job:0:anomalies", "job:0:plan", "plan:0:grid", "reduce:0:components"]
+    assert tables == ["job:0:anomalies", "job:0:plan", "plan:0:grid", "reduce:0:components", "sync:0:last"]
     assert not (root / "store.zarr" / "scratch").exists()
     assert not [p for p in (tmp_path / "w").iterdir() if p.name.startswith("tmp")], "no temp folders left"
     import xarray as xr
@@ -167,6 +167,7 @@ def test_two_databases_sharing_redis_bucket_and_store_prefix(tmp_path, monkeypat
         # Redis after both completed: each identity keeps only the documented keys.
         for uid in (uid_a, uid_b):
             keys = {k.decode().split(":", 2)[2] for k in client.scan_iter(f"{ns}:1-{uid}:*", count=1000)}
-            assert keys == {"job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies"}
+            assert keys == {"job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies",
+                            "sync:0:last"}
     finally:
         MySQLJobsDB(second_db).drop_database()

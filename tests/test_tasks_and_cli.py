@@ -46,7 +46,7 @@ def test_claims_are_exclusive_and_leases_expire(tmp_path):
     assert db.claim_chunk(job, "map", 1, "w3", 600) == "complete"
     db.finish_chunk(job, "map", 0, "failed", "boom")
     assert db.claim_chunk(job, "map", 0, "w3", 600) == "claimed"
-    assert db.query("SELECT version FROM schema_version") == [{"version": 2}]
+    assert db.query("SELECT version FROM schema_version") == [{"version": 3}]
 
 
 def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):

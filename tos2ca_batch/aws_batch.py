@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from tos2ca_batch.config import Config
+from tos2ca_batch.errors import SpecError
 
 MAX_ARRAY = 10_000  # children of one AWS Batch array job
 MAX_DEPENDS_ON = 20  # jobs one AWS Batch job may depend on
@@ -89,6 +90,29 @@ def register(cfg: Config, values: dict, platform: str) -> dict:
     return out
 
 
+def register_sync_schedule(cfg: Config, values: dict, platform: str, schedule: str, events_role_arn: str,
+                           job_queue_arn: str) -> dict:
+    """An EventBridge rule that submits ``sync --due`` as a Batch job on ``schedule`` (e.g.
+    ``rate(30 minutes)``): a job definition like the children's whose command is ``sync --due``,
+    and the rule with the job queue as its target (``manifests/sync-due-rule.json``)."""
+    import boto3
+
+    values = dict(values, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
+    jobdef = load_manifest(cfg, f"job-definition-{platform}.json", values)
+    jobdef["jobDefinitionName"] += "-sync-due"
+    jobdef["containerProperties"]["command"] = json.loads(
+        (manifests_dir(cfg) / "sync-due-rule.json").read_text())["jobDefinition"]["command"]
+    registered = batch_client(cfg).register_job_definition(**jobdef)
+    doc = load_manifest(cfg, "sync-due-rule.json", dict(
+        values, SYNC_SCHEDULE=schedule, JOB_QUEUE_ARN=job_queue_arn, EVENTS_ROLE_ARN=events_role_arn,
+        SYNC_JOB_DEFINITION_ARN=registered["jobDefinitionArn"]))
+    events = boto3.client("events", endpoint_url=cfg.aws_endpoint_url, region_name=cfg.aws_region)
+    rule = events.put_rule(**doc["rule"])
+    events.put_targets(Rule=doc["rule"]["Name"], Targets=[doc["target"]])
+    return {"ruleArn": rule["RuleArn"], "syncJobDefinitionArn": registered["jobDefinitionArn"],
+            "schedule": schedule}
+
+
 def array_parts(n: int, max_array: int = MAX_ARRAY) -> list[tuple[int, int]]:
     """``(first chunk, size)`` of the Batch jobs that run a stage of ``n`` chunks."""
     return [(k, min(max_array, n - k)) for k in range(0, n, max_array)]
@@ -101,14 +125,44 @@ def job_ids(info: dict) -> dict[str, list[str]]:
 
 def submit(cfg: Config, raw: dict, queue: str, job_definition: str) -> dict:
     """Plan client-side, then submit the chain of Batch jobs; returns the ids."""
-    from tos2ca_batch.errors import SpecError
-    from tos2ca_batch.lifecycle import fail
-    from tos2ca_batch.runner import plan_job
     from tos2ca_batch.runner import submit as store_job
 
     job_id, error = store_job(cfg, raw, status="running")
     if error:
         return {"job_id": job_id, "status": "failed", "message": error}
+    return submit_planned(cfg, job_id, queue, job_definition)
+
+
+def submit_sync(cfg: Config, job_id: int, queue: str, job_definition: str, until=None) -> dict:
+    """``aws sync J``: plan a sync of job J here (only its new steps' chunks), then submit its
+    chain like ``aws submit``. Refused while an earlier sync of J has not finished."""
+    from tos2ca_batch.context import TaskContext
+    from tos2ca_batch.stages.syncplan import NotSyncable, new_times, sync_entry, syncable_plan
+
+    db = cfg.db()
+    db.ensure_sync(job_id)
+    earlier = db.get_sync(job_id).get("syncJob")
+    if earlier and db.get_job(earlier)["status"] in ("pending", "running"):
+        return {"job_id": job_id, "sync": "busy", "message": f"sync {earlier} of job {job_id} is still running"}
+    try:
+        plan = syncable_plan(TaskContext(cfg, job_id))
+        times = new_times(sync_entry(cfg.catalog(), plan), plan, until)
+    except (NotSyncable, SpecError) as exc:
+        return {"job_id": job_id, "sync": "refused", "message": str(exc)}
+    if not times:
+        return {"job_id": job_id, "sync": "noop", "message": f"no new steps after {plan.timestamps[-1]}"}
+    spec = dict(json.loads(db.get_job(job_id)["spec"]), end=f"{times[-1]:%Y-%m-%dT%H:%M}",
+                until=f"{times[-1]:%Y-%m-%dT%H:%M}")
+    child = db.create_job(spec, status="running", sync_of=job_id)
+    db.update_sync(job_id, syncJob=child, status="submitted")
+    return dict(submit_planned(cfg, child, queue, job_definition), sync_of=job_id)
+
+
+def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str) -> dict:
+    """Plan a stored job here, then submit its stages as chained array jobs."""
+    from tos2ca_batch.lifecycle import fail
+    from tos2ca_batch.runner import plan_job
+
     try:
         plan = plan_job(cfg, job_id)
         too_many = [(s, plan.stage_chunks(s)) for s in plan.stages()

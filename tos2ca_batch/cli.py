@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-vcpus", type=int, default=256, help="the compute environment's most vCPUs (256)")
     r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED",
                    help="Fargate: give tasks a public IP (only without a NAT gateway; default DISABLED)")
+    r.add_argument("--sync-schedule", default=None,
+                   help="also create an EventBridge rule that runs 'sync --due' as a Batch job on this schedule, "
+                        "e.g. 'rate(30 minutes)' (jobs get schedules with: sync J --every)")
+    r.add_argument("--events-role-arn", default="", help="with --sync-schedule: the role EventBridge submits "
+                                                         "the job with (batch:SubmitJob)")
     s = aws.add_parser("submit", help="plan here, then submit the chained array jobs")
     s.set_defaults(func=cmd_aws_submit)
     s.add_argument("spec", help=SPEC_HELP)
@@ -215,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
     s.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
     _chunking_opts(s)
+    y = _on_job(aws, "sync", "plan a sync of a complete job here, then submit only its new chunks as array jobs "
+                             "(the chain of aws submit)", cmd_aws_sync)
+    y.add_argument("--queue", required=True, help="the job queue (name or ARN, from aws register)")
+    y.add_argument("--until", default=None, help="sync up to this time, ISO 8601 (default: the newest arrived)")
+    y.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
+    y.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
+    y.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
     _on_job(aws, "status", "each stage's Batch status and chunk counts", cmd_aws_status)
     _on_job(aws, "cancel", "terminate a job's Batch jobs and cancel the job", cmd_aws_cancel, reason=True)
 
@@ -244,6 +256,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=50, help="at most this many jobs (50)")
     p.add_argument("--json", action="store_true", help="one JSON object a line, for scripts")
 
+    p = sub.add_parser("sync", help="extend complete jobs with the data that arrived since they ended: now "
+                                    "(sync J), on a schedule (sync J --every), every due one (sync --due)")
+    p.set_defaults(func=cmd_sync)
+    p.add_argument("job", type=_job, nargs="?", default=None, help="the complete PhDef job to extend")
+    p.add_argument("--until", default=None, help="sync up to this time, ISO 8601 (default: the newest step whose "
+                                                 "file has arrived)")
+    p.add_argument("--every", default=None, help="store a schedule instead of syncing now: hourly, daily or <N>min "
+                                                 "(e.g. 30min); 'sync --due' runs it (cron, a systemd timer, "
+                                                 "EventBridge Scheduler)")
+    p.add_argument("--unschedule", action="store_true", help="remove the job's schedule")
+    p.add_argument("--due", action="store_true", help="run every scheduled sync that is due, each once")
+    p.add_argument("--list", action="store_true", help="list the jobs' sync schedules and last outcomes")
+    p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
+    p.add_argument("--backend", default="local", choices=["local", "mpi"], help=BACKEND_HELP)
+    _common(p)
+
+    p = sub.add_parser("replay", help="run a spec's range as if its data arrived N steps at a time (a job, then "
+                                      "a sync per batch), then one-shot; print each batch's latency and check "
+                                      "that both give the same outputs (exit 1 if not)")
+    p.set_defaults(func=cmd_replay)
+    p.add_argument("spec", help=SPEC_HELP)
+    p.add_argument("--batch-steps", type=_count, required=True, help="time steps that arrive together")
+    _common(p)
+    _run_opts(p)
+
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)
 
@@ -268,9 +305,10 @@ def _config(args, make_workdir: bool = True):
     return cfg
 
 
-def _on_backend(cfg, args, call) -> int:
+def _on_backend(cfg, args, call, exit_code=None) -> int:
     """Run ``call(backend)`` (a job) on the chosen backend with signals handled; print its JSON line.
-    Under MPI, ranks > 0 serve rank 0 instead."""
+    Under MPI, ranks > 0 serve rank 0 instead. ``exit_code(res)``: the exit status (default: the
+    job's)."""
     from tos2ca_batch.backends import make_backend
     from tos2ca_batch.lifecycle import NotResumable
     from tos2ca_batch.runner import Interrupted
@@ -293,6 +331,9 @@ def _on_backend(cfg, args, call) -> int:
         return 128 + exc.signum
     finally:
         backend.close()
+    if exit_code is not None:
+        print(json.dumps(res))
+        return exit_code(res)
     if res.get("job_id") is not None:
         from tos2ca_batch.summary import job_summary
 
@@ -463,7 +504,15 @@ def cmd_aws_register(args) -> int:
         "SECRET_ID": args.secret_id, "STORE_URL": args.store_url, "NAME_PREFIX": args.name_prefix,
         "MAX_VCPUS": args.max_vcpus, "ASSIGN_PUBLIC_IP": args.assign_public_ip,
     }
-    print(json.dumps(aws_batch.register(Config.from_env(), values, args.platform)))
+    cfg = Config.from_env()
+    out = aws_batch.register(cfg, values, args.platform)
+    if args.sync_schedule:
+        if not args.events_role_arn:
+            print(json.dumps({"error": "--sync-schedule needs --events-role-arn"}))
+            return 2
+        out["syncDue"] = aws_batch.register_sync_schedule(cfg, values, args.platform, args.sync_schedule,
+                                                          args.events_role_arn, out["jobQueueArn"])
+    print(json.dumps(out))
     return 0
 
 
@@ -477,6 +526,22 @@ def cmd_aws_submit(args) -> int:
     res = aws_batch.submit(cfg, raw, args.queue, jobdef)
     print(json.dumps(res))
     return 0 if res["status"] != "failed" else 1
+
+
+@_with_job
+def cmd_aws_sync(cfg, args) -> int:
+    from tos2ca_batch import aws_batch
+    from tos2ca_batch.timeutil import parse_time
+
+    jobdef = args.job_definition or f"{args.name_prefix}-{args.platform}"
+    try:
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(json.dumps({"job_id": args.job, "error": f"--until: {exc}"}))
+        return 2
+    res = aws_batch.submit_sync(cfg, args.job, args.queue, jobdef, until)
+    print(json.dumps(res))
+    return 0 if res.get("sync") in (None, "noop") and res.get("status") != "failed" else 1
 
 
 @_with_job
@@ -521,6 +586,69 @@ def cmd_jobs(args) -> int:
     if not rows and not args.json:
         print("no jobs" + (f" {args.status}" if args.status else ""), file=sys.stderr)
     return 0
+
+
+SYNC_OK = ("synced", "noop", "not-due")
+
+
+def cmd_sync(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.stages.syncplan import NotSyncable
+    from tos2ca_batch.summary import sync_line
+    from tos2ca_batch.sync import set_schedule, sync_due, sync_job
+    from tos2ca_batch.timeutil import parse_time
+
+    cfg = _config(args)
+    if sum([args.due, args.list, args.job is not None]) != 1:
+        print(json.dumps({"error": "give one of: a job id, --due or --list"}))
+        return 2
+    if args.list:
+        for row in cfg.db().syncs():
+            print(sync_line(row))
+        return 0
+    try:
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(json.dumps({"error": f"--until: {exc}"}))
+        return 2
+    if args.due:
+        return _on_backend(cfg, args, lambda backend: {"syncs": sync_due(cfg, backend)},
+                           lambda res: 0 if all(r["sync"] in (*SYNC_OK, "busy") for r in res["syncs"]) else 1)
+    if cfg.db().get_job(args.job) is None:
+        print(json.dumps({"job_id": args.job, "error": f"no such job in {cfg.db().describe()}"}))
+        return 1
+    if args.every or args.unschedule:
+        try:
+            row = set_schedule(cfg, args.job, None if args.unschedule else args.every, until)
+        except (SpecError, NotSyncable) as exc:
+            print(json.dumps({"job_id": args.job, "error": str(exc)}))
+            return 1
+        print(sync_line(row), file=sys.stderr)
+        print(json.dumps(row, default=str))
+        return 0
+
+    def report(res: dict) -> int:
+        print(f"job {args.job}: {res['sync']}: {res['message']}", file=sys.stderr)
+        return 0 if res["sync"] in SYNC_OK else 1
+
+    return _on_backend(cfg, args, lambda backend: sync_job(cfg, args.job, backend, until), report)
+
+
+def cmd_replay(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.replay import replay
+    from tos2ca_batch.runner import apply_overrides
+
+    cfg = _config(args)
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+
+    def call(backend) -> dict:
+        try:
+            return replay(cfg, raw, args.batch_steps, backend, report=lambda line: print(line, file=sys.stderr))
+        except SpecError as exc:
+            return {"same": False, "message": str(exc)}
+
+    return _on_backend(cfg, args, call, lambda res: 0 if res.get("same") else 1)
 
 
 def cmd_schema(args) -> int:

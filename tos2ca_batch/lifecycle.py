@@ -5,7 +5,7 @@ two processes racing for it (a task and a rank, a worker and ``cancel``) cannot 
 and the user is notified exactly once per final state (``complete``, ``failed``, ``cancelled``).
 
 Leases: whoever runs a job (``run``, ``resume``, ``worker``) holds a lease on it and renews it
-(:class:`JobLease`); ``resume`` or a worker takes over a job whose lease lapsed, or at once when
+(:func:`job_lease`); ``resume`` or a worker takes over a job whose lease lapsed, or at once when
 its holder was a process of this host that no longer exists.
 """
 
@@ -112,14 +112,30 @@ def complete(cfg: Config, job_id: int) -> bool:
     if store.has_json("summary"):  # curation: say which mask times had no curation data
         missing = store.get_json("summary")["missing_times"]
         message += f"; mask times without curation data: {', '.join(missing) if missing else 'none'}"
+    synced = store.get_json("sync") if store.has_json("sync") else None
+    if synced:
+        message = (f"synced job {synced['job']} through {synced['through']} ({synced['new_steps']} new steps): "
+                   f"version {synced['version']}, {synced['added']} anomalies added, {synced['ended']} ended, "
+                   f"{synced['n_anomalies']} in all; outputs under {prefix}")
     if not db.transition(job_id, "complete", ("running",), phase="done", message=message, leaseUntil=None):
         return False
+    if synced:
+        def record() -> bool:
+            db.update_job(synced["job"], message=f"complete; version {synced['version']} through "
+                                                 f"{synced['through']} (sync {job_id}); outputs under {prefix}")
+            db.ensure_sync(synced["job"])
+            db.update_sync(synced["job"], status="synced", lastStep=synced["through"], message=message,
+                           lastRun=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            return True
+
+        _retry(f"recording job {synced['job']}'s new version", record)
     try:  # scratch is only space now; failing to free it does not undo the result
         gone = store.release(KEPT_AFTER_COMPLETION)
         log.info("job %s: released %d scratch keys", job_id, len(gone))
     except Exception as exc:
         log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
-    notify(cfg, job_id, prefix)
+    if not synced or synced["added"]:  # a sync mails only when it found new anomalies (once per sync)
+        notify(cfg, job_id, prefix)
     return True
 
 
@@ -179,25 +195,31 @@ def forget_lost_outputs(cfg: Config, job_id: int) -> int:
     return lost
 
 
-class JobLease:
-    """Hold (and renew every third of the lease) a running job's lease while inside ``with``."""
+class Lease:
+    """Hold a lease while inside ``with``: ``hold()`` takes it on entry and renews it every third
+    of ``lease_seconds`` (a job's lease here, a job's sync in ``sync``)."""
 
-    def __init__(self, cfg: Config, job_id: int, worker: str):
-        self.cfg, self.job_id, self.worker = cfg, job_id, worker
+    def __init__(self, lease_seconds: float, hold, what: str):
+        self.lease_seconds, self.hold, self.what = lease_seconds, hold, what
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, daemon=True)
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.cfg.lease_seconds / 3):
+        while not self._stop.wait(self.lease_seconds / 3):
             try:
-                self.cfg.db().hold_job(self.job_id, self.worker, self.cfg.lease_seconds)
+                self.hold()
             except Exception:  # a missed renewal only shortens the lease
-                log.warning("could not renew the lease of job %s", self.job_id)
+                log.warning("could not renew the lease of %s", self.what)
 
-    def __enter__(self) -> JobLease:
-        self.cfg.db().hold_job(self.job_id, self.worker, self.cfg.lease_seconds)
+    def __enter__(self) -> Lease:
+        self.hold()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+
+
+def job_lease(cfg: Config, job_id: int, worker: str) -> Lease:
+    """Hold (and renew) a running job's lease while inside ``with``."""
+    return Lease(cfg.lease_seconds, lambda: cfg.db().hold_job(job_id, worker, cfg.lease_seconds), f"job {job_id}")

@@ -18,7 +18,12 @@ def compose(cfg: Config, job_id: int, outputs_prefix: str | None = None) -> tupl
     db = cfg.db()
     row = db.get_job(job_id)
     subject = f"TOS2CA job {job_id} {row['status']}"
-    if row["status"] == "cancelled":
+    if row["stage"] == "sync" and row["status"] == "complete":
+        job = row["phdefJobID"]
+        subject = f"TOS2CA job {job} synced: new anomalies"
+        body = (f"Job {job} ({row['dataset']} {row['variable']}) was extended by sync {job_id}.\n"
+                f"{row['message']}\nOutputs: {outputs_prefix}/\n")
+    elif row["status"] == "cancelled":
         body = f"Job {job_id} ({row['dataset']} {row['variable']}) was cancelled.\nReason: {row['message']}\n"
     elif row["status"] == "complete":
         body = (f"Job {job_id} ({row['dataset']} {row['variable']}) is complete.\n"

@@ -29,6 +29,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("publish", "publish", False, False),
     Stage("periods", "periods", False, False),  # masks and ids files per period (long jobs)
     Stage("finalize", "finalize", True, True),
+    Stage("commit", "synccommit", True, True),  # a sync's finalize: joins it to the job it extends
     Stage("curate", "curate", False, False),
     Stage("cfinalize", "cfinalize", True, True),
 )}
@@ -38,14 +39,17 @@ TASK_COMMANDS = ("plan", *STAGES)  # what ``tos2ca-batch task`` takes
 # What a complete job keeps in its chunk store (what curation, ``aws status`` and a later
 # sync read); every other table, scratch pixel and done marker is released.
 KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:0:components",
-                         "job:0:anomalies", "job:0:summary", "job:0:aws")
+                         "job:0:anomalies", "job:0:summary", "job:0:aws", "sync:0:last", "job:0:sync")
 
 
-def stages_for(kind: str, operator: str | None = None, periods: bool = False) -> list[str]:
+def stages_for(kind: str, operator: str | None = None, periods: bool = False, sync: bool = False) -> list[str]:
     """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order; ``periods``: the
-    job's masks and ids files are written per period, in parallel, before finalize."""
+    job's masks and ids files are written per period, in parallel, before finalize; ``sync``: a
+    sync of a PhDef job, which ends by committing to it instead."""
     if kind == "curation":
         return ["curate", "cfinalize"]
+    if sync:
+        return (["stats"] if operator == "anomalyEvent" else []) + ["map", "reduce", "relabel", "publish", "commit"]
     seq = ["map", "reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]
     return (["stats"] if operator == "anomalyEvent" else []) + seq
 

@@ -145,9 +145,25 @@ class PhDefPlan(Plan):
     periods: list[list] | None = None
     """Per-period masks and ids files (jobs over ``TOS2CA_PERIOD_STEPS`` steps): ``[first step,
     end step, label]`` of each period (``algorithm.period_ranges``); None: one file each."""
+    plot_range: list[float] | None = None
+    """The colour scale of every plot: the first step's finite values (read by the planner),
+    so a sync, which never reads that step again, draws its new steps on the same scale."""
+    version: int = 1
+    """1 for a job as first run; each sync that extends it adds one (outputs carry it)."""
+    sync_of: int | None = None
+    """A sync's plan (``stages/syncplan.py``): the complete PhDef job it extends. Its step 0
+    is that job's last step (taken from its stored state, never read again), steps 1.. the new
+    ones; its outputs are that job's, under its prefix."""
+    step_offset: int = 0
+    """A sync: the extended job's step number of this plan's step 0."""
+
+    @property
+    def output_job(self) -> int:
+        """The job whose outputs this plan writes (a sync writes the job it extends)."""
+        return self.sync_of or self.job_id
 
     def stages(self) -> list[str]:
-        return stages_for(self.kind, self.operator, periods=bool(self.periods))
+        return stages_for(self.kind, self.operator, periods=bool(self.periods), sync=bool(self.sync_of))
 
     def stage_chunks(self, stage: str) -> int:
         return len(self.periods or []) if stage == "periods" else super().stage_chunks(stage)

@@ -13,6 +13,7 @@ from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import Plan
 from tos2ca_batch.spec import JobSpec, validate
+from tos2ca_batch.timeutil import parse_time
 
 log = logging.getLogger("tos2ca_batch")
 
@@ -68,9 +69,16 @@ def submit(cfg: Config, raw: dict, status: str = "pending") -> tuple[int, str | 
 def plan_job(cfg: Config, job_id: int) -> Plan:
     """Validate against catalog and data and store the plan (raises SpecError)."""
     ctx = TaskContext(cfg, job_id)
-    spec, catalog, raw = _spec_from_row(cfg, ctx.db.get_job(job_id))
+    row = ctx.db.get_job(job_id)
     if ctx.store.has_json("plan") and ctx.db.chunks(job_id):  # picked up again after a lost worker
         return ctx.plan
+    if row["stage"] == "sync":  # a sync of job phdefJobID (``tos2ca_batch.sync``)
+        from tos2ca_batch.stages.syncplan import make_plan as make_sync_plan
+
+        lifecycle.begin(cfg, job_id)
+        until = json.loads(row["spec"]).get("until")
+        return make_sync_plan(ctx, int(row["phdefJobID"]), parse_time(until) if until else None)
+    spec, catalog, raw = _spec_from_row(cfg, row)
     lifecycle.begin(cfg, job_id)
     if spec.stage == "curation":
         from tos2ca_batch.stages.curate import make_plan
@@ -131,7 +139,7 @@ def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Back
 def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     """Plan and run every stage of a job this process holds; the job ends complete, failed or
     cancelled (never left running by an error: any exception fails it with the reason)."""
-    with lifecycle.JobLease(cfg, job_id, lifecycle.worker_name()):
+    with lifecycle.job_lease(cfg, job_id, lifecycle.worker_name()):
         return _execute(cfg, job_id, backend)
 
 

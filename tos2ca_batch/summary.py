@@ -82,3 +82,16 @@ def job_summary(cfg: Config, job_id: int) -> str:
         lines.append(f"  next: tos2ca-batch resume {job_id}" + (" (after fixing the cause)" if status == "failed"
                                                                  else ""))
     return "\n".join(lines)
+
+
+def sync_line(row: dict) -> str:
+    """One line of ``sync --list``: job, schedule, next due, last outcome."""
+    import time
+
+    due = row.get("nextDue")
+    when = ("due now" if due <= time.time() else f"next in {int(due - time.time()) // 60} min") if due else "on demand"
+    last = f"last {row['status']} at {row['lastRun']}" if row.get("lastRun") else "never run"
+    through = f", through {row['lastStep']}" if row.get("lastStep") else ""
+    until = f", until {row['untilDate']}" if row.get("untilDate") else ""
+    return (f"job {row['jobID']}: {row.get('schedule') or 'no schedule'} ({when}{until}); {last}{through}"
+            f"{': ' + row['message'] if row.get('message') else ''}")

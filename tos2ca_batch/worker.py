@@ -1,7 +1,7 @@
 """The worker loop (TOS2CA's EC2 poller): claim a pending job, run it, repeat.
 
 A job claim is a conditional UPDATE with a lease that the worker renews while it runs the job
-(:class:`~tos2ca_batch.lifecycle.JobLease`); a job whose holder died (a worker, or ``run``) is
+(:func:`~tos2ca_batch.lifecycle.job_lease`); a job whose holder died (a worker, or ``run``) is
 taken over once its lease expires, and picks up where it stopped (its plan and completed chunks
 are kept).
 """

@@ -69,6 +69,19 @@ def create_cf_group(group, shape, chunks, coords: dict) -> None:
         a[:] = values
 
 
+def extend_cf_group(group, times: list[datetime], time_step) -> None:
+    """Lengthen a group made by :func:`create_cf_group` to ``times`` (its steps and later ones):
+    ``anomaly_id`` grows along time (new steps read 0 until written), time and its bounds are
+    rewritten whole."""
+    ids = group["anomaly_id"]
+    ids.resize((len(times), *ids.shape[1:]))
+    first = group["lat"][:], group["lon"][:]
+    arrays = coordinates(first[0], first[1], times, time_step)
+    for name in ("time", "time_bnds"):
+        group[name].resize(arrays[name].shape)
+        group[name][:] = arrays[name]
+
+
 def netcdf_attributes(attrs: dict) -> dict:
     """JSON-typed attributes as netCDF ones (whole numbers as int32, lists as arrays)."""
     out = {}

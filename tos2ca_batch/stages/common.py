@@ -53,6 +53,15 @@ def tile_mean_std(store: ChunkStore, plan: PhDefPlan, tile: int) -> tuple[np.nda
     return moments.mean_std(total)
 
 
+def value_range(values: np.ndarray) -> list[float]:
+    """The finite values' ``[min, max]`` (``[0, 1]`` if none): a job's plots' colour scale."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return [0.0, 1.0]
+    lo, hi = float(finite.min()), float(finite.max())
+    return [lo, max(hi, lo + 1e-6)]
+
+
 def pixel_records(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """One chunk's anomaly pixels, step by step: ``(flat index in the tile, local label, value)``
     of each step, as one table (``offsets`` delimit the steps)."""
@@ -63,6 +72,36 @@ def pixel_records(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dic
         "label": np.concatenate([s[1] for s in steps]).astype(np.int32),
         "value": np.concatenate([s[2] for s in steps]).astype(np.float32),
     }
+
+
+def last_step_records(store: ChunkStore, plan: PhDefPlan) -> dict[str, np.ndarray]:
+    """The job's last step as a sync needs it: every masked pixel (flat index in the job grid,
+    kept or not) and its value, from the map's records of the last block's tiles. A sync makes
+    this step its step 0 (labels, overlaps, seams) without reading its file again."""
+    lay = plan.layout
+    last_block = lay.n_blocks - 1
+    index, value = [], []
+    for tile, (r0, _, c0, c1) in enumerate(lay.tiles()):
+        rec = store.get_table("map", last_block * lay.n_tiles + tile, "pixels")
+        a, b = rec["offsets"][-2], rec["offsets"][-1]
+        local = rec["index"][a:b].astype(np.int64)
+        index.append((local // (c1 - c0) + r0) * lay.width + local % (c1 - c0) + c0)
+        value.append(rec["value"][a:b])
+    order_index = np.concatenate(index)
+    order = np.argsort(order_index, kind="stable")
+    return {"index": order_index[order], "value": np.concatenate(value)[order].astype(np.float32)}
+
+
+def last_step_tile(records: dict[str, np.ndarray], width: int, region) -> tuple[np.ndarray, np.ndarray]:
+    """One tile of :func:`last_step_records`: its mask and values (0 where not masked)."""
+    r0, r1, c0, c1 = region
+    rows, cols = records["index"] // width, records["index"] % width
+    inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+    flat = (rows[inside] - r0) * (c1 - c0) + cols[inside] - c0
+    mask = np.zeros((r1 - r0) * (c1 - c0), bool)
+    values = np.zeros((r1 - r0) * (c1 - c0), np.float32)
+    mask[flat], values[flat] = True, records["value"][inside]
+    return mask.reshape(r1 - r0, c1 - c0), values.reshape(r1 - r0, c1 - c0)
 
 
 def chunk_step_ids(store: ChunkStore, plan: PhDefPlan, chunk: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -104,6 +143,7 @@ def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
         "overlap_fraction": trk.overlap_fraction, "format": "netCDF-4",
         "production_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "software_version": __version__, "units": plan.units, "long_name": plan.long_name,
+        "version": np.int32(plan.version),
     }
 
 
@@ -123,7 +163,7 @@ def ids_attributes(plan: PhDefPlan, job_id: int) -> dict:
         "min_overlap": float(trk.min_overlap), "overlap_fraction": trk.overlap_fraction,
         "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
         "time_coverage_end": plan.times()[-1].strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software_version": __version__, "job_uid": plan.job_uid,
+        "software_version": __version__, "job_uid": plan.job_uid, "version": int(plan.version),
     }
 
 

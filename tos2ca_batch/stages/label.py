@@ -12,7 +12,7 @@ from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.binarize import binarize, polygon_mask
 from tos2ca_batch.kernels.blockmap import BlockMapper
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.common import pixel_records, tile_mean_std
+from tos2ca_batch.stages.common import last_step_tile, pixel_records, tile_mean_std
 
 
 def run(ctx: TaskContext, chunk: int) -> None:
@@ -38,12 +38,18 @@ def run(ctx: TaskContext, chunk: int) -> None:
     trk = plan.tracking
     mapper = BlockMapper(r0, c0, lay.width, trk.connectivity, pieces=trk.overlap_fraction == "tos2ca")
     records = []
+    earlier = None
+    if plan.sync_of and t0 == 0:  # a sync's step 0 is the job's last step, as stored at its end
+        earlier = last_step_tile(store.get_table("sync", 0, "last"), lay.width, (r0, r1, c0, c1))
     with StepReader(plan.entry, plan.variable, grid.source) as reader:
         if t0 > 0:
             mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols)))
         for s in range(t0, t1):
-            values = reader.read(times[s], rows, cols)
-            mask = mask_of(values)
+            if s == 0 and earlier is not None:
+                mask, values = earlier
+            else:
+                values = reader.read(times[s], rows, cols)
+                mask = mask_of(values)
             labels = mapper.add(s, mask, values)
             index = mapper.index.astype(np.int32)
             records.append((index, labels.ravel()[index], values.ravel()[index]))

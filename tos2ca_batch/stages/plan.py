@@ -23,7 +23,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import JobGrid, PhDefPlan, Tracking
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
-from tos2ca_batch.stages.common import PHDEF_PRODUCTS
+from tos2ca_batch.stages.common import PHDEF_PRODUCTS, value_range
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, step_minutes, to_ts
 
@@ -97,6 +97,10 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
     if bad:
         raise SpecError("products", f"unknown {bad}; allowed: {', '.join(PHDEF_PRODUCTS)}")
 
+    plot_range = None
+    if "plots" in products:
+        with StepReader(entry, spec.variable, (src_lat, src_lon)) as reader:
+            plot_range = value_range(reader.read(times[0], rows, cols))
     lat = src_lat[rows].astype(np.float64)
     lon = ((src_lon[cols] + 180.0) % 360.0) - 180.0
     store = ctx.store
@@ -111,6 +115,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         bbox=list(spec.bbox), polygon=spec.polygon,
         baseline_timestamps=[to_ts(t) for t in stats_times] if stats_times else None,
         software_version=__version__,
+        plot_range=plot_range,
         periods=period_ranges([to_ts(t) for t in times], cfg.period) if len(times) > cfg.period_steps else None,
     )
     plan.save(store)

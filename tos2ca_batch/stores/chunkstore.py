@@ -155,6 +155,17 @@ class ChunkStore:
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(self.zarr_store())
 
+    def extend_arrays(self, times, time_step) -> None:
+        """Lengthen the ids dataset to ``times`` (a sync's commit; see ``extend_cf_group``)."""
+        from tos2ca_batch.outputs.cf import extend_cf_group
+
+        self._arrays.clear()
+        zarr = _zarr()
+        extend_cf_group(zarr.open_group(self.zarr_store(), mode="r+"), times, time_step)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            zarr.consolidate_metadata(self.zarr_store())
+
     def set_ids_attributes(self, attrs: dict) -> None:
         """Global attributes of the ids dataset (written once, by finalize), then re-consolidate."""
         zarr = _zarr()

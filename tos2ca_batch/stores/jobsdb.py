@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from tos2ca_batch.timeutil import parse_time
 
-SCHEMA_VERSION = 2  # 2: jobs.jobUID, the identity that keys a job's stored state
+SCHEMA_VERSION = 3  # 2: jobs.jobUID, the identity that keys a job's stored state; 3: jobs.version, syncs
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)""",
@@ -26,12 +26,16 @@ _TABLES = [
         dataset VARCHAR(255), variable VARCHAR(255), coords TEXT, startDate VARCHAR(32),
         endDate VARCHAR(32), ineqOperator VARCHAR(32), ineqValue DOUBLE, spec TEXT,
         status VARCHAR(16) NOT NULL, phase VARCHAR(32), nChunks INTEGER, submitTime VARCHAR(32),
-        message TEXT, worker VARCHAR(255), leaseUntil DOUBLE, jobUID VARCHAR(32))""",
+        message TEXT, worker VARCHAR(255), leaseUntil DOUBLE, jobUID VARCHAR(32), version INTEGER)""",
     """CREATE TABLE IF NOT EXISTS chunks (
         jobID INTEGER NOT NULL, chunkID INTEGER NOT NULL, stage VARCHAR(16) NOT NULL,
         status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, worker VARCHAR(255),
         leaseUntil DOUBLE, startDate VARCHAR(12), endDate VARCHAR(12), jobStart VARCHAR(32),
         jobEnd VARCHAR(32), message TEXT, PRIMARY KEY (jobID, stage, chunkID))""",
+    """CREATE TABLE IF NOT EXISTS syncs (
+        jobID INTEGER NOT NULL PRIMARY KEY, schedule VARCHAR(16), untilDate VARCHAR(32), nextDue DOUBLE,
+        lastRun VARCHAR(32), lastStep VARCHAR(12), status VARCHAR(16), message TEXT, syncJob INTEGER,
+        worker VARCHAR(255), leaseUntil DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS outputs (
         outputID {pk}, jobID INTEGER NOT NULL, location VARCHAR(700) NOT NULL UNIQUE,
         type VARCHAR(32), startDateTime VARCHAR(12))""",
@@ -40,8 +44,9 @@ _TABLES = [
 JOB_STATES = ("pending", "running", "complete", "failed", "cancelled")
 JOB_COLUMNS = (
     "jobID", "userID", "stage", "phdefJobID", "dataset", "variable", "coords", "startDate", "endDate",
-    "ineqOperator", "ineqValue", "spec", "status", "phase", "nChunks", "submitTime", "message",
+    "ineqOperator", "ineqValue", "spec", "status", "phase", "nChunks", "submitTime", "message", "version",
 )
+SYNC_COLUMNS = ("schedule", "untilDate", "nextDue", "lastRun", "lastStep", "status", "message", "syncJob")
 
 
 def now_iso() -> str:
@@ -103,10 +108,11 @@ class JobsDB:
             cur.execute("SELECT version FROM schema_version")
             if not cur.fetchall():
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
-        try:  # a database made by version 1 has no jobUID column
-            self.query("SELECT jobUID FROM jobs WHERE 1 = 0")
-        except Exception:
-            self.execute("ALTER TABLE jobs ADD COLUMN jobUID VARCHAR(32)")
+        for column, kind in (("jobUID", "VARCHAR(32)"), ("version", "INTEGER")):  # added by versions 2 and 3
+            try:
+                self.query(f"SELECT {column} FROM jobs WHERE 1 = 0")
+            except Exception:
+                self.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         self.execute("UPDATE schema_version SET version = ? WHERE version < ?", (SCHEMA_VERSION, SCHEMA_VERSION))
 
     # -- users and jobs -----------------------------------------------------------------------
@@ -116,8 +122,9 @@ class JobsDB:
         self.execute(f"{self.insert_ignore} INTO users (email, createdTime) VALUES (?, ?)", (email, now_iso()))
         return self.query("SELECT userID FROM users WHERE email = ?", (email,))[0]["userID"]
 
-    def create_job(self, raw_spec, status: str = "pending") -> int:
-        """Store a job row from a (possibly invalid) spec document; fields are stored literally."""
+    def create_job(self, raw_spec, status: str = "pending", sync_of: int | None = None) -> int:
+        """Store a job row from a (possibly invalid) spec document; fields are stored literally.
+        ``sync_of``: the row is a sync of that job (stage ``sync``, ``phdefJobID`` the job)."""
         spec = raw_spec if isinstance(raw_spec, dict) else {}
 
         def text(key, size=255):
@@ -136,11 +143,12 @@ class JobsDB:
             value = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         except OverflowError:
             value = None
-        phdef = spec.get("phdef_job")
+        phdef = spec.get("phdef_job") if sync_of is None else sync_of
         phdef = phdef if isinstance(phdef, int) and not isinstance(phdef, bool) and 0 < phdef < 2**31 else None
         email = spec.get("email")[:255] if isinstance(spec.get("email"), str) else None
+        stage = "sync" if sync_of is not None else str(spec.get("stage", "phdef"))[:16]
         params = (
-            self.user_id(email), str(spec.get("stage", "phdef"))[:16], phdef, text("dataset"),
+            self.user_id(email), stage, phdef, text("dataset"),
             text("variable"), text("polygon", 65535) or text("bbox"), date("start"), date("end"),
             text("operator", 32), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
             uuid.uuid4().hex,
@@ -308,5 +316,59 @@ class JobsDB:
             (job_id, location, kind, start),
         )
 
+    def move_outputs(self, from_job: int, to_job: int) -> int:
+        """A sync's output rows become the job's it extended (when it commits)."""
+        return self.execute("UPDATE outputs SET jobID = ? WHERE jobID = ?", (to_job, from_job))
+
     def outputs(self, job_id: int) -> list[dict]:
         return self.query("SELECT * FROM outputs WHERE jobID = ? ORDER BY location", (job_id,))
+
+    # -- syncs (standing jobs) ------------------------------------------------------------------
+    def ensure_sync(self, job_id: int) -> None:
+        """A job's sync row (no schedule: synced on demand) if it has none."""
+        self.execute(f"{self.insert_ignore} INTO syncs (jobID) VALUES (?)", (job_id,))
+
+    def update_sync(self, job_id: int, **fields) -> None:
+        bad = set(fields) - set(SYNC_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown sync columns {sorted(bad)}")
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self.execute(f"UPDATE syncs SET {cols} WHERE jobID = ?", (*fields.values(), job_id))
+
+    def get_sync(self, job_id: int) -> dict | None:
+        rows = self.query("SELECT * FROM syncs WHERE jobID = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def syncs(self) -> list[dict]:
+        return self.query("SELECT * FROM syncs ORDER BY jobID")
+
+    def due_syncs(self, now: float) -> list[int]:
+        """Scheduled syncs whose time has come (a sync whose holder died stays due: it is finished)."""
+        rows = self.query("SELECT jobID FROM syncs WHERE schedule IS NOT NULL AND nextDue <= ? ORDER BY jobID",
+                          (now,))
+        return [int(r["jobID"]) for r in rows]
+
+    def claim_sync(self, job_id: int, worker: str, lease_seconds: float, due_by: float | None = None,
+                   dead_worker: str | None = None) -> bool:
+        """Hold a job's sync (one conditional UPDATE: two callers never both get it) if nobody
+        holds it, its lease lapsed or its holder is ``dead_worker``; with ``due_by``, only if
+        it is due by then (a caller that comes after another finished it finds it not due)."""
+        now = time.time()
+        due = " AND nextDue <= ?" if due_by is not None else ""
+        return self.execute(
+            "UPDATE syncs SET worker = ?, leaseUntil = ? WHERE jobID = ? AND (worker IS NULL OR leaseUntil IS NULL"
+            f" OR leaseUntil < ? OR worker = ?){due}",
+            (worker, now + lease_seconds, job_id, now, dead_worker or "", *(() if due_by is None else (due_by,))),
+        ) == 1
+
+    def hold_sync(self, job_id: int, worker: str, lease_seconds: float) -> bool:
+        return self.execute("UPDATE syncs SET leaseUntil = ? WHERE jobID = ? AND worker = ?",
+                            (time.time() + lease_seconds, job_id, worker)) == 1
+
+    def release_sync(self, job_id: int, worker: str, **fields) -> None:
+        """Let go of a held sync, recording ``fields`` (its outcome, the next due time)."""
+        bad = set(fields) - set(SYNC_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown sync columns {sorted(bad)}")
+        sets = ", ".join(["worker = NULL", "leaseUntil = NULL", *(f"{k} = ?" for k in fields)])
+        self.execute(f"UPDATE syncs SET {sets} WHERE jobID = ? AND worker = ?", (*fields.values(), job_id, worker))

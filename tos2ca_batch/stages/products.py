@@ -1,0 +1,203 @@
+"""The products several stages write: one step's GeoJSON features (publish; a sync's commit
+rewrites the job's last step), the whole-job products (finalize, a sync's commit) and one
+period's masks and ids files (the periods stage, a sync's commit)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import shapely
+
+from tos2ca_batch.context import TaskContext
+from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
+from tos2ca_batch.outputs import masks as mk
+from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
+from tos2ca_batch.outputs.masks import per_anomaly_stats
+from tos2ca_batch.plans import PhDefPlan
+from tos2ca_batch.stages.common import chunk_step_ids, ids_attributes, masks_attributes, period_files
+from tos2ca_batch.stores.chunkstore import ChunkStore
+
+
+def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
+    """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
+    lat_e, lon_e, _ = plan.grid.edges()
+    rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
+    stats = per_anomaly_stats(aid, pixels["values"])
+    at_step = np.flatnonzero(table["step"] == s)
+    ts = plan.timestamps[s]
+    features, shapes = [], []
+    for a, st in stats.items():
+        sel = aid == a
+        geom = pixel_geometry(rows[sel], cols[sel], lat_e, lon_e)
+        k = at_step[table["anomaly_id"][at_step] == a][0]
+        clat, clon = plan.centroids(table, k)
+        centroid = (float(clon), float(clat))
+        props = {
+            "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": st["count"],
+            "area_km2": round(pixel_area_km2(rows[sel], cols[sel], lat_e, lon_e), 3),
+            "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
+            "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
+            "units": plan.units,
+        }
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": shapely.geometry.mapping(rfc7946(split_antimeridian(geom)))})
+        shapes.append({"id": a, "geometry": geom, "centroid": centroid})
+    return features, shapes
+
+
+def write_features(path: str, features: list[dict]) -> None:
+    """One step's GeoJSON file."""
+    with open(path, "w") as f:
+        json.dump({"type": "FeatureCollection", "features": features}, f)
+
+
+def block_tables(store: ChunkStore, plan: PhDefPlan, block: int) -> list[dict[str, np.ndarray]]:
+    """Each step of a time block: its anomaly pixels in masks-file order (by id, then row-major)
+    with their values, from every tile's pixel records (no dense array is read)."""
+    lay = plan.layout
+    per_tile = []
+    for tile, (r0, _, c0, c1) in enumerate(lay.tiles()):
+        per_tile.append(((r0, c1 - c0, c0), chunk_step_ids(store, plan, block * lay.n_tiles + tile)))
+    out = []
+    for k in range(len(per_tile[0][1])):
+        rows, cols, ids, values = [], [], [], []
+        for (r0, tile_w, c0), steps in per_tile:
+            index, aid, value = steps[k]
+            kept = aid > 0
+            rows.append(index[kept] // tile_w + r0)
+            cols.append(index[kept] % tile_w + c0)
+            ids.append(aid[kept])
+            values.append(value[kept])
+        rows, cols, ids, values = (np.concatenate(x) for x in (rows, cols, ids, values))
+        order = np.lexsort((rows.astype(np.int64) * lay.width + cols, ids))
+        out.append({"rows": rows[order].astype(np.int32), "cols": cols[order].astype(np.int32),
+                    "ids": ids[order].astype(np.int32), "values": values[order].astype(np.float32)})
+    return out
+
+
+def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
+    """The file names a PhDef plan promises (by its products and time steps)."""
+    products, names = plan.products, []
+    fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
+             "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
+             "ids": ["anomaly-ids.nc4"]}
+    if plan.periods:  # masks and ids per period instead of one file each, and their list
+        fixed = {k: v for k, v in fixed.items() if k not in ("masks", "ids")}
+        names.append(f"{job_id}-ForTraCC-Products.json")
+        for _, _, label in plan.periods:
+            names += [period_files(job_id, label)[k] for k in ("masks", "ids") if k in products]
+    for product, files in fixed.items():
+        names += [f"{job_id}-{f}" for f in files] if product in products else []
+    for product, ext in (("geojson", "json"), ("plots", "png")):
+        names += [f"{job_id}-{ts}.{ext}" for ts in plan.timestamps] if product in products else []
+    return names
+
+
+def _when(ts: str) -> str:
+    return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:]}"
+
+
+def products_catalog(plan: PhDefPlan, job_id: int) -> dict:
+    """What ``J-ForTraCC-Products.json`` lists: each period's steps and files."""
+    return {"job_id": job_id, "period": "month" if len(plan.periods[0][2]) == 6 else "day",
+            "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
+            "periods": [{"period": label, "start_date": plan.timestamps[a], "end_date": plan.timestamps[b - 1],
+                         "steps": b - a, **{k: v for k, v in period_files(job_id, label).items()
+                                            if k in plan.products}}
+                        for a, b, label in plan.periods]}
+
+
+def anomaly_rows(plan: PhDefPlan, table: dict, n: int) -> tuple[list[dict], dict]:
+    """One summary row per anomaly and its centroid path (unwrapped lon, lat)."""
+    rows, paths = [], {}
+    order = np.lexsort((table["step"], table["anomaly_id"]))
+    aid = table["anomaly_id"][order]
+    for a in range(1, n + 1):
+        idx = order[aid == a]
+        steps = table["step"][idx]
+        clat, clon = plan.centroids(table, idx)
+        paths[a] = list(zip(clon.tolist(), clat.tolist()))
+        tags = [TAGS[int(t)] for t in table["tag"][idx]]
+        rows.append({
+            "anomaly_id": a, "start_date": plan.timestamps[int(steps[0])],
+            "end_date": plan.timestamps[int(steps[-1])], "n_steps": int(steps.size),
+            "max_area_pixels": int(table["area"][idx].max()), "merges": tags.count(MERGE),
+            "splits": tags.count(SPLIT), "first_tag": tags[0], "last_tag": tags[-1],
+            "centroid_path": ";".join(
+                f"{plan.timestamps[int(s)]}:{la:.4f}:{(lo + 180) % 360 - 180:.4f}"
+                for s, la, lo in zip(steps, clat, clon)
+            ),
+        })
+    return rows, paths
+
+
+def write_job_products(ctx: TaskContext, plan: PhDefPlan, table: dict, n: int, step_chunks, publish) -> None:
+    """The whole-job products of ``plan`` (masks file unless per period, products list, TOC,
+    hierarchy, tracks) from its components ``table``; ``step_chunks(s)`` gives step s's masks
+    chunks; ``publish(name, kind, write)`` puts a file."""
+    products, ts, job_id = plan.products, plan.timestamps, plan.output_job
+    lat, lon = plan.grid.lat, plan.grid.lon
+    if plan.periods:
+        publish(f"{job_id}-ForTraCC-Products.json", "products", lambda p: mk.dump_json(p, products_catalog(
+            plan, job_id)))
+    elif "masks" in products:
+        publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
+            p, masks_attributes(plan, job_id), lat, lon, ts, n, step_chunks))
+    if "toc" in products:
+        publish(f"{job_id}-ForTraCC-TOC.json", "toc",
+                lambda p: mk.dump_json(p, mk.toc(table["anomaly_id"], table["step"], ts, n)))
+    if "hierarchy" in products:
+        publish(f"{job_id}-ForTraCC-Mask-Output-Hierarchy.json", "hierarchy",
+                lambda p: mk.dump_json(p, mk.hierarchy(ts)))
+    if "tracks" in products:
+        rows, paths = anomaly_rows(plan, table, n)
+
+        def write_csv(p):
+            with open(p, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["anomaly_id"])
+                w.writeheader()
+                w.writerows(rows)
+
+        publish(f"{job_id}-anomalies.csv", "anomalies", write_csv)
+        from tos2ca_batch.outputs.plots import tracks_png
+
+        lat_e, lon_e, _ = plan.grid.edges()
+        spans = {r["anomaly_id"]: f"{_when(r['start_date'])} to {_when(r['end_date'])}" for r in rows}
+        publish(f"{job_id}-tracks.png", "tracks", lambda p: tracks_png(
+            p, paths, (lon_e[0], lat_e[0], lon_e[-1], lat_e[-1]),
+            f"{n} anomalies of {plan.dataset} {plan.variable} {plan.operator} {plan.threshold}", spans))
+
+
+def publisher(ctx: TaskContext, tmp: str, job_id: int, start: str):
+    """``publish(name, kind, write[, first])``: ``write`` a file in ``tmp``, put it with the
+    job's outputs and record its row under ``job_id``."""
+    def publish(name: str, kind: str, write, first: str | None = None) -> None:
+        path = f"{tmp}/{name}"
+        write(path)
+        ctx.db.add_output(job_id, ctx.outputs.put(path, name), kind, first or start)
+    return publish
+
+
+def write_period(plan: PhDefPlan, k: int, n_anomalies: int, step_chunks, read_ids, publish,
+                 products: tuple[str, ...] = ("masks", "ids")) -> None:
+    """Period ``k``'s files (those of ``products`` the plan makes): ``step_chunks(s)`` and
+    ``read_ids(s)`` give the job's step ``s``; ``publish(name, kind, write, start)`` puts a file."""
+    from tos2ca_batch.outputs import masks as mk
+    from tos2ca_batch.outputs.cf import write_ids_netcdf
+
+    t0, t1, label = plan.periods[k]
+    stamps, times = plan.timestamps[t0:t1], plan.times()[t0:t1]
+    lat, lon = plan.grid.lat, plan.grid.lon
+    names = period_files(plan.output_job, label)
+    if "masks" in plan.products and "masks" in products:
+        attrs = dict(masks_attributes(plan, plan.output_job), start_date=stamps[0], end_date=stamps[-1], period=label)
+        publish(names["masks"], "masks", lambda p: mk.write_masks(
+            p, attrs, lat, lon, stamps, n_anomalies, lambda j: step_chunks(t0 + j)), stamps[0])
+    if "ids" in plan.products and "ids" in products:
+        attrs = dict(ids_attributes(plan, plan.output_job), period=label,
+                     time_coverage_start=times[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     time_coverage_end=times[-1].strftime("%Y-%m-%dT%H:%M:%SZ"))
+        publish(names["ids"], "ids", lambda p: write_ids_netcdf(
+            p, lat, lon, times, plan.entry.time_step, lambda j: read_ids(t0 + j), attrs), stamps[0])
