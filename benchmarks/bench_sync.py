@@ -28,6 +28,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tos2ca_batch.catalog import file_for
+from tos2ca_batch.config import Config
 from tos2ca_batch.synth import synthesize
 
 START = datetime(2020, 1, 1)
@@ -50,7 +52,9 @@ def data_files_opened(trace: Path, folder: Path) -> list[str]:
     opened = set()
     for line in trace.read_text().splitlines():
         if "openat(" in line and str(folder) in line and "ENOENT" not in line:
-            opened.add(line.split('"')[1])
+            path = line.split('"')[1]
+            if not path.endswith(".json"):  # the catalog and truth files are not inputs
+                opened.add(path)
     return sorted(opened)
 
 
@@ -69,8 +73,8 @@ def main() -> None:
     if not (cache / "catalog-imerg.json").exists():
         synthesize("imerg", cache, START, last, res=args.res)
     catalog = cache / "catalog-imerg.json"
-    late = cache / Path(json.loads(catalog.read_text())["GPM_3IMERGHH"]["location"].format(time=last, end=last,
-                                                                                        minutes=0)).name
+    entry = Config.from_env(str(cache), [str(catalog)]).catalog()["GPM_3IMERGHH"]
+    late = Path(file_for(entry, last))
     held_back = cache.parent / f"{cache.name}-held-back"
     spec = {"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation", "operator": "greaterThan",
             "value": 10.0, "start": f"{START:%Y-%m-%dT%H:%M}", "end": f"{last:%Y-%m-%dT%H:%M}",

@@ -69,3 +69,22 @@ def test_a_rank_that_raises_aborts_all(data, tmp_path):
     assert time.time() - t0 < 100
     row = Config.from_env(str(tmp_path / "w")).db().get_job(1)
     assert row["status"] == "failed" and row["message"].startswith("map chunk 1 on rank 1: OSError"), row["message"]
+
+
+def test_a_sync_under_mpirun_equals_the_one_shot_job(data, tmp_path):
+    base, catalog = data
+    _, one = run_job(tmp_path / "one", SPEC, catalog, block_steps=3, tile=(90, 360), workers=2)
+    _, first = run_job(tmp_path / "mpi", dict(SPEC, end="2020-01-04T02:30"), catalog, block_steps=2)
+    assert first["status"] == "complete"
+    cmd = [mpirun(), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "sync", str(first["job_id"]),
+           "--backend", "mpi", "--catalog", str(catalog), "--workdir", str(tmp_path / "mpi")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["sync"] == "synced" and res["new_steps"] == 6, res
+    db = Config.from_env(str(tmp_path / "mpi")).db()
+    workers = {c["worker"] for c in db.chunks(res["sync_job"], "map")}
+    assert len({w.rsplit(":", 1)[1] for w in workers}) == 2, "both ranks ran the sync's map chunks"
+    outputs = [o["location"] for o in db.outputs(first["job_id"])]
+    assert_same_outputs(local_outputs(one, tmp_path),
+                        local_outputs({"job_id": first["job_id"], "outputs": outputs}, tmp_path))

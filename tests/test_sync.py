@@ -147,6 +147,10 @@ def test_sync_reads_only_new_files_keeps_the_id_and_mails_once(standing, tmp_pat
     assert res["added"] > 0 and len(mails) == 1, mails  # one mail per sync, not per step
     assert f"TOS2CA job {job} synced" in mails[0]["data"] and mails[0]["to"] == ["sci@example.org"]
 
+    from tos2ca_batch.summary import job_summary
+
+    text = job_summary(cfg, job)
+    assert "(version 2, synced)" in text and "sync: no schedule (on demand); last synced" in text, text
     [again] = synced(cfg, job, [40])  # nothing new: a no-op, reported
     assert again["sync"] == "noop" and "no new steps" in again["message"]
     assert cfg.db().get_job(job)["version"] == 2
@@ -265,3 +269,34 @@ def test_the_comparison_replay_trusts_sees_a_difference(standing, tmp_path):
     _, other = run_job(tmp_path / "o", dict(spec, value=5.2), catalog, block_steps=4, tile=(5, 9))
     found = differences(local_outputs(one, tmp_path), local_outputs(other, tmp_path), 1, 1)
     assert "J-ForTraCC-Mask-Output.nc4/masks/202001010000/mask_indices" in found and "J-anomalies.csv" in found
+
+
+def test_an_anomaly_event_job_with_a_fixed_baseline_and_a_job_written_per_period_sync_exactly(tmp_path, monkeypatch):
+    values = field(12, 8, 16, seed=9)
+    ny, nx = values.shape[1:]
+    lat, lon = np.linspace(-45, 45, ny), -180 + (np.arange(nx) + 0.5) * 360 / nx
+    catalog = write_cube(tmp_path / "data", "cube", values, lat, lon, START, step_minutes=360)  # 3 days
+
+    def at(k: int) -> str:
+        return f"{START + timedelta(hours=6 * k):%Y-%m-%dT%H:%M}"
+
+    base = {"dataset": "cube", "variable": "v", "operator": "anomalyEvent", "value": 1.0, "start": at(0),
+            "end": at(11), "bbox": [-180, -50, 180, 50], "tracking": {"min_size": 2},
+            "baseline": {"start": at(0), "end": at(5)}}
+    monkeypatch.setenv("TOS2CA_PERIOD_STEPS", "3")
+    monkeypatch.setenv("TOS2CA_PERIOD", "day")
+    _, one = run_job(tmp_path / "one", base, catalog, block_steps=5, products=NO_PLOTS)
+    assert one["status"] == "complete" and any("Products.json" in o for o in one["outputs"])
+    cfg, first = run_job(tmp_path / "grown", dict(base, end=at(5)), catalog, block_steps=2, products=NO_PLOTS)
+    assert first["status"] == "complete"
+    backend = LocalBackend(1)
+    try:
+        for until in (at(6), at(11)):  # one step (a new day begins), then the rest
+            res = sync_job(cfg, first["job_id"], backend, datetime.fromisoformat(until))
+            assert res["sync"] == "synced", res
+    finally:
+        backend.close()
+    got = result(cfg, first["job_id"])
+    assert sorted(Path(o).name for o in got["outputs"] if "Mask-Output-2020" in o) == [
+        f"1-ForTraCC-Mask-Output-2020010{d}.nc4" for d in (1, 2, 3)]
+    assert_same_outputs(local_outputs(one, tmp_path), local_outputs(got, tmp_path))

@@ -281,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _run_opts(p)
 
+    p = sub.add_parser("inject", help="copy a dataset's files over a range with features of known truth added "
+                                      "(same layout), plus a catalog entry and a truth file for 'score'")
+    p.set_defaults(func=cmd_inject)
+    p.add_argument("--dataset", required=True, help="the catalog dataset to copy")
+    p.add_argument("--variable", default=None, help="the variable to inject into (default: the dataset's first)")
+    p.add_argument("--start", required=True, help="first time, ISO 8601")
+    p.add_argument("--end", required=True, help="last time, ISO 8601")
+    p.add_argument("--features", required=True, help="the features, a JSON file (README: Knowing how good a "
+                                                     "setting is)")
+    p.add_argument("--out", required=True, help="folder for the copy, catalog.json and truth.json")
+    p.add_argument("--name", default=None, help="the copy's dataset name (default: <dataset>_injected)")
+    _common(p)
+
+    p = sub.add_parser("score", help="score a complete job against a truth file: pixel POD/FAR/CSI, objects, "
+                                     "MOTA, IDF1, identity switches, merge and split events (JSON, CSV, PNG)")
+    p.set_defaults(func=cmd_score)
+    p.add_argument("job", type=_job, help="the complete PhDef job to score")
+    p.add_argument("--truth", required=True, help="the truth file (from inject)")
+    p.add_argument("--iou", type=float, default=0.5, help="the IoU a detected and a truth object need to match "
+                                                         "(0.5)")
+    p.add_argument("--out", default=".", help="folder for J-scores.json, .csv and .png (default: here)")
+    _common(p)
+
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)
 
@@ -649,6 +672,49 @@ def cmd_replay(args) -> int:
             return {"same": False, "message": str(exc)}
 
     return _on_backend(cfg, args, call, lambda res: 0 if res.get("same") else 1)
+
+
+def cmd_inject(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.inject import inject
+    from tos2ca_batch.timeutil import parse_time
+
+    cfg = _config(args)
+    try:
+        features = json.loads(Path(args.features).read_text())
+        res = inject(cfg, args.dataset, parse_time(args.start), parse_time(args.end), features, Path(args.out),
+                     args.variable, args.name)
+    except (SpecError, ValueError, OSError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(f"{res['features']} features injected into {res['steps']} steps of {args.dataset}; run a job on "
+          f"dataset {res['dataset']} with --catalog {res['catalog']}, then: tos2ca-batch score J --truth "
+          f"{res['truth']}", file=sys.stderr)
+    print(json.dumps(res))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from tos2ca_batch.score import score_job, write_scores
+
+    cfg = _config(args)
+    if not 0 < args.iou <= 1:
+        print(json.dumps({"error": f"--iou must be in (0, 1], got {args.iou}"}))
+        return 2
+    try:
+        res = score_job(cfg, args.job, args.truth, args.iou)
+    except (ValueError, OSError, KeyError) as exc:
+        print(json.dumps({"job_id": args.job, "error": str(exc)}))
+        return 1
+    paths = write_scores(res, Path(args.out))
+    p, t = res["pixels"], res["tracking"]
+    ev = res.get("events", {})
+    print(f"job {args.job}: pixels POD {p['pod']}, FAR {p['far']}, CSI {p['csi']}; objects {res['objects']}; "
+          f"MOTA {t['mota']}, IDF1 {t['idf1']}, {t['id_switches']} id switches, {t['fragmentations']} "
+          f"fragmentations; merges {ev.get('merge')}, splits {ev.get('split')}; wrote {', '.join(paths)}",
+          file=sys.stderr)
+    print(json.dumps({k: v for k, v in res.items() if k != "per_step"}))
+    return 0
 
 
 def cmd_schema(args) -> int:

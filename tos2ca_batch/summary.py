@@ -31,6 +31,8 @@ def job_line(row: dict) -> str:
     what = f"{row.get('dataset')} {row.get('variable')}"
     if row.get("stage") == "curation":
         what += f" inside job {row.get('phdefJobID')}"
+    elif row.get("stage") == "sync":
+        what = f"sync of job {row.get('phdefJobID')}: " + what
     elif row.get("ineqOperator"):
         what += f" {OPERATORS.get(row['ineqOperator'], row['ineqOperator'])} {row.get('ineqValue')}"
     message = (row.get("message") or "").split(";")[0]
@@ -59,7 +61,8 @@ def job_summary(cfg: Config, job_id: int) -> str:
     span = f"{_when(row.get('startDate'))} to {_when(row.get('endDate'))}"
     n = _anomalies(cfg, job_id) if status == "complete" and row.get("stage") != "curation" else None
     found = f": {n} {'anomaly' if n == 1 else 'anomalies'} (ForTraCC tracks)" if n is not None else ""
-    lines = [f"job {job_id} {status}{found} - {what}, {span}"]
+    version = f" (version {row['version']}, synced)" if (row.get("version") or 1) > 1 else ""
+    lines = [f"job {job_id} {status}{found} - {what}, {span}{version}"]
     outputs = [o["location"] for o in db.outputs(job_id)]
     if outputs:
         where = str(PurePosixPath(outputs[0]).parent)
@@ -78,6 +81,9 @@ def job_summary(cfg: Config, job_id: int) -> str:
         lines.append("  chunks complete: " + ", ".join(parts))
     if row.get("message"):
         lines.append(f"  message: {row['message']}")
+    sync = db.get_sync(job_id) if row.get("stage") == "phdef" else None
+    if sync:
+        lines.append(f"  sync: {sync_line(sync).split(': ', 1)[1]}")
     if status in ("failed", "cancelled") or (status == "running" and row.get("phase")):
         lines.append(f"  next: tos2ca-batch resume {job_id}" + (" (after fixing the cause)" if status == "failed"
                                                                  else ""))

@@ -97,11 +97,13 @@ def netcdf_attributes(attrs: dict) -> dict:
 
 
 def write_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, read_step, attrs: dict) -> None:
-    """Stream the id cube step by step into a CF netCDF-4 file with ``attrs`` (JSON-typed)."""
+    """Stream the id cube step by step into a CF netCDF-4 file with ``attrs`` (JSON-typed).
+
+    Time is the unlimited dimension, so a sync appends its steps (:func:`append_ids_netcdf`)."""
     arrays = coordinates(lat, lon, times, time_step)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(netcdf_attributes({"Conventions": "CF-1.8", **attrs}))
-        ds.createDimension("time", len(times))
+        ds.createDimension("time", None)
         ds.createDimension("lat", lat.size)
         ds.createDimension("lon", lon.size)
         ds.createDimension("nv", 2)
@@ -115,3 +117,21 @@ def write_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, read
         ids.setncatts(ID_ATTRS)
         for s in range(len(times)):
             ids[s] = read_step(s)
+
+
+def append_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, read_step, attrs: dict) -> bool:
+    """Make ``path``, a copy of an earlier ids file of the same job (a prefix of ``times``), the
+    file :func:`write_ids_netcdf` writes for ``times``: the steps it lacks are written (asked of
+    ``read_step``), time, its bounds and the attributes set. False (nothing changed) if its time
+    axis cannot grow (a file written before time was unlimited)."""
+    with netCDF4.Dataset(path, "a") as ds:
+        if not ds.dimensions["time"].isunlimited():
+            return False
+        first_new = len(ds.dimensions["time"])
+        arrays = coordinates(lat, lon, times, time_step)
+        ds.setncatts(netcdf_attributes({"Conventions": "CF-1.8", **attrs}))
+        ds["time"][:] = arrays["time"]
+        ds["time_bnds"][:] = arrays["time_bnds"]
+        for s in range(first_new, len(times)):
+            ds["anomaly_id"][s] = read_step(s)
+    return True

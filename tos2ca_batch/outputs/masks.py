@@ -63,11 +63,7 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
     ``attrs`` holds TOS2CA's root attributes plus ``units`` and ``long_name`` of the variable,
     which ``data_values`` carries too. netCDF4 writes the structure (groups, dimensions, deflated
     variables of one chunk each), then h5py puts each variable's precompressed chunk in place."""
-    import h5py
-
-    chunks: dict[str, bytes] = {}
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.setncatts(attrs)
         nav = ds.createGroup("navigation")
         nav.createDimension("lat", lat.size)
         nav.createDimension("lon", lon.size)
@@ -75,26 +71,53 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
         nav.createVariable("lon", "f4", ("lon",))[:] = lon
         nav["lat"].units = "degrees_north"
         nav["lon"].units = "degrees_east"
-        masks = ds.createGroup("masks")
-        masks.num_events = np.int32(n_events)
-        for s, ts in enumerate(timestamps):
-            step = read_step(s)
-            n = int(step["num_pixels"][0])
-            g = masks.createGroup(ts)
-            g.createDimension("num_pixels", n)
-            g.createDimension("num_cols", 3)
-            layout = {"zlib": True, "complevel": MASKS_DEFLATE_LEVEL, "shuffle": False, "endian": "little"}
-            mi = g.createVariable("mask_indices", "i4", ("num_pixels", "num_cols"), **layout,
-                                  chunksizes=(n, 3) if n else None)
-            mi.long_name = ("row and column of each anomalous pixel (indices into /navigation lat and lon) and "
-                            "its anomaly id")
-            mi.units = "1"
-            dv = g.createVariable("data_values", "f4", ("num_pixels",), **layout, chunksizes=(n,) if n else None)
-            dv.long_name = attrs.get("long_name", attrs.get("variable", ""))
-            dv.units = attrs.get("units", "")
-            if n:
-                chunks[f"masks/{ts}/mask_indices"] = step["mask_indices"].tobytes()
-                chunks[f"masks/{ts}/data_values"] = step["data_values"].tobytes()
+        ds.createGroup("masks")
+        chunks = _add_steps(ds, attrs, timestamps, n_events, read_step)
+    _put_chunks(path, chunks)
+
+
+def append_masks(path: str, attrs: dict, timestamps: list[str], n_events: int, read_step) -> None:
+    """Make ``path``, a copy of an earlier masks file of the same job (a prefix of its steps),
+    the file :func:`write_masks` would write for ``timestamps``: the groups it lacks are added
+    (``read_step(s)`` is asked only for those), the attributes set. Old groups are not touched,
+    so a sync costs its new steps, not the job's history."""
+    with netCDF4.Dataset(path, "a") as ds:
+        have = set(ds["masks"].groups)
+        chunks = _add_steps(ds, attrs, timestamps, n_events, read_step, skip=have)
+    _put_chunks(path, chunks)
+
+
+def _add_steps(ds, attrs: dict, timestamps: list[str], n_events: int, read_step, skip=frozenset()) -> dict:
+    ds.setncatts(attrs)
+    masks = ds["masks"]
+    masks.num_events = np.int32(n_events)
+    chunks: dict[str, bytes] = {}
+    for s, ts in enumerate(timestamps):
+        if ts in skip:
+            continue
+        step = read_step(s)
+        n = int(step["num_pixels"][0])
+        g = masks.createGroup(ts)
+        g.createDimension("num_pixels", n)
+        g.createDimension("num_cols", 3)
+        layout = {"zlib": True, "complevel": MASKS_DEFLATE_LEVEL, "shuffle": False, "endian": "little"}
+        mi = g.createVariable("mask_indices", "i4", ("num_pixels", "num_cols"), **layout,
+                              chunksizes=(n, 3) if n else None)
+        mi.long_name = ("row and column of each anomalous pixel (indices into /navigation lat and lon) and "
+                        "its anomaly id")
+        mi.units = "1"
+        dv = g.createVariable("data_values", "f4", ("num_pixels",), **layout, chunksizes=(n,) if n else None)
+        dv.long_name = attrs.get("long_name", attrs.get("variable", ""))
+        dv.units = attrs.get("units", "")
+        if n:
+            chunks[f"masks/{ts}/mask_indices"] = step["mask_indices"].tobytes()
+            chunks[f"masks/{ts}/data_values"] = step["data_values"].tobytes()
+    return chunks
+
+
+def _put_chunks(path: str, chunks: dict[str, bytes]) -> None:
+    import h5py
+
     with h5py.File(path, "r+") as f:
         for name, data in chunks.items():
             f[name].id.write_direct_chunk((0,) * f[name].ndim, data)

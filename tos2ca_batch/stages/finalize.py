@@ -5,9 +5,8 @@ from __future__ import annotations
 import tempfile
 
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.outputs.cf import write_ids_netcdf
 from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
-from tos2ca_batch.stages.products import promised_outputs, publisher, write_job_products
+from tos2ca_batch.stages.products import NetCDFFiles, promised_outputs, publisher, write_job_products
 
 
 def run(ctx: TaskContext, chunk: int = 0) -> None:
@@ -16,12 +15,9 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     table = store.get_table("reduce", 0, "components")
     n = store.get_json("anomalies")["n_anomalies"]
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
-        publish = publisher(ctx, tmp, job_id, plan.timestamps[0])
-        write_job_products(ctx, plan, table, n, lambda s: store.get_table("publish", s, "masks"), publish)
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
-        if "ids" in plan.products and not plan.periods:
-            publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                p, plan.grid.lat, plan.grid.lon, plan.times(), plan.entry.time_step, store.read_ids, ids_attrs))
+        write_job_products(plan, table, n, lambda s: store.get_table("publish", s, "masks"), store.read_ids,
+                           ids_attrs, publisher(ctx, tmp, job_id, plan.timestamps[0]), NetCDFFiles())
     store.put_table("sync", 0, "last", last_step_records(store, plan))  # what a later sync starts from
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(plan, job_id))

@@ -133,18 +133,37 @@ def anomaly_rows(plan: PhDefPlan, table: dict, n: int) -> tuple[list[dict], dict
     return rows, paths
 
 
-def write_job_products(ctx: TaskContext, plan: PhDefPlan, table: dict, n: int, step_chunks, publish) -> None:
-    """The whole-job products of ``plan`` (masks file unless per period, products list, TOC,
-    hierarchy, tracks) from its components ``table``; ``step_chunks(s)`` gives step s's masks
-    chunks; ``publish(name, kind, write)`` puts a file."""
+class NetCDFFiles:
+    """How the masks and ids files are made: whole, from every step (a job's finalize and
+    periods). A sync's commit grows the job's earlier files instead (``synccommit``)."""
+
+    def masks(self, path: str, name: str, attrs: dict, lat, lon, stamps: list[str], n: int, read_step) -> None:
+        mk.write_masks(path, attrs, lat, lon, stamps, n, read_step)
+
+    def ids(self, path: str, name: str, lat, lon, times, time_step, read_step, attrs: dict) -> None:
+        from tos2ca_batch.outputs.cf import write_ids_netcdf
+
+        write_ids_netcdf(path, lat, lon, times, time_step, read_step, attrs)
+
+
+def write_job_products(plan: PhDefPlan, table: dict, n: int, step_chunks, read_ids, ids_attrs: dict, publish,
+                       files: NetCDFFiles) -> None:
+    """The whole-job products of ``plan`` (masks and ids files unless per period, products list,
+    TOC, hierarchy, tracks) from its components ``table``; ``step_chunks(s)`` gives step s's
+    masks chunks, ``read_ids(s)`` its ids; ``publish(name, kind, write)`` puts a file."""
     products, ts, job_id = plan.products, plan.timestamps, plan.output_job
     lat, lon = plan.grid.lat, plan.grid.lon
     if plan.periods:
         publish(f"{job_id}-ForTraCC-Products.json", "products", lambda p: mk.dump_json(p, products_catalog(
             plan, job_id)))
     elif "masks" in products:
-        publish(f"{job_id}-ForTraCC-Mask-Output.nc4", "masks", lambda p: mk.write_masks(
-            p, masks_attributes(plan, job_id), lat, lon, ts, n, step_chunks))
+        masks_name = f"{job_id}-ForTraCC-Mask-Output.nc4"
+        publish(masks_name, "masks", lambda p: files.masks(p, masks_name, masks_attributes(plan, job_id), lat, lon,
+                                                           ts, n, step_chunks))
+    if "ids" in products and not plan.periods:
+        ids_name = f"{job_id}-anomaly-ids.nc4"
+        publish(ids_name, "ids", lambda p: files.ids(p, ids_name, lat, lon, plan.times(), plan.entry.time_step,
+                                                     read_ids, ids_attrs))
     if "toc" in products:
         publish(f"{job_id}-ForTraCC-TOC.json", "toc",
                 lambda p: mk.dump_json(p, mk.toc(table["anomaly_id"], table["step"], ts, n)))
@@ -180,24 +199,21 @@ def publisher(ctx: TaskContext, tmp: str, job_id: int, start: str):
     return publish
 
 
-def write_period(plan: PhDefPlan, k: int, n_anomalies: int, step_chunks, read_ids, publish,
+def write_period(plan: PhDefPlan, k: int, n_anomalies: int, step_chunks, read_ids, publish, files: NetCDFFiles,
                  products: tuple[str, ...] = ("masks", "ids")) -> None:
     """Period ``k``'s files (those of ``products`` the plan makes): ``step_chunks(s)`` and
     ``read_ids(s)`` give the job's step ``s``; ``publish(name, kind, write, start)`` puts a file."""
-    from tos2ca_batch.outputs import masks as mk
-    from tos2ca_batch.outputs.cf import write_ids_netcdf
-
     t0, t1, label = plan.periods[k]
     stamps, times = plan.timestamps[t0:t1], plan.times()[t0:t1]
     lat, lon = plan.grid.lat, plan.grid.lon
     names = period_files(plan.output_job, label)
     if "masks" in plan.products and "masks" in products:
         attrs = dict(masks_attributes(plan, plan.output_job), start_date=stamps[0], end_date=stamps[-1], period=label)
-        publish(names["masks"], "masks", lambda p: mk.write_masks(
-            p, attrs, lat, lon, stamps, n_anomalies, lambda j: step_chunks(t0 + j)), stamps[0])
+        publish(names["masks"], "masks", lambda p: files.masks(
+            p, names["masks"], attrs, lat, lon, stamps, n_anomalies, lambda j: step_chunks(t0 + j)), stamps[0])
     if "ids" in plan.products and "ids" in products:
         attrs = dict(ids_attributes(plan, plan.output_job), period=label,
                      time_coverage_start=times[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
                      time_coverage_end=times[-1].strftime("%Y-%m-%dT%H:%M:%SZ"))
-        publish(names["ids"], "ids", lambda p: write_ids_netcdf(
-            p, lat, lon, times, plan.entry.time_step, lambda j: read_ids(t0 + j), attrs), stamps[0])
+        publish(names["ids"], "ids", lambda p: files.ids(
+            p, names["ids"], lat, lon, times, plan.entry.time_step, lambda j: read_ids(t0 + j), attrs), stamps[0])

@@ -1,8 +1,8 @@
 """A sync's finalize: join the sync's new steps to the job it extends, rewrite the job's
 whole-job products, then commit the job's new state.
 
-Old steps are never decoded again: their masks chunks are copied raw from the job's existing
-masks files, their ids stay in the job's Zarr. The commit writes the job's stored state last
+Old steps are never read again: the masks and ids files are the job's earlier ones grown by the
+new steps (``GrownFiles``), the job's Zarr is lengthened. The commit writes the job's stored state last
 (its plan after its tables), and every part of it is computed from the sync's own state and the
 job's steps before the sync's step 0, which no commit changes: a commit interrupted anywhere is
 redone whole by running this task again, and until its plan is written the job reads as its
@@ -12,6 +12,7 @@ previous version.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,9 +20,11 @@ import numpy as np
 
 from tos2ca_batch.algorithm import Layout, period_ranges
 from tos2ca_batch.context import TaskContext
+from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.plans import PhDefPlan
-from tos2ca_batch.stages.common import ids_attributes, last_step_records, period_files, verify_outputs
+from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import (
+    NetCDFFiles,
     block_tables,
     promised_outputs,
     publisher,
@@ -32,49 +35,38 @@ from tos2ca_batch.stages.products import (
 )
 
 
-class EarlierMasks:
-    """The precompressed chunks of earlier steps, read back from the job's masks files."""
+class GrownFiles(NetCDFFiles):
+    """The job's masks and ids files as a sync makes them: each the job's earlier file, copied
+    (or downloaded) next to the new one and grown by the steps it lacks; only a file the job did
+    not have yet (a new period's) is written whole, from the sync's new steps."""
 
-    def __init__(self, outputs, tmp: str):
-        self.outputs, self.tmp = outputs, tmp
-        self._files: dict[str, object] = {}
+    def __init__(self, outputs):
+        self.outputs = outputs
 
-    def _file(self, name: str):
-        import h5py
+    def _earlier(self, path: str, name: str) -> bool:
+        """Copy the job's file ``name`` to ``path``; False if the job has none."""
+        if not self.outputs.exists(name):
+            return False
+        location = self.outputs.location(name)
+        if location.startswith("s3://"):
+            from tos2ca_batch.stores.objectstore import read_bytes
 
-        if name not in self._files:
-            location = self.outputs.location(name)
-            if location.startswith("s3://"):
-                from tos2ca_batch.stores.objectstore import read_bytes
+            Path(path).write_bytes(read_bytes(location))
+        else:
+            shutil.copyfile(location, path)
+        return True
 
-                path = Path(self.tmp) / f"earlier-{name}"
-                path.write_bytes(read_bytes(location))
-                location = str(path)
-            self._files[name] = h5py.File(location, "r")
-        return self._files[name]
+    def masks(self, path, name, attrs, lat, lon, stamps, n, read_step) -> None:
+        if self._earlier(path, name):
+            mk.append_masks(path, attrs, stamps, n, read_step)
+        else:
+            mk.write_masks(path, attrs, lat, lon, stamps, n, read_step)
 
-    def chunks(self, name: str, ts: str) -> dict[str, np.ndarray]:
-        """Step ``ts``'s ``mask_indices`` and ``data_values`` chunks, as ``masks.step_chunks``."""
-        group = self._file(name)[f"masks/{ts}"]
-        n = group["mask_indices"].shape[0]
-        out = {"num_pixels": np.array([n], np.int64)}
-        for var in ("mask_indices", "data_values"):
-            data = group[var].id.read_direct_chunk((0,) * group[var].ndim)[1] if n else b""
-            out[var] = np.frombuffer(data, np.uint8)
-        return out
+    def ids(self, path, name, lat, lon, times, time_step, read_step, attrs) -> None:
+        from tos2ca_batch.outputs.cf import append_ids_netcdf
 
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
-
-
-def masks_file_of(plan: PhDefPlan, step: int) -> str:
-    """The masks file that holds ``step`` of the job as ``plan`` describes it."""
-    if not plan.periods:
-        return f"{plan.output_job}-ForTraCC-Mask-Output.nc4"
-    label = next(label for a, b, label in plan.periods if a <= step < b)
-    return period_files(plan.output_job, label)["masks"]
+        if not (self._earlier(path, name) and append_ids_netcdf(path, lat, lon, times, time_step, read_step, attrs)):
+            super().ids(path, name, lat, lon, times, time_step, read_step, attrs)
 
 
 def merged_table(earlier: dict, sync: dict, offset: int) -> dict[str, np.ndarray]:
@@ -107,36 +99,26 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     job.store.set_ids_attributes(ids_attrs)
 
     def step_chunks(s: int) -> dict[str, np.ndarray]:
-        return store.get_table("publish", s - off, "masks") if s >= off else earlier.chunks(masks_file_of(base, s),
-                                                                                            ts[s])
+        if s < off:  # GrownFiles keeps earlier steps' groups; only a lost masks file would ask
+            raise FileNotFoundError(f"job {job_id}'s masks file holding {ts[s]} is missing from "
+                                    f"{ctx.outputs.prefix}; a sync cannot rebuild earlier steps")
+        return store.get_table("publish", s - off, "masks")
 
+    files = GrownFiles(ctx.outputs)
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
-        earlier = EarlierMasks(ctx.outputs, tmp)
-        try:
-            publish = publisher(ctx, tmp, job_id, ts[0])
-            write_job_products(ctx, full, table, n, step_chunks, publish)
-            if "geojson" in full.products:  # the job's last step again: its tags may have changed
-                _step0_geojson(ctx, tmp, publish)
-            if full.periods:  # every masks file holds the job's anomaly count; ids files change where steps are new
-                for k, (_, b, _) in enumerate(full.periods):
-                    write_period(full, k, n, step_chunks, job.store.read_ids, publish,
-                                 ("masks", "ids") if b - 1 > off else ("masks",))
-            elif "ids" in full.products:
-                from tos2ca_batch.outputs.cf import write_ids_netcdf
-
-                publish(f"{job_id}-anomaly-ids.nc4", "ids", lambda p: write_ids_netcdf(
-                    p, full.grid.lat, full.grid.lon, full.times(), full.entry.time_step, job.store.read_ids,
-                    ids_attrs))
-        finally:
-            earlier.close()
+        publish = publisher(ctx, tmp, job_id, ts[0])
+        write_job_products(full, table, n, step_chunks, job.store.read_ids, ids_attrs, publish, files)
+        if "geojson" in full.products:  # the job's last step again: its tags may have changed
+            _step0_geojson(ctx, tmp, publish)
+        for k, (_, b, _) in enumerate(full.periods or []):  # every masks file holds the job's anomaly count
+            write_period(full, k, n, step_chunks, job.store.read_ids, publish, files,
+                         ("masks", "ids") if b - 1 > off else ("masks",))
     ctx.db.move_outputs(ctx.job_id, job_id)
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(full, job_id))
 
-    last_step = len(ts) - 1
-    ends = {}
-    for a, s in zip(table["anomaly_id"].tolist(), table["step"].tolist()):
-        ends[a] = max(ends.get(a, -1), s)
-    ended = sum(1 for s in ends.values() if off <= s < last_step)
+    ends = np.full(n + 1, -1, np.int64)  # each anomaly's last step
+    np.maximum.at(ends, table["anomaly_id"].astype(np.int64), table["step"].astype(np.int64))
+    ended = int(np.count_nonzero((ends >= off) & (ends < len(ts) - 1)))
     store.put_json("sync", {"job": job_id, "version": full.version, "new_steps": sync_plan.layout.n_steps - 1,
                             "through": ts[-1], "added": n - n_before, "ended": ended, "n_anomalies": n})
     # The commit: tables first, the plan (which says which version the job is) last.
