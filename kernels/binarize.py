@@ -63,6 +63,19 @@ def binarize(
     return mask
 
 
+def hysteresis_extent(values: np.ndarray, core: float, extent: float) -> np.ndarray:
+    """The extent of a hysteresis mask: pixels beyond ``extent``, below it when ``core < extent``
+    (cold cores), above it otherwise. Which components count is :func:`hysteresis_core_kept`."""
+    with np.errstate(invalid="ignore"):
+        return values < extent if core < extent else values > extent
+
+
+def hysteresis_core_kept(value_min: np.ndarray, value_max: np.ndarray, core: float, extent: float) -> np.ndarray:
+    """Which components of an extent hold a core pixel (beyond ``core``), from each joined
+    component's value range: exact, as a component's min and max are those of all its pixels."""
+    return value_min < core if core < extent else value_max > core
+
+
 def polygon_mask(lat: np.ndarray, lon: np.ndarray, polygon) -> np.ndarray:
     """Pixels (lat x lon) whose centre lies inside or on ``polygon`` (a shapely geometry, lon/lat degrees)."""
     import shapely

@@ -62,6 +62,9 @@ class Tracks:
     anomaly_id: list[np.ndarray]
     tag: list[list[str]]
     n_anomalies: int
+    events: list[tuple[int, str, int, int]] | None = None
+    """``(step, "merge" | "split", anomaly, partner)``: at ``step`` anomaly ``partner`` merged into
+    ``anomaly`` (its last step was step - 1), or split off ``anomaly`` (its first step)."""
 
 
 @dataclass
@@ -133,6 +136,7 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
     n_series = 0
     ends_prev: np.ndarray = np.zeros(0, np.int64)  # series index (id - 1) of each comp of step s-1
     first = 0
+    events: list[tuple[int, str, int, int]] = []
     if start is not None and areas:
         if start.anomaly_id.size != areas[0].size:
             raise ValueError(f"the earlier linking's last step has {start.anomaly_id.size} components, this "
@@ -180,11 +184,13 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
                     extend(int(ends_prev[mapped[0][1]]), e, CONTINUATION)
                 else:
                     best = _best(mapped)
+                    into = int(ends_prev[mapped[best][1]]) + 1
                     for k, (_, p, _) in enumerate(mapped):
                         if k == best:
-                            extend(int(ends_prev[p]), e, MERGE)
+                            extend(into - 1, e, MERGE)
                         else:
                             prev_tags[p] = DISSIPATION_MERGE
+                            events.append((s, "merge", into, int(ends_prev[p]) + 1))
                 for _, p, _ in mapped:
                     in_prev[p] = False
             else:
@@ -205,7 +211,8 @@ def _link(areas: list[np.ndarray], overlaps: list[StepOverlaps | None], min_over
                         else:
                             n_series += 1
                             extend(n_series - 1, c, INITIATION_SPLIT)
+                            events.append((s, "split", sid + 1, n_series))
                 for _, c, _ in mapped:
                     in_cur[c] = False
         ends_prev = ends_cur
-    return Tracks(anomaly_id=ids, tag=tags, n_anomalies=n_series)
+    return Tracks(anomaly_id=ids, tag=tags, n_anomalies=n_series, events=events)

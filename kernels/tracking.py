@@ -29,6 +29,9 @@ class Resolved:
     node_base: np.ndarray
     node_count: np.ndarray
     node_anomaly: np.ndarray
+    events: dict[str, np.ndarray] | None = None
+    """Merges and splits with their partners: ``step``, ``kind`` (0 merge, 1 split), ``anomaly_id``
+    (the one that goes on), ``partner_id`` (the one merged into it, or split off it)."""
 
     def lookup(self, step: int, tile: int) -> np.ndarray:
         """Local label -> anomaly id for one (step, tile); index 0 is background."""
@@ -119,6 +122,7 @@ def resolve(
     pieces: dict[str, np.ndarray] | None = None,
     piece_strips: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
     start: LinkStart | None = None,
+    keep=None,
 ) -> Resolved:
     """Global components and anomalies from per-chunk tables.
 
@@ -127,6 +131,8 @@ def resolve(
     (``components.seam_lines``: its edges' labelled pixels, sparse). The
     ``"tos2ca"`` overlap fraction needs the overlap ``pieces`` and their ``piece_strips``.
     ``start`` continues an earlier linking whose last step is step 0 here (see ``link``).
+    ``keep(value_min, value_max)``, if given, says which joined components count besides
+    ``min_size`` (an operator's component rule, e.g. hysteresis: the component holds a core).
     """
     if overlap_fraction not in OVERLAP_FRACTIONS:
         raise ValueError(f"overlap_fraction must be one of {OVERLAP_FRACTIONS}, got {overlap_fraction!r}")
@@ -150,7 +156,10 @@ def resolve(
         "value_max": (comps["value_max"], np.maximum),
     })
     # Kept components ordered by (step, first_index): position = global component index.
-    kept = np.flatnonzero(merged["area"] >= min_size)
+    big = merged["area"] >= min_size
+    if keep is not None:
+        big &= keep(merged["value_min"], merged["value_max"])
+    kept = np.flatnonzero(big)
     kept = kept[np.lexsort((merged["first_index"][kept], merged["step"][kept]))]
     comp_of_root = np.full(roots.size, -1, np.int64)
     comp_of_root[kept] = np.arange(kept.size)
@@ -208,6 +217,7 @@ def resolve(
 
     anomaly_of_comp = np.r_[table["anomaly_id"], 0].astype(np.int32)
     node_anomaly = anomaly_of_comp[comp_of_node] if n_nodes else np.zeros(0, np.int32)
+    ev = tracks.events or []
     return Resolved(
         components=table,
         tags=tags,
@@ -215,4 +225,8 @@ def resolve(
         node_base=node_base,
         node_count=node_count,
         node_anomaly=node_anomaly,
+        events={"step": np.array([e[0] for e in ev], np.int64),
+                "kind": np.array([0 if e[1] == "merge" else 1 for e in ev], np.int8),
+                "anomaly_id": np.array([e[2] for e in ev], np.int32),
+                "partner_id": np.array([e[3] for e in ev], np.int32)},
     )

@@ -21,6 +21,7 @@ def track_cube(
     values: np.ndarray | None = None,
     overlap_fraction: str = "exact",
     start=None,
+    keep=None,
 ):
     """Anomaly-id cube and resolved tables of ``masks`` (steps, rows, cols) for one chunking."""
     nt, ny, nx = masks.shape
@@ -46,7 +47,7 @@ def track_cube(
 
     g = gather_chunk_tables(chunks(), with_pieces)
     res = resolve(g["components"], g["overlaps"], g["strips"], nt, ntr, ntc, connectivity, wrap, min_size,
-                  min_overlap, overlap_fraction, g["pieces"], g["piece_strips"], start)
+                  min_overlap, overlap_fraction, g["pieces"], g["piece_strips"], start, keep)
     ids = np.zeros(masks.shape, np.int32)
     for s in range(nt):
         for i in range(ntr):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,7 +53,9 @@ def test_image_install_steps(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     bin_dir = venv / "bin"
     pip_runs = [r for r in df["runs"] if r.startswith("pip install")]
-    assert pip_runs and "[mpi]" in pip_runs[0], "the image installs the project with the mpi extra"
+    extras = re.search(r'"\.\[([^\]]*)\]"', pip_runs[0]) if pip_runs else None
+    assert extras and {"mpi", "parquet"} <= set(extras.group(1).split(",")), \
+        "the image installs the project with the mpi and parquet extras"
     subprocess.run(f"{bin_dir}/{pip_runs[0]}", shell=True, cwd=app, check=True, capture_output=True, timeout=900)
     env = {k: v.replace(app_dir, str(app)) for k, v in df["env"].items()}
     env = {**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TOS2CA_WORKDIR": str(tmp_path / "work")}

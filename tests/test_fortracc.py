@@ -139,3 +139,18 @@ def test_min_size_is_applied_after_seams_are_joined():
     ids, res = track_cube(masks, 1, (2, 2), min_size=3)
     assert (ids[0] > 0).sum() == 4
     assert tag_table(res) == [(0, 1, "initiation")]
+
+
+def test_link_names_the_partners_of_merges_and_splits():
+    from tos2ca_batch.kernels.fortracc import StepOverlaps, link
+
+    # step 0: A (area 10) and B (4); step 1: C (12) overlaps 8 of A and all of B: B's fraction (1.0)
+    # beats A's (0.8), so C goes on as B's series and A merges into it.
+    # step 2: D (8) and E (3) both overlap C: C's series goes on in D, E splits off.
+    areas = [np.array([10, 4]), np.array([12]), np.array([8, 3])]
+    ov = [None,
+          StepOverlaps(np.array([0, 1]), np.array([0, 0]), np.array([8, 4]), np.array([0, 5])),
+          StepOverlaps(np.array([0, 0]), np.array([0, 1]), np.array([8, 3]), np.array([0, 9]))]
+    tracks = link(areas, ov, 0.25)
+    assert [a.tolist() for a in tracks.anomaly_id] == [[1, 2], [2], [2, 3]]
+    assert tracks.events == [(1, "merge", 2, 1), (2, "split", 2, 3)]

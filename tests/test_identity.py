@@ -71,7 +71,8 @@ def test_completed_job_releases_its_scratch(cube, tmp_path):
     root = tmp_path / "w" / "jobs" / f"{res['job_id']}-{store.identity}"
     tables = sorted(p.name for p in (root / "tables").iterdir())
     assert tables == sorted(set(KEPT_AFTER_COMPLETION) & set(tables))
-    assert tables == ["job:0:anomalies", "job:0:plan", "plan:0:grid", "reduce:0:components", "sync:0:last"]
+    assert tables == ["job:0:anomalies", "job:0:plan", "plan:0:grid", "reduce:0:components", "reduce:0:events",
+                      "sync:0:last", "tables:0:steps"]
     assert not (root / "store.zarr" / "scratch").exists()
     assert not [p for p in (tmp_path / "w").iterdir() if p.name.startswith("tmp")], "no temp folders left"
     import xarray as xr
@@ -168,6 +169,6 @@ def test_two_databases_sharing_redis_bucket_and_store_prefix(tmp_path, monkeypat
         for uid in (uid_a, uid_b):
             keys = {k.decode().split(":", 2)[2] for k in client.scan_iter(f"{ns}:1-{uid}:*", count=1000)}
             assert keys == {"job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies",
-                            "sync:0:last"}
+                            "sync:0:last", "reduce:0:events", "tables:0:steps"}
     finally:
         MySQLJobsDB(second_db).drop_database()

@@ -60,6 +60,29 @@ def test_injected_features_are_found_and_their_merge_and_split_matched(tmp_path)
     assert scores["tracking"]["id_switches"] == 0 and scores["pixels"]["csi"] > 0.9
     assert (tmp_path / "scores" / f"{job['job_id']}-scores.png").stat().st_size > 10_000
 
+    # The tidy tables: one row per anomaly per step and one per track, with the lineage's partners.
+    import pandas as pd
+
+    out = {Path(o).name.split("-", 1)[1]: o for o in job["outputs"]}
+    steps = pd.read_parquet(out["steps.parquet"])
+    csv = pd.read_csv(out["steps.csv"])
+    assert len(steps) == len(csv) == scores["objects"]["hits"] + scores["objects"]["false_alarms"]
+    assert isinstance(steps["time"].dtype, pd.DatetimeTZDtype) and str(steps["time"].dt.tz) == "UTC"
+    assert csv["time"][0] == "2020-01-01T00:00:00Z"
+    merged = steps[steps["tag"] == "dissipation - merge"].iloc[0]
+    into = steps[steps["tag"] == "continuation - merge"].iloc[0]
+    assert list(merged["merged_into"]) == [into["anomaly_id"]] and list(into["merged_from"]) == [merged["anomaly_id"]]
+    assert merged["time"] + pd.Timedelta(minutes=30) == into["time"]  # it merged at the next step
+    child = steps[steps["tag"] == "initiation - split"].iloc[0]
+    parent = steps[steps["tag"] == "continuation - split"].iloc[0]
+    assert list(child["split_from"]) == [parent["anomaly_id"]] and list(parent["split_off"]) == [child["anomaly_id"]]
+    tracks = pd.read_parquet(out["tracks.parquet"])
+    assert len(tracks) == steps["anomaly_id"].nunique() and tracks["split_from"].notna().sum() == 1
+    row = tracks[tracks["anomaly_id"] == child["anomaly_id"]].iloc[0]
+    assert row["split_from"] == parent["anomaly_id"] and len(row["path"]) == row["steps"]
+    assert {"time", "lat", "lon"} == set(row["path"][0])
+    assert pd.read_csv(out["tracks.csv"])["merged_into"].notna().sum() == 1
+
 
 def test_the_copy_keeps_the_imerg_layout_and_changes_only_the_features(tmp_path):
     catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 1, 0), res=1.0)

@@ -82,7 +82,8 @@ def test_production_services_give_identical_outputs(local_data, tmp_path, monkey
     key = f"{prod['job_id']}-{db.job_uid(prod['job_id'])}"
     keys = [k.decode() for k in client.scan_iter(f"{ns}:{key}:*", count=1000)]
     assert {k.split(":", 2)[2].split(":part")[0] for k in keys} == {
-        "job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies", "sync:0:last"}
+        "job:0:plan", "plan:0:grid", "reduce:0:components", "job:0:anomalies", "sync:0:last",
+        "reduce:0:events", "tables:0:steps"}
     assert any(":part" in k for k in keys)
     assert 0 < client.ttl(f"{ns}:{key}:reduce:0:components") <= 3600
     listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"store/{key}/")["Contents"]

@@ -27,7 +27,7 @@ from tos2ca_batch.runner import result
 from tos2ca_batch.sync import set_schedule, sync_job
 
 START = datetime(2020, 1, 1)
-NO_PLOTS = ["masks", "toc", "hierarchy", "geojson", "tracks", "ids"]
+NO_PLOTS = ["masks", "toc", "hierarchy", "geojson", "tracks", "ids", "tables"]
 
 
 def field(nt: int, ny: int, nx: int, seed: int) -> np.ndarray:

@@ -304,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder for J-scores.json, .csv and .png (default: here)")
     _common(p)
 
+    p = sub.add_parser("operators", help="the operators a job may use (built-in and installed plugins) and "
+                                         "their parameters")
+    p.set_defaults(func=cmd_operators)
+    p.add_argument("--json", action="store_true", help="one JSON object an operator, for scripts")
+
     p = sub.add_parser("schema", help="print the job spec's JSON Schema")
     p.set_defaults(func=cmd_schema)
 
@@ -714,6 +719,22 @@ def cmd_score(args) -> int:
           f"fragmentations; merges {ev.get('merge')}, splits {ev.get('split')}; wrote {', '.join(paths)}",
           file=sys.stderr)
     print(json.dumps({k: v for k, v in res.items() if k != "per_step"}))
+    return 0
+
+
+def cmd_operators(args) -> int:
+    from tos2ca_batch.operators import plugin_errors, registry
+
+    for op in registry().values():
+        doc = {"name": op.name, "summary": op.summary, "parameters": op.parameters, "event_type": op.event_type,
+               "component_rule": op.keeps is not None, "source": op.source}
+        if args.json:
+            print(json.dumps(doc))
+        else:
+            params = ", ".join(f"{k} ({v})" for k, v in op.parameters.items())
+            print(f"{op.name:<22} {op.summary}\n{'':<22} parameters: {params}; from {op.source}")
+    for name, error in plugin_errors().items():
+        print(f"{name:<22} could not be loaded: {error}", file=sys.stderr)
     return 0
 
 

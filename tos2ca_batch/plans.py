@@ -145,6 +145,8 @@ class PhDefPlan(Plan):
     periods: list[list] | None = None
     """Per-period masks and ids files (jobs over ``TOS2CA_PERIOD_STEPS`` steps): ``[first step,
     end step, label]`` of each period (``algorithm.period_ranges``); None: one file each."""
+    value2: float | None = None
+    """The second threshold of an operator that takes one (hysteresis: the extent's)."""
     plot_range: list[float] | None = None
     """The colour scale of every plot: the first step's finite values (read by the planner),
     so a sync, which never reads that step again, draws its new steps on the same scale."""

@@ -7,7 +7,6 @@ same fields, types, ranges and defaults, and a test holds the two to each other.
 
 from __future__ import annotations
 
-from tos2ca_batch.kernels.binarize import OPERATORS
 from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.spec import TRACKING_DEFAULTS
 
@@ -34,13 +33,23 @@ COMMON = {
     "products": {"type": "array", "items": {"type": "string"},
                  "description": "which outputs to write (default: all; README: Outputs)"},
 }
+def _operator_names() -> list[str]:
+    from tos2ca_batch.operators import registry
+
+    return list(registry())
+
+
 PHDEF = {
     "type": "object", "additionalProperties": False,
     "required": ["dataset", "variable", "operator", "value", "start", "end"],
     "properties": {
         **COMMON,
-        "operator": {"enum": list(OPERATORS), "description": "the inequality a pixel must satisfy (anomalyEvent: "
-                                                              "value standard deviations from the per-pixel mean)"},
+        "operator": {"enum": list(_operator_names()),
+                     "description": "the inequality a pixel must satisfy (anomalyEvent: value standard deviations "
+                                    "from the per-pixel mean; hysteresis: a core beyond value inside an extent "
+                                    "beyond value2; tos2ca-batch operators lists them all)"},
+        "value2": {"type": "number", "description": "the second threshold of an operator that takes one "
+                                                    "(hysteresis: the extent's)"},
         "value": {"type": "number", "description": "the threshold, in the variable's units (anomalyEvent: k != 0)"},
         "start": TIME, "end": dict(TIME, description="the last time step (clamped to the dataset's range)"),
         "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,

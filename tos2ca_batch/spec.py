@@ -15,13 +15,12 @@ import shapely
 import shapely.wkt
 
 from tos2ca_batch.errors import SpecError
-from tos2ca_batch.kernels.binarize import OPERATORS
 from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.timeutil import parse_time
 
 STAGES = ("phdef", "curation")
 PHDEF_FIELDS = {
-    "stage", "dataset", "variable", "operator", "value", "start", "end", "bbox", "polygon",
+    "stage", "dataset", "variable", "operator", "value", "value2", "start", "end", "bbox", "polygon",
     "tracking", "chunking", "email", "baseline", "name",
 }
 CURATION_FIELDS = {"stage", "phdef_job", "dataset", "variable", "chunking", "email", "name"}
@@ -36,6 +35,7 @@ class JobSpec:
     variable: str
     operator: str | None = None
     value: float | None = None
+    value2: float | None = None
     start: datetime | None = None
     end: datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
@@ -167,10 +167,22 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         return JobSpec(stage, dataset, variable, phdef_job=job, block_steps=block, tile=tile,
                        email=email, raw=raw)
 
+    from tos2ca_batch.operators import registry
+
+    ops = registry()
     operator = raw.get("operator")
-    if operator not in OPERATORS:
-        raise SpecError("operator", f"unknown operator {operator!r}; allowed: {_allowed(OPERATORS)}")
+    if not isinstance(operator, str) or operator not in ops:
+        raise SpecError("operator", f"unknown operator {operator!r}; allowed: {_allowed(ops)} "
+                                    "(tos2ca-batch operators lists them with their parameters)")
     value = _number(raw, "value")
+    value2 = None
+    if ops[operator].takes_value2:
+        value2 = _number(raw, "value2")
+        if value2 == value:
+            raise SpecError("value2", f"{operator} needs two different thresholds; value and value2 are both {value}")
+    elif raw.get("value2") is not None:
+        raise SpecError("value2", f"only {_allowed([o for o in ops if ops[o].takes_value2])} take a value2, "
+                                  f"not {operator}")
     if operator == "anomalyEvent" and value == 0:
         raise SpecError("value", "anomalyEvent needs k != 0 standard deviations")
     start, end = _time(raw, "start"), _time(raw, "end")
@@ -215,7 +227,7 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         if baseline[1] < baseline[0]:
             raise SpecError("baseline.end", "is before baseline.start")
     return JobSpec(
-        stage, dataset, variable, operator=operator, value=value, start=start, end=end,
+        stage, dataset, variable, operator=operator, value=value, value2=value2, start=start, end=end,
         bbox=bbox, polygon=polygon, tracking=tracking, block_steps=block, tile=tile,
         email=email, baseline=baseline, raw=raw,
     )

@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from tos2ca_batch import __version__
+from tos2ca_batch import __version__, operators
 from tos2ca_batch.kernels import stats as moments
-from tos2ca_batch.kernels.binarize import EVENT_TYPES
 from tos2ca_batch.kernels.components import gather_chunk_tables
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stores.chunkstore import ChunkStore
 
-PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids")
+PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids", "tables")
 CURATION_PRODUCTS = ("curated", "interpolated", "hierarchy", "stats", "anomaly-plots")
 CURATION_DEFAULT = ("curated", "interpolated", "hierarchy", "stats")
 CURATION_FILL = -9999.0  # TOS2CA's fill in the curation files
@@ -133,7 +132,7 @@ def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:
     x0, y0, x1, y1 = plan.bbox
     trk = plan.tracking
     return {
-        "event_type": EVENT_TYPES[plan.operator],
+        "event_type": operators.get(plan.operator).event_type,
         "latitude_bounds": np.array([y0, y1], np.float64),
         "longitude_bounds": np.array([x0, x1], np.float64),
         "start_date": plan.timestamps[0], "end_date": plan.timestamps[-1],
@@ -158,7 +157,8 @@ def ids_attributes(plan: PhDefPlan, job_id: int) -> dict:
         "history": f"{now} tos2ca-batch {__version__} PhDef job {job_id}: {what}, ForTraCC tracking",
         "date_created": now, "job_id": int(job_id), "dataset": plan.dataset, "variable": plan.variable,
         "source_variable": plan.variable, "source_units": plan.units,
-        "event_type": EVENT_TYPES[plan.operator], "operator": plan.operator, "threshold": float(plan.threshold),
+        "event_type": operators.get(plan.operator).event_type, "operator": plan.operator,
+        "threshold": float(plan.threshold), **({"threshold2": float(plan.value2)} if plan.value2 is not None else {}),
         "connectivity": int(trk.connectivity), "min_size": int(trk.min_size),
         "min_overlap": float(trk.min_overlap), "overlap_fraction": trk.overlap_fraction,
         "time_coverage_start": plan.times()[0].strftime("%Y-%m-%dT%H:%M:%SZ"),

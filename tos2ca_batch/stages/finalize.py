@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import tempfile
 
+import numpy as np
+
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
-from tos2ca_batch.stages.products import NetCDFFiles, promised_outputs, publisher, write_job_products
+from tos2ca_batch.stages.products import NetCDFFiles, promised_outputs, publisher, write_job_products, write_tables
 
 
 def run(ctx: TaskContext, chunk: int = 0) -> None:
@@ -17,7 +19,13 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
+        publish = publisher(ctx, tmp, job_id, plan.timestamps[0])
         write_job_products(plan, table, n, lambda s: store.get_table("publish", s, "masks"), store.read_ids,
-                           ids_attrs, publisher(ctx, tmp, job_id, plan.timestamps[0]), NetCDFFiles())
+                           ids_attrs, publish, NetCDFFiles())
+        if "tables" in plan.products:
+            parts = [store.get_table("publish", s, "stats") for s in range(len(plan.timestamps))]
+            stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}
+            store.put_table("tables", 0, "steps", stats)  # kept: a sync adds its steps' rows
+            write_tables(plan, table, stats, store.get_table("reduce", 0, "events"), publish)
     store.put_table("sync", 0, "last", last_step_records(store, plan))  # what a later sync starts from
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(plan, job_id))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tos2ca_batch import operators
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.kernels.binarize import binarize, polygon_mask
+from tos2ca_batch.kernels.binarize import polygon_mask
 from tos2ca_batch.kernels.blockmap import BlockMapper
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.common import last_step_tile, pixel_records, tile_mean_std
@@ -31,8 +32,10 @@ def run(ctx: TaskContext, chunk: int) -> None:
         mean, std = tile_mean_std(store, plan, tile)
     times = plan.times()
 
+    operator = operators.get(plan.operator)
+
     def mask_of(values: np.ndarray) -> np.ndarray:
-        m = binarize(values, plan.operator, plan.threshold, mean, std)
+        m = operator.mask(values, plan.threshold, plan.value2, mean, std)
         return m & inside if inside is not None else m
 
     trk = plan.tracking

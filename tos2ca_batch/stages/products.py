@@ -20,6 +20,21 @@ from tos2ca_batch.stages.common import chunk_step_ids, ids_attributes, masks_att
 from tos2ca_batch.stores.chunkstore import ChunkStore
 
 
+def step_stats(plan: PhDefPlan, s: int, pixels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per anomaly present at step ``s`` (whole step: the same for every chunking): pixels, km2 and
+    the value's min, max, mean and std, as a table (the tidy tables' rows of the step)."""
+    lat_e, lon_e, _ = plan.grid.edges()
+    rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
+    stats = per_anomaly_stats(aid, pixels["values"])
+    ids = np.array(list(stats), np.int32)
+    return {
+        "step": np.full(ids.size, s, np.int64), "anomaly_id": ids,
+        "area_px": np.array([st["count"] for st in stats.values()], np.int64),
+        "area_km2": np.array([pixel_area_km2(rows[aid == a], cols[aid == a], lat_e, lon_e) for a in stats], np.float64),
+        **{k: np.array([st[k] for st in stats.values()], np.float64) for k in ("min", "max", "mean", "std")},
+    }
+
+
 def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
     """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
     lat_e, lon_e, _ = plan.grid.edges()
@@ -90,6 +105,9 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
             names += [period_files(job_id, label)[k] for k in ("masks", "ids") if k in products]
     for product, files in fixed.items():
         names += [f"{job_id}-{f}" for f in files] if product in products else []
+    if "tables" in products:
+        names += [f"{job_id}-{t}.{ext}" for t in ("steps", "tracks")
+                  for ext in (("csv", "parquet") if parquet_available() else ("csv",))]
     for product, ext in (("geojson", "json"), ("plots", "png")):
         names += [f"{job_id}-{ts}.{ext}" for ts in plan.timestamps] if product in products else []
     return names
@@ -217,3 +235,105 @@ def write_period(plan: PhDefPlan, k: int, n_anomalies: int, step_chunks, read_id
                      time_coverage_end=times[-1].strftime("%Y-%m-%dT%H:%M:%SZ"))
         publish(names["ids"], "ids", lambda p: files.ids(
             p, names["ids"], lat, lon, times, plan.entry.time_step, lambda j: read_ids(t0 + j), attrs), stamps[0])
+
+
+def _iso(ts: str) -> str:
+    return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[8:10]}:{ts[10:12]}:00Z"
+
+
+def tidy_tables(plan: PhDefPlan, table: dict, stats: dict, events: dict):
+    """The tidy tables (pandas): one row per anomaly per step, one row per track.
+
+    ``table``: the components (reduce), ``stats``: :func:`step_stats` of every step, ``events``:
+    the reduce's merges and splits with their partners."""
+    import pandas as pd
+
+    order = np.lexsort((table["anomaly_id"], table["step"]))
+    comp = {k: v[order] for k, v in table.items()}
+    s_order = np.lexsort((stats["anomaly_id"], stats["step"]))
+    st = {k: v[s_order] for k, v in stats.items()}
+    if not (np.array_equal(st["step"], comp["step"]) and np.array_equal(st["anomaly_id"], comp["anomaly_id"])):
+        raise ValueError("the step statistics do not cover the components (tables of another version?)")
+    clat, clon = plan.centroids(comp, np.arange(comp["step"].size))
+    key = list(zip(comp["step"].tolist(), comp["anomaly_id"].tolist()))
+    partners: dict[str, dict[tuple[int, int], list[int]]] = {k: {} for k in ("merged_from", "merged_into",
+                                                                               "split_off", "split_from")}
+    for s, kind, a, b in zip(events["step"].tolist(), events["kind"].tolist(), events["anomaly_id"].tolist(),
+                             events["partner_id"].tolist()):
+        if kind == 0:  # b merged into a at s: b's last step is s - 1
+            partners["merged_from"].setdefault((s, a), []).append(b)
+            partners["merged_into"].setdefault((s - 1, b), []).append(a)
+        else:  # b split off a at s
+            partners["split_off"].setdefault((s, a), []).append(b)
+            partners["split_from"].setdefault((s, b), []).append(a)
+    stamps = np.array(plan.timestamps)
+    steps = pd.DataFrame({
+        "time": pd.to_datetime(stamps[comp["step"]], format="%Y%m%d%H%M", utc=True),
+        "anomaly_id": comp["anomaly_id"].astype(np.int64),
+        "tag": [TAGS[int(t)] for t in comp["tag"]],
+        "centroid_lat": np.round(clat, 4), "centroid_lon": np.round((clon + 180.0) % 360.0 - 180.0, 4),
+        "area_px": st["area_px"], "area_km2": np.round(st["area_km2"], 3),
+        "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
+        **{name: [sorted(found.get(k, [])) for k in key] for name, found in partners.items()},
+    })
+    tracks = []
+    for aid, g in steps.groupby("anomaly_id", sort=True):
+        merged_into = sorted({b for v in g["merged_into"] for b in v})
+        split_from = sorted({b for v in g["split_from"] for b in v})
+        tracks.append({
+            "anomaly_id": int(aid), "start": g["time"].iloc[0], "end": g["time"].iloc[-1], "steps": len(g),
+            "lifetime_hours": (g["time"].iloc[-1] - g["time"].iloc[0]).total_seconds() / 3600,
+            "max_area_px": int(g["area_px"].max()), "max_area_km2": float(g["area_km2"].max()),
+            "merged_into": merged_into[0] if merged_into else None,
+            "split_from": split_from[0] if split_from else None,
+            "path": [[t.strftime("%Y-%m-%dT%H:%M:%SZ"), la, lo] for t, la, lo in
+                     zip(g["time"], g["centroid_lat"], g["centroid_lon"])],
+        })
+    columns = ["anomaly_id", "start", "end", "steps", "lifetime_hours", "max_area_px", "max_area_km2",
+               "merged_into", "split_from", "path"]
+    tracks_df = pd.DataFrame(tracks, columns=columns)
+    for c in ("start", "end"):  # typed even when there is no track
+        tracks_df[c] = pd.to_datetime(tracks_df[c], utc=True)
+    tracks_df["merged_into"] = tracks_df["merged_into"].astype("Int64")
+    tracks_df["split_from"] = tracks_df["split_from"].astype("Int64")
+    return steps, tracks_df
+
+
+def write_tables(plan: PhDefPlan, table: dict, stats: dict, events: dict, publish) -> None:
+    """``J-steps.csv``/``.parquet`` and ``J-tracks.csv``/``.parquet`` (Parquet with pyarrow only).
+
+    In CSV, times are ISO 8601 (UTC, ``Z``), partner ids space-separated, a track's path JSON;
+    in Parquet they are timestamps, lists of ids and a list of ``[time, lat, lon]``."""
+    import pandas as pd
+
+    steps, tracks = tidy_tables(plan, table, stats, events)
+    job = plan.output_job
+    partner_columns = ["merged_from", "merged_into", "split_off", "split_from"]
+
+    def csv_of(df, lists, as_json=()):
+        out = df.copy()
+        for c in ("time", "start", "end"):
+            if c in out:
+                out[c] = pd.to_datetime(out[c], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for c in lists:
+            out[c] = [" ".join(map(str, v)) for v in out[c]]
+        for c in as_json:
+            out[c] = [json.dumps(v) for v in out[c]]
+        return out
+
+    publish(f"{job}-steps.csv", "steps", lambda p: csv_of(steps, partner_columns).to_csv(p, index=False))
+    publish(f"{job}-tracks.csv", "tracks-table", lambda p: csv_of(tracks, [], ["path"]).to_csv(p, index=False))
+    if not parquet_available():  # pip install pyarrow (the "parquet" extra)
+        return
+    publish(f"{job}-steps.parquet", "steps", lambda p: steps.to_parquet(p, index=False))
+    publish(f"{job}-tracks.parquet", "tracks-table", lambda p: tracks.assign(
+        path=[[{"time": t, "lat": la, "lon": lo} for t, la, lo in path] for path in tracks["path"]]).to_parquet(
+        p, index=False))
+
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True

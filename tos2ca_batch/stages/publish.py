@@ -7,7 +7,7 @@ import tempfile
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs.masks import step_chunks
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.products import block_tables, step_features, write_features
+from tos2ca_batch.stages.products import block_tables, step_features, step_stats, write_features
 from tos2ca_batch.timeutil import from_ts
 
 
@@ -15,7 +15,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
     plan, store, job_id = ctx.plan, ctx.store, ctx.plan.output_job
     products = plan.products
     t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
-    if not {"masks", "geojson", "plots"} & set(products):
+    if not {"masks", "geojson", "plots", "tables"} & set(products):
         return
     table = store.get_table("reduce", 0, "components")
     outputs, db = ctx.outputs, ctx.db
@@ -28,6 +28,8 @@ def run(ctx: TaskContext, chunk: int) -> None:
             if "masks" in products:  # compressed here, in parallel; finalize writes the file
                 store.put_table("publish", s, "masks", step_chunks(
                     pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]))
+            if "tables" in products:  # each anomaly's statistics at this step (finalize makes the tables)
+                store.put_table("publish", s, "stats", step_stats(plan, s, pixels))
             if "geojson" not in products and "plots" not in products or (plan.sync_of and s == 0):
                 continue  # a sync's step 0 is the job's: its commit rewrites its GeoJSON (tags may change)
             features, shapes = step_features(plan, table, s, pixels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tos2ca_batch import operators
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.fortracc import TAGS, LinkStart
 from tos2ca_batch.kernels.tracking import resolve
@@ -15,18 +16,21 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     lay, trk = plan.layout, plan.tracking
     g = gather_map_tables(store, plan)
     start = store.get_table("sync", 0, "start") if plan.sync_of else None
+    rule = operators.get(plan.operator).keeps
     res = resolve(
         g["components"], g["overlaps"], g["strips"],
         lay.n_steps, lay.n_tile_rows, lay.n_tile_cols, trk.connectivity, plan.wraps,
         trk.min_size, trk.min_overlap, trk.overlap_fraction, g["pieces"], g["piece_strips"] or None,
         start=None if start is None else LinkStart(start["anomaly_id"], [TAGS[t] for t in start["tag"]],
                                                    int(start["n_anomalies"][0])),
+        keep=None if rule is None else lambda vmin, vmax: rule(vmin, vmax, plan.threshold, plan.value2),
     )
     table = dict(res.components)
     table["tag"] = np.array([TAGS.index(t) for t in res.tags], np.int8)
     if start is not None:
         table = continued_table(table, start)
     store.put_table("reduce", 0, "components", table)
+    store.put_table("reduce", 0, "events", res.events)
     for c in range(lay.n_chunks):
         t0, t1 = lay.chunk(c)[:2]
         tile = lay.tile_of(c)

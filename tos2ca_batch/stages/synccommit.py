@@ -32,6 +32,7 @@ from tos2ca_batch.stages.products import (
     write_features,
     write_job_products,
     write_period,
+    write_tables,
 )
 
 
@@ -69,10 +70,11 @@ class GrownFiles(NetCDFFiles):
             super().ids(path, name, lat, lon, times, time_step, read_step, attrs)
 
 
-def merged_table(earlier: dict, sync: dict, offset: int) -> dict[str, np.ndarray]:
-    """The job's components: its rows before the sync's step 0, then the sync's (steps shifted)."""
-    before = earlier["step"] < offset
-    return {k: np.concatenate([earlier[k][before], sync[k] + (offset if k == "step" else 0)]).astype(earlier[k].dtype)
+def merged_table(earlier: dict, sync: dict, offset: int, before: int | None = None) -> dict[str, np.ndarray]:
+    """The job's rows before step ``before`` (default ``offset``, the sync's step 0), then the
+    sync's rows with their steps shifted by ``offset``."""
+    keep = earlier["step"] < (offset if before is None else before)
+    return {k: np.concatenate([earlier[k][keep], sync[k] + (offset if k == "step" else 0)]).astype(earlier[k].dtype)
             for k in earlier}
 
 
@@ -86,6 +88,11 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     off = sync_plan.step_offset
     table = merged_table(job.store.get_table("reduce", 0, "components"), store.get_table("reduce", 0, "components"),
                          off)
+    events = store.get_table("reduce", 0, "events")  # the sync's own: at its steps 1.. (the job's off + 1..)
+    if job.store.has_table("reduce", 0, "events"):
+        events = merged_table(job.store.get_table("reduce", 0, "events"), events, off, before=off + 1)
+    else:  # a job made before events were kept: its own merges and splits are not known
+        events = {k: v + (off if k == "step" else 0) for k, v in events.items()}
     n = store.get_json("anomalies")["n_anomalies"]
     n_before = int(store.get_table("sync", 0, "start")["n_anomalies"][0])
     job_id, ts = full.output_job, full.timestamps
@@ -113,6 +120,12 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         for k, (_, b, _) in enumerate(full.periods or []):  # every masks file holds the job's anomaly count
             write_period(full, k, n, step_chunks, job.store.read_ids, publish, files,
                          ("masks", "ids") if b - 1 > off else ("masks",))
+        stats = None
+        if "tables" in full.products:
+            parts = [store.get_table("publish", s, "stats") for s in range(sync_plan.layout.n_steps)]
+            stats = merged_table(job.store.get_table("tables", 0, "steps"),
+                                 {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}, off)
+            write_tables(full, table, stats, events, publish)
     ctx.db.move_outputs(ctx.job_id, job_id)
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(full, job_id))
 
@@ -123,6 +136,9 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
                             "through": ts[-1], "added": n - n_before, "ended": ended, "n_anomalies": n})
     # The commit: tables first, the plan (which says which version the job is) last.
     job.store.put_table("reduce", 0, "components", table)
+    job.store.put_table("reduce", 0, "events", events)
+    if stats is not None:
+        job.store.put_table("tables", 0, "steps", stats)
     job.store.put_json("anomalies", {"n_anomalies": n})
     job.store.put_table("sync", 0, "last", last_step_records(store, sync_plan))
     full.save(job.store)

@@ -92,6 +92,9 @@ class ChunkStore:
     def get_table(self, namespace: str, chunk: int, name: str) -> dict[str, np.ndarray]:
         return self._decode(f"{namespace}:{chunk}:{name}")
 
+    def has_table(self, namespace: str, chunk: int, name: str) -> bool:
+        return self.blobs.exists(f"{namespace}:{chunk}:{name}")
+
     def put_json(self, name: str, obj) -> None:
         doc = {"identity": self.identity, "value": obj}
         self._put(f"job:0:{name}", json.dumps(doc, sort_keys=True).encode())

@@ -1,0 +1,109 @@
+"""The operators a PhDef job may use: the built-ins, and third-party ones from the
+``tos2ca_batch.operators`` entry-point group (``tos2ca-batch operators`` lists them all).
+
+An operator says which pixels are in a mask (``mask``, per pixel, so every chunking gives the
+same masks) and, optionally, which joined components count (``keeps``, on a component's
+statistics after the reduce joined it across every seam, so that too is the same for every
+chunking). A third-party package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."tos2ca_batch.operators"]
+    warmcore = "mypackage.ops:WARM_CORE"      # an Operator
+
+Only the built-in ``anomalyEvent`` has a statistics pass (per-pixel mean and std of a baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from tos2ca_batch.kernels.binarize import EVENT_TYPES, binarize, hysteresis_core_kept, hysteresis_extent
+
+ENTRY_POINT_GROUP = "tos2ca_batch.operators"
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    summary: str
+    mask: Callable[..., np.ndarray]
+    """``mask(values, value, value2, mean, std)``: the pixels in the mask (NaN never)."""
+    parameters: dict[str, str] = field(default_factory=lambda: {"value": "the threshold, in the variable's units"})
+    """The spec fields it reads (``value``, and ``value2`` when it takes two thresholds)."""
+    event_type: str = "custom"
+    """The masks file's ``event_type`` attribute."""
+    keeps: Callable[..., np.ndarray] | None = None
+    """``keeps(value_min, value_max, value, value2)``: which joined components count (None: all)."""
+    source: str = "built-in"
+
+    @property
+    def takes_value2(self) -> bool:
+        return "value2" in self.parameters
+
+
+def _inequality(name: str) -> Operator:
+    symbol = {"lessThan": "<", "lessThanOrEqualTo": "<=", "greaterThan": ">", "greaterThanOrEqualTo": ">=",
+              "equalTo": "=="}[name]
+    return Operator(name, f"pixels whose value {symbol} value", lambda v, t, t2, m, s: binarize(v, name, t),
+                    event_type=EVENT_TYPES[name])
+
+
+BUILTIN = (
+    *(_inequality(n) for n in ("lessThan", "lessThanOrEqualTo", "greaterThan", "greaterThanOrEqualTo", "equalTo")),
+    Operator("anomalyEvent", "pixels at least value standard deviations beyond their mean over the baseline "
+                             "(value < 0: below it)",
+             lambda v, t, t2, m, s: binarize(v, "anomalyEvent", t, m, s),
+             {"value": "k, standard deviations (not 0)", "baseline": "the steps of the mean and std (optional)"},
+             EVENT_TYPES["anomalyEvent"]),
+    Operator("hysteresis", "components of the pixels beyond value2 (the extent) that hold at least one pixel "
+                           "beyond value (the core), e.g. cold cores below 225 K in an extent below 241 K; "
+                           "beyond is below when value < value2, above otherwise",
+             lambda v, t, t2, m, s: hysteresis_extent(v, t, t2),
+             {"value": "the core's threshold", "value2": "the extent's threshold"}, "hysteresis_threshold",
+             lambda vmin, vmax, t, t2: hysteresis_core_kept(vmin, vmax, t, t2)),
+)
+
+
+@lru_cache(maxsize=1)
+def registry() -> dict[str, Operator]:
+    """Every operator by name: the built-ins, then installed plugins (a plugin never replaces a
+    built-in; one that fails to load is listed as broken by :func:`plugin_errors`)."""
+    out = {op.name: op for op in BUILTIN}
+    for name, op in _plugins().items():
+        out.setdefault(name, op)
+    return out
+
+
+_ERRORS: dict[str, str] = {}
+
+
+def _plugins() -> dict[str, Operator]:
+    from importlib.metadata import entry_points
+
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            op = ep.load()
+        except Exception as exc:  # a broken plugin must not break the built-ins
+            _ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if not isinstance(op, Operator):
+            _ERRORS[ep.name] = f"{ep.value} is a {type(op).__name__}, not a tos2ca_batch.operators.Operator"
+            continue
+        found[op.name] = Operator(**{**op.__dict__, "source": f"{ep.dist.name if ep.dist else '?'} ({ep.value})"})
+    return found
+
+
+def plugin_errors() -> dict[str, str]:
+    registry()
+    return dict(_ERRORS)
+
+
+def get(name: str) -> Operator:
+    ops = registry()
+    if name not in ops:
+        raise KeyError(f"unknown operator {name!r}; known: {', '.join(ops)}")
+    return ops[name]
