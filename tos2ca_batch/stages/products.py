@@ -35,25 +35,27 @@ def step_stats(plan: PhDefPlan, s: int, pixels: dict[str, np.ndarray]) -> dict[s
     }
 
 
-def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.ndarray]):
-    """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``."""
+def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.ndarray],
+                  stats: dict[str, np.ndarray] | None = None):
+    """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``;
+    ``stats``: the step's :func:`step_stats`, if the caller has it already."""
     lat_e, lon_e, _ = plan.grid.edges()
     rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
-    stats = per_anomaly_stats(aid, pixels["values"])
+    stats = step_stats(plan, s, pixels) if stats is None else stats
     at_step = np.flatnonzero(table["step"] == s)
     ts = plan.timestamps[s]
     features, shapes = [], []
-    for a, st in stats.items():
+    for j, a in enumerate(stats["anomaly_id"].tolist()):
         sel = aid == a
         geom = pixel_geometry(rows[sel], cols[sel], lat_e, lon_e)
         k = at_step[table["anomaly_id"][at_step] == a][0]
         clat, clon = plan.centroids(table, k)
         centroid = (float(clon), float(clat))
         props = {
-            "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": st["count"],
-            "area_km2": round(pixel_area_km2(rows[sel], cols[sel], lat_e, lon_e), 3),
+            "anomaly": a, "dateTime": ts, "tag": TAGS[int(table["tag"][k])], "area_pixels": int(stats["area_px"][j]),
+            "area_km2": round(float(stats["area_km2"][j]), 3),
             "centroid_lat": centroid[1], "centroid_lon": (centroid[0] + 180.0) % 360.0 - 180.0,
-            "min": st["min"], "max": st["max"], "mean": st["mean"], "std": st["std"],
+            **{key: float(stats[key][j]) for key in ("min", "max", "mean", "std")},
             "units": plan.units,
         }
         features.append({"type": "Feature", "properties": props,

@@ -28,11 +28,12 @@ def run(ctx: TaskContext, chunk: int) -> None:
             if "masks" in products:  # compressed here, in parallel; finalize writes the file
                 store.put_table("publish", s, "masks", step_chunks(
                     pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]))
+            stats = step_stats(plan, s, pixels) if {"tables", "geojson", "plots"} & set(products) else None
             if "tables" in products:  # each anomaly's statistics at this step (finalize makes the tables)
-                store.put_table("publish", s, "stats", step_stats(plan, s, pixels))
+                store.put_table("publish", s, "stats", stats)
             if "geojson" not in products and "plots" not in products or (plan.sync_of and s == 0):
                 continue  # a sync's step 0 is the job's: its commit rewrites its GeoJSON (tags may change)
-            features, shapes = step_features(plan, table, s, pixels)
+            features, shapes = step_features(plan, table, s, pixels, stats)
             if "geojson" in products:
                 path = f"{tmp}/{job_id}-{ts}.json"
                 write_features(path, features)
