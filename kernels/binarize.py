@@ -82,3 +82,10 @@ def polygon_mask(lat: np.ndarray, lon: np.ndarray, polygon) -> np.ndarray:
 
     lon2, lat2 = np.meshgrid(np.asarray(lon, np.float64), np.asarray(lat, np.float64))
     return shapely.intersects_xy(polygon, lon2, lat2)
+
+
+def beyond_percentile(values: np.ndarray, q: float, percentile: np.ndarray) -> np.ndarray:
+    """Pixels beyond their own ``q``-th percentile of a baseline: above it for ``q >= 50``,
+    below it for ``q < 50`` (strictly; NaN values or percentiles are never in the mask)."""
+    with np.errstate(invalid="ignore"):
+        return values > percentile if q >= 50 else values < percentile

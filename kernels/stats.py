@@ -47,3 +47,25 @@ def mean_std(moments: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         mean = np.where(n > 0, moments["mean"], np.nan)
         std = np.where(n > 0, np.sqrt(np.maximum(moments["m2"], 0.0) / n), np.nan)
     return mean, std
+
+
+def nan_percentile(stack: np.ndarray, q: float) -> np.ndarray:
+    """Per-pixel ``q``-th percentile (0..100) along axis 0, NaN skipped: numpy's default
+    ("linear") definition, vectorised (``np.nanpercentile`` loops over pixels in Python when
+    any NaN is present). NaN where a pixel has no valid sample.
+
+    Each pixel's result depends only on the multiset of its own samples (sorting removes the
+    order), so any spatial split of the field and any order of the steps give the same bits.
+    """
+    x = np.sort(np.asarray(stack, np.float64), axis=0)  # NaN sort last
+    n = np.count_nonzero(~np.isnan(x), axis=0)
+    position = (np.maximum(n, 1) - 1) * (q / 100.0)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, np.maximum(n - 1, 0))
+    frac = position - below
+    a = np.take_along_axis(x, below[None], 0)[0]
+    b = np.take_along_axis(x, above[None], 0)[0]
+    step = b - a
+    # numpy's own interpolation (``_lerp``): from the nearer end, so results are monotonic in q
+    value = np.where(frac >= 0.5, b - step * (1 - frac), a + step * frac)
+    return np.where(n > 0, value, np.nan)

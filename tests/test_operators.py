@@ -87,7 +87,7 @@ def test_a_plugin_operator_is_listed_and_runs_a_job(tmp_path):
     (site / "warmops.py").write_text(textwrap.dedent('''
         from tos2ca_batch.operators import Operator
 
-        def band(values, value, value2, mean, std):
+        def band(values, value, value2, baseline):
             return (values > value) & (values < value2)
 
         BAND = Operator("band", "pixels between value and value2", band,
@@ -116,3 +116,53 @@ def test_a_plugin_operator_is_listed_and_runs_a_job(tmp_path):
     toc_file = next(o for o in res["outputs"] if o.endswith("TOC.json"))
     with open(toc_file) as f:
         assert len(json.load(f)) == 1  # the band's square, not the hotter one
+
+
+def test_nan_percentile_is_numpys_own_definition_bit_for_bit():
+    from tos2ca_batch.kernels.stats import nan_percentile
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 31):
+        x = rng.normal(size=(n, 6, 5)).astype(np.float32)
+        x[rng.random(x.shape) < 0.3] = np.nan
+        x[:, 0, 0] = np.nan  # a pixel without any sample
+        for q in (0.5, 5, 33.3, 50, 90, 99):
+            with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+                expected = np.nanpercentile(x.astype(np.float64), q, axis=0)
+            assert np.array_equal(nan_percentile(x, q), expected, equal_nan=True), (n, q)
+    # the steps' order never matters: a pixel's samples are sorted
+    assert np.array_equal(nan_percentile(x, 90), nan_percentile(x[::-1], 90), equal_nan=True)
+
+
+def test_a_percentile_job_masks_each_pixel_beyond_its_own_baseline_percentile_for_every_chunking(
+        tmp_path, monkeypatch):
+    import tos2ca_batch.algorithm as algorithm
+    from tos2ca_batch.config import Config
+
+    rng = np.random.default_rng(11)
+    lat, lon = np.linspace(-10, 10, 12), np.linspace(0, 30, 20)
+    # a climate that varies from pixel to pixel: one threshold for the whole field would not do
+    values = (rng.gamma(2.0, 1.0, (16, 12, 20)) * np.linspace(1, 5, 20)).astype(np.float32)
+    values[3, 2:5, 4:9] = np.nan  # missing pixels are never in a mask and not in the baseline
+    catalog = write_cube(tmp_path / "d", "pr", values, lat, lon, datetime(2020, 1, 1), fill=None)
+    spec = {"dataset": "pr", "variable": "v", "operator": "percentile", "value": 90,
+            "start": "2020-01-01T04:00", "end": "2020-01-01T07:30", "bbox": [0, -10, 30, 10],
+            "baseline": {"start": "2020-01-01T00:00", "end": "2020-01-01T07:30"},
+            "tracking": {"min_size": 1, "connectivity": 2}}
+    for bad, field in (({"value": 100}, "value"), ({"value": 0}, "value"),
+                       ({"operator": "greaterThan", "value": 1}, "baseline")):
+        with pytest.raises(SpecError) as e:
+            validate(dict(spec, **bad), load_catalog([str(catalog)], None))
+        assert e.value.field == field
+    _, one = run_job(tmp_path / "one", spec, catalog, block_steps=8, tile=(12, 20))
+    monkeypatch.setattr(algorithm, "PERCENTILE_BYTES", 4 * 16 * 7 * 8 * 3)  # bands of 4 rows in 7-column tiles
+    cfg, cut = run_job(tmp_path / "cut", spec, catalog, block_steps=3, tile=(5, 7))
+    assert one["status"] == cut["status"] == "complete", (one["message"], cut["message"])
+    assert cfg.db().chunks(cut["job_id"], "stats").__len__() == 3 * 3  # 3 bands of rows x 3 column tiles
+    assert_same_outputs(local_outputs(one, tmp_path), local_outputs(cut, tmp_path))
+    p90 = np.nanpercentile(values.astype(np.float64), 90, axis=0)
+    store = Config.from_env(str(tmp_path / "one"), [str(catalog)]).store(one["job_id"])
+    for s in range(8):
+        expected = values[8 + s] > p90
+        assert np.array_equal(store.read_ids(s) > 0, expected), s
+    assert 0.05 < np.mean(values[8:] > p90) < 0.2  # about a tenth of each pixel's record

@@ -165,6 +165,19 @@ def stats_layout(n_steps: int, layout: Layout) -> Layout:
     return Layout(n_steps, layout.height, layout.width, STATS_BLOCK, layout.tile_h, layout.tile_w)
 
 
+PERCENTILE_BYTES = 256 * 2**20  # what one percentile stats task may hold of its baseline's samples
+
+
+def percentile_layout(n_steps: int, layout: Layout) -> Layout:
+    """The percentile stats pass: each task holds every baseline step of a band of rows (within a
+    job tile's columns), so a pixel's percentile sees all of its samples at once. Bands are as
+    tall as ``PERCENTILE_BYTES`` allows (float64 samples, sorted: about 3 copies); a pixel's
+    percentile is its own, so the banding never changes a bit of the result."""
+    rows = PERCENTILE_BYTES // max(1, n_steps * layout.tile_w * 8 * 3)
+    return Layout(n_steps, layout.height, layout.width, max(1, n_steps), max(1, min(layout.tile_h, rows)),
+                  layout.tile_w)
+
+
 def publish_layout(layout: Layout) -> Layout:
     """Publish works on whole time steps: one chunk per block, one tile."""
     return Layout(layout.n_steps, layout.height, layout.width, layout.block_steps, layout.height, layout.width)

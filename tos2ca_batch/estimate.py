@@ -17,10 +17,12 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tos2ca_batch import operators
 from tos2ca_batch.algorithm import (
     BYTES_PER_PIXEL,
     Layout,
     default_chunking,
+    percentile_layout,
     period_ranges,
     publish_layout,
     select_grid,
@@ -111,9 +113,10 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
     comps = components_per_step if components_per_step is not None else costs["components_per_step_per_mpx"] * grid_mpx
     publish = publish_layout(layout)
     stages = {}
-    if spec.operator == "anomalyEvent":
-        stats = stats_layout(n_steps, layout)
-        stages["stats"] = (stats.n_chunks, stats.block_steps * tile_mpx * per_mpx["map"])
+    statistic = operators.get(spec.operator).baseline
+    if statistic is not None:
+        stats = (percentile_layout if statistic == "percentile" else stats_layout)(n_steps, layout)
+        stages["stats"] = (stats.n_chunks, stats.block_steps * stats.tile_h * stats.tile_w / 1e6 * per_mpx["map"])
     stages.update({
         "map": (layout.n_chunks, layout.block_steps * tile_mpx * per_mpx["map"]),
         "reduce": (1, n_steps * comps * costs["reduce_seconds_per_component"]),

@@ -9,7 +9,9 @@ chunking). A third-party package declares, in its ``pyproject.toml``::
     [project.entry-points."tos2ca_batch.operators"]
     warmcore = "mypackage.ops:WARM_CORE"      # an Operator
 
-Only the built-in ``anomalyEvent`` has a statistics pass (per-pixel mean and std of a baseline).
+An operator may need a per-pixel statistic of a baseline period (``baseline``): ``moments``
+(mean and std: ``anomalyEvent``) or ``percentile`` (the ``value``-th percentile: ``percentile``);
+the job then has a stats stage, and ``mask`` is given the statistic's arrays.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from tos2ca_batch.kernels.binarize import EVENT_TYPES, binarize, hysteresis_core_kept, hysteresis_extent
+from tos2ca_batch.kernels.binarize import (
+    EVENT_TYPES,
+    beyond_percentile,
+    binarize,
+    hysteresis_core_kept,
+    hysteresis_extent,
+)
 
 ENTRY_POINT_GROUP = "tos2ca_batch.operators"
 
@@ -30,13 +38,17 @@ class Operator:
     name: str
     summary: str
     mask: Callable[..., np.ndarray]
-    """``mask(values, value, value2, mean, std)``: the pixels in the mask (NaN never)."""
+    """``mask(values, value, value2, baseline)``: the pixels in the mask (NaN never); ``baseline``
+    is None, or the per-pixel statistic the operator asked for: ``{"mean", "std"}`` arrays
+    (``moments``) or ``{"percentile"}`` (``percentile``)."""
     parameters: dict[str, str] = field(default_factory=lambda: {"value": "the threshold, in the variable's units"})
     """The spec fields it reads (``value``, and ``value2`` when it takes two thresholds)."""
     event_type: str = "custom"
     """The masks file's ``event_type`` attribute."""
     keeps: Callable[..., np.ndarray] | None = None
     """``keeps(value_min, value_max, value, value2)``: which joined components count (None: all)."""
+    baseline: str | None = None
+    """The per-pixel statistic of a baseline period it needs: None, ``moments`` or ``percentile``."""
     source: str = "built-in"
 
     @property
@@ -47,7 +59,7 @@ class Operator:
 def _inequality(name: str) -> Operator:
     symbol = {"lessThan": "<", "lessThanOrEqualTo": "<=", "greaterThan": ">", "greaterThanOrEqualTo": ">=",
               "equalTo": "=="}[name]
-    return Operator(name, f"pixels whose value {symbol} value", lambda v, t, t2, m, s: binarize(v, name, t),
+    return Operator(name, f"pixels whose value {symbol} value", lambda v, t, t2, b: binarize(v, name, t),
                     event_type=EVENT_TYPES[name])
 
 
@@ -55,13 +67,19 @@ BUILTIN = (
     *(_inequality(n) for n in ("lessThan", "lessThanOrEqualTo", "greaterThan", "greaterThanOrEqualTo", "equalTo")),
     Operator("anomalyEvent", "pixels at least value standard deviations beyond their mean over the baseline "
                              "(value < 0: below it)",
-             lambda v, t, t2, m, s: binarize(v, "anomalyEvent", t, m, s),
+             lambda v, t, t2, b: binarize(v, "anomalyEvent", t, b["mean"], b["std"]),
              {"value": "k, standard deviations (not 0)", "baseline": "the steps of the mean and std (optional)"},
-             EVENT_TYPES["anomalyEvent"]),
+             EVENT_TYPES["anomalyEvent"], baseline="moments"),
+    Operator("percentile", "pixels beyond their own value-th percentile over the baseline: above it for "
+                           "value >= 50 (95: each pixel's wettest or hottest 5 %), below it for value < 50",
+             lambda v, t, t2, b: beyond_percentile(v, t, b["percentile"]),
+             {"value": "the percentile q, 0 < q < 100", "baseline": "the steps of the percentile (optional; "
+                                                                    "default the job's own range)"},
+             "percentile_threshold", baseline="percentile"),
     Operator("hysteresis", "components of the pixels beyond value2 (the extent) that hold at least one pixel "
                            "beyond value (the core), e.g. cold cores below 225 K in an extent below 241 K; "
                            "beyond is below when value < value2, above otherwise",
-             lambda v, t, t2, m, s: hysteresis_extent(v, t, t2),
+             lambda v, t, t2, b: hysteresis_extent(v, t, t2),
              {"value": "the core's threshold", "value2": "the extent's threshold"}, "hysteresis_threshold",
              lambda vmin, vmax, t, t2: hysteresis_core_kept(vmin, vmax, t, t2)),
 )

@@ -43,16 +43,19 @@ KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "r
                          "reduce:0:events", "tables:0:steps")
 
 
-def stages_for(kind: str, operator: str | None = None, periods: bool = False, sync: bool = False) -> list[str]:
-    """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order; ``periods``: the
-    job's masks and ids files are written per period, in parallel, before finalize; ``sync``: a
-    sync of a PhDef job, which ends by committing to it instead."""
+def stages_for(kind: str, stats: bool = False, periods: bool = False, sync: bool = False,
+               shared_map: bool = False) -> list[str]:
+    """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order; ``stats``: its
+    operator needs a statistic of a baseline period; ``periods``: the job's masks and ids files
+    are written per period, in parallel, before finalize; ``sync``: a sync of a PhDef job, which
+    ends by committing to it instead; ``shared_map``: a sweep's job whose map (same binarization)
+    another job of the sweep made, so it starts at reduce."""
     if kind == "curation":
         return ["curate", "cfinalize"]
+    head = [] if shared_map else (["stats"] if stats else []) + ["map"]
     if sync:
-        return (["stats"] if operator == "anomalyEvent" else []) + ["map", "reduce", "relabel", "publish", "commit"]
-    seq = ["map", "reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]
-    return (["stats"] if operator == "anomalyEvent" else []) + seq
+        return head + ["reduce", "relabel", "publish", "commit"]
+    return head + ["reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]
 
 
 def predecessors(order: list[str], stage: str) -> list[str]:

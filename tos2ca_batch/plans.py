@@ -15,7 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from tos2ca_batch.algorithm import Layout, cell_edges, publish_layout, stats_layout, unwrapped_lon
+from tos2ca_batch import operators
+from tos2ca_batch.algorithm import Layout, cell_edges, percentile_layout, publish_layout, stats_layout, unwrapped_lon
 from tos2ca_batch.catalog import CatalogEntry
 from tos2ca_batch.pipeline import STAGES, stages_for
 from tos2ca_batch.timeutil import from_ts
@@ -88,7 +89,7 @@ class Plan:
         return [from_ts(t) for t in self.timestamps]
 
     def stages(self) -> list[str]:
-        return stages_for(self.kind, getattr(self, "operator", None))
+        return stages_for(self.kind)
 
     def stage_layout(self, stage: str) -> Layout:
         return self.layout
@@ -140,7 +141,7 @@ class PhDefPlan(Plan):
     bbox: list[float]
     polygon: str | None
     baseline_timestamps: list[str] | None
-    """anomalyEvent: the steps whose mean and std define "anomalous" (else None)."""
+    """An operator with a baseline statistic (anomalyEvent, percentile): the steps it is of (else None)."""
     software_version: str
     periods: list[list] | None = None
     """Per-period masks and ids files (jobs over ``TOS2CA_PERIOD_STEPS`` steps): ``[first step,
@@ -158,6 +159,9 @@ class PhDefPlan(Plan):
     ones; its outputs are that job's, under its prefix."""
     step_offset: int = 0
     """A sync: the extended job's step number of this plan's step 0."""
+    map_of: int | None = None
+    """A sweep's job that shares another's binarization: the job of the sweep whose map tables
+    (copied into this job's store when it was planned) it starts from, at reduce."""
 
     @property
     def output_job(self) -> int:
@@ -165,7 +169,13 @@ class PhDefPlan(Plan):
         return self.sync_of or self.job_id
 
     def stages(self) -> list[str]:
-        return stages_for(self.kind, self.operator, periods=bool(self.periods), sync=bool(self.sync_of))
+        return stages_for(self.kind, stats=self.baseline_statistic is not None, periods=bool(self.periods),
+                          sync=bool(self.sync_of), shared_map=self.map_of is not None)
+
+    @property
+    def baseline_statistic(self) -> str | None:
+        """What the operator needs of a baseline period: None, ``moments`` or ``percentile``."""
+        return operators.get(self.operator).baseline
 
     def stage_chunks(self, stage: str) -> int:
         return len(self.periods or []) if stage == "periods" else super().stage_chunks(stage)
@@ -177,7 +187,10 @@ class PhDefPlan(Plan):
 
     def stage_layout(self, stage: str) -> Layout:
         if stage == "stats":
-            return stats_layout(len(self.baseline_timestamps or []), self.layout)
+            n = len(self.baseline_timestamps or [])
+            if self.baseline_statistic == "percentile":
+                return percentile_layout(n, self.layout)
+            return stats_layout(n, self.layout)
         if stage == "publish":
             return publish_layout(self.layout)
         return self.layout

@@ -46,11 +46,13 @@ PHDEF = {
         **COMMON,
         "operator": {"enum": list(_operator_names()),
                      "description": "the inequality a pixel must satisfy (anomalyEvent: value standard deviations "
-                                    "from the per-pixel mean; hysteresis: a core beyond value inside an extent "
-                                    "beyond value2; tos2ca-batch operators lists them all)"},
+                                    "from the per-pixel mean; percentile: beyond each pixel's value-th "
+                                    "percentile; hysteresis: a core beyond value inside an extent beyond value2; "
+                                    "tos2ca-batch operators lists them all)"},
         "value2": {"type": "number", "description": "the second threshold of an operator that takes one "
                                                     "(hysteresis: the extent's)"},
-        "value": {"type": "number", "description": "the threshold, in the variable's units (anomalyEvent: k != 0)"},
+        "value": {"type": "number", "description": "the threshold, in the variable's units (anomalyEvent: k != 0; "
+                                                   "percentile: the percentile, 0 < value < 100)"},
         "start": TIME, "end": dict(TIME, description="the last time step (clamped to the dataset's range)"),
         "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
                  "description": "[min_lon, min_lat, max_lon, max_lat] in degrees; min_lon > max_lon crosses 180"},
@@ -74,7 +76,8 @@ PHDEF = {
         },
         "baseline": {"type": "object", "additionalProperties": False, "required": ["start", "end"],
                      "properties": {"start": TIME, "end": TIME},
-                     "description": "anomalyEvent only: the period whose mean and std define anomalous"},
+                     "description": "anomalyEvent and percentile: the period whose mean and std (or "
+                                    "percentile) define anomalous; default the job's own range"},
     },
     "anyOf": [{"required": ["bbox"]}, {"required": ["polygon"]}],
 }

@@ -185,6 +185,8 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
                                   f"not {operator}")
     if operator == "anomalyEvent" and value == 0:
         raise SpecError("value", "anomalyEvent needs k != 0 standard deviations")
+    if ops[operator].baseline == "percentile" and not 0 < value < 100:
+        raise SpecError("value", f"{operator} needs a percentile 0 < value < 100, got {value}")
     start, end = _time(raw, "start"), _time(raw, "end")
     if end < start:
         raise SpecError("end", f"end {raw['end']} is before start {raw['start']}")
@@ -219,8 +221,9 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
     baseline = None
     if raw.get("baseline") is not None:
         b = raw["baseline"]
-        if operator != "anomalyEvent":
-            raise SpecError("baseline", "only an anomalyEvent job takes a baseline")
+        if ops[operator].baseline is None:
+            raise SpecError("baseline", f"only {_allowed([o for o in ops if ops[o].baseline])} take a baseline, "
+                                        f"not {operator}")
         if not isinstance(b, dict) or set(b) != {"start", "end"}:
             raise SpecError("baseline", 'must be {"start": ..., "end": ...}')
         baseline = (_time(b, "start", "baseline.start"), _time(b, "end", "baseline.end"))

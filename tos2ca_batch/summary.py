@@ -16,7 +16,8 @@ OPEN_FIRST = (("ForTraCC-TOC.json", "each anomaly and its times"), ("tracks.png"
               ("ForTraCC-Products.json", "the masks and ids files per period"),
               ("Interpolated-Data.nc4", "the curated variable on the mask grid"))
 OPERATORS = {"greaterThan": ">", "greaterThanOrEqualTo": ">=", "lessThan": "<", "lessThanOrEqualTo": "<=",
-             "equalTo": "==", "anomalyEvent": "sigma beyond the mean:"}
+             "equalTo": "==", "anomalyEvent": "sigma beyond the mean:",
+             "percentile": "beyond each pixel's percentile:"}
 
 
 def _when(ts: str | None) -> str:

@@ -1,5 +1,5 @@
-"""What several stages share: product names, the promised-outputs check, the anomalyEvent
-statistics of a tile, a whole step of the job grid, the gathering of the map stage's chunk
+"""What several stages share: product names, the promised-outputs check, the baseline
+statistic of a tile, a whole step of the job grid, the gathering of the map stage's chunk
 tables for ``resolve``, and the attributes and names of the masks and ids files (finalize writes
 them whole, the periods stage per period)."""
 
@@ -42,14 +42,33 @@ def verify_outputs(db, outputs, job_id: int, names: list[str]) -> None:
                              f"under {outputs.prefix} (e.g. {shown})")
 
 
-def tile_mean_std(store: ChunkStore, plan: PhDefPlan, tile: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge a tile's stats partials in block order into per-pixel mean and std."""
+def tile_baseline(store: ChunkStore, plan: PhDefPlan, window: tuple[int, int, int, int]) -> dict | None:
+    """The baseline statistic the job's operator needs over ``window`` (rows r0:r1, columns
+    c0:c1 of a job tile), from the stats stage's tables: ``{"mean", "std"}`` (partials merged
+    in block order) or ``{"percentile"}`` (assembled from the bands that cover it); None if
+    the operator needs none."""
+    kind = plan.baseline_statistic
+    if kind is None:
+        return None
     lay = plan.stage_layout("stats")
-    total = None
-    for b in range(lay.n_blocks):
-        part = store.get_table("stats", b * lay.n_tiles + tile, "moments")
-        total = part if total is None else moments.merge(total, part)
-    return moments.mean_std(total)
+    r0, r1, c0, c1 = window
+    if kind == "moments":
+        tile = (r0 // lay.tile_h) * lay.n_tile_cols + c0 // lay.tile_w
+        total = None
+        for b in range(lay.n_blocks):
+            part = store.get_table("stats", b * lay.n_tiles + tile, "moments")
+            total = part if total is None else moments.merge(total, part)
+        mean, std = moments.mean_std(total)
+        return {"mean": mean, "std": std}
+    out = np.empty((r1 - r0, c1 - c0), np.float64)
+    col_tile = c0 // lay.tile_w
+    for band in range(r0 // lay.tile_h, (r1 - 1) // lay.tile_h + 1):
+        chunk = band * lay.n_tile_cols + col_tile
+        _, _, b0, b1, _, _ = lay.chunk(chunk)
+        part = store.get_table("stats", chunk, "percentile")["value"]
+        lo, hi = max(b0, r0), min(b1, r1)
+        out[lo - r0:hi - r0] = part[lo - b0:hi - b0]
+    return {"percentile": out}
 
 
 def value_range(values: np.ndarray) -> list[float]:

@@ -13,29 +13,26 @@ from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.binarize import polygon_mask
 from tos2ca_batch.kernels.blockmap import BlockMapper
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.common import last_step_tile, pixel_records, tile_mean_std
+from tos2ca_batch.stages.common import last_step_tile, pixel_records, tile_baseline
 
 
 def run(ctx: TaskContext, chunk: int) -> None:
     plan, store, grid = ctx.plan, ctx.store, ctx.plan.grid
     lay = plan.layout
     t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
-    tile = lay.tile_of(chunk)
     rows, cols = grid.src_rows[r0:r1], grid.src_cols[c0:c1]
     inside = None
     if plan.polygon:
         import shapely.wkt
 
         inside = polygon_mask(grid.lat[r0:r1], grid.lon[c0:c1], shapely.wkt.loads(plan.polygon))
-    mean = std = None
-    if plan.operator == "anomalyEvent":
-        mean, std = tile_mean_std(store, plan, tile)
+    baseline = tile_baseline(store, plan, (r0, r1, c0, c1))
     times = plan.times()
 
     operator = operators.get(plan.operator)
 
     def mask_of(values: np.ndarray) -> np.ndarray:
-        m = operator.mask(values, plan.threshold, plan.value2, mean, std)
+        m = operator.mask(values, plan.threshold, plan.value2, baseline)
         return m & inside if inside is not None else m
 
     trk = plan.tracking

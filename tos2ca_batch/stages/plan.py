@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tos2ca_batch import __version__
+from tos2ca_batch import __version__, operators
 from tos2ca_batch.algorithm import (
     Layout,
     check_limits,
     default_chunking,
+    percentile_layout,
     period_ranges,
     publish_layout,
     select_grid,
@@ -64,7 +65,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
     entry = catalog[spec.dataset]
     times = _timestamps(entry, spec.dataset, spec.start, spec.end, "start")
     stats_times = None
-    if spec.operator == "anomalyEvent":
+    if operators.get(spec.operator).baseline is not None:
         b0, b1 = spec.baseline or (spec.start, spec.end)
         stats_times = _timestamps(entry, spec.dataset, b0, b1, "baseline" if spec.baseline else "start")
     with StepReader(entry, spec.variable) as reader:
@@ -82,7 +83,8 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
     layout = Layout(len(times), int(rows.size), int(cols.size), min(block_steps or d_block, len(times)), *tile)
     stage_chunks = {"map": layout.n_chunks, "publish": publish_layout(layout).n_chunks}
     if stats_times:
-        stage_chunks["stats"] = stats_layout(len(stats_times), layout).n_chunks
+        stats_of = percentile_layout if operators.get(spec.operator).baseline == "percentile" else stats_layout
+        stage_chunks["stats"] = stats_of(len(stats_times), layout).n_chunks
     refused = check_limits(layout, stage_chunks, cfg.max_chunks, cfg.memory_mb)
     if refused:
         raise SpecError("chunking", refused)

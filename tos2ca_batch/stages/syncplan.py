@@ -44,10 +44,10 @@ def syncable_plan(ctx: TaskContext) -> PhDefPlan:
                           f"(finish it first: tos2ca-batch resume {ctx.job_id})")
     plan = ctx.plan
     spec = json.loads(row["spec"]) if row.get("spec") else {}
-    if plan.operator == "anomalyEvent" and not (isinstance(spec, dict) and spec.get("baseline")):
-        raise SpecError("baseline", "an anomalyEvent job without a fixed baseline cannot be synced: its mean and "
-                                    "std are of the job's own range, which a sync changes; give the job a "
-                                    '"baseline": {"start": ..., "end": ...}')
+    if plan.baseline_statistic and not (isinstance(spec, dict) and spec.get("baseline")):
+        raise SpecError("baseline", f"an {plan.operator} job without a fixed baseline cannot be synced: its "
+                                    f"baseline statistic is of the job's own range, which a sync changes; give the "
+                                    'job a "baseline": {"start": ..., "end": ...}')
     return plan
 
 
