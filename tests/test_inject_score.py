@@ -14,21 +14,10 @@ import numpy as np
 from helpers import run_job, write_cube
 
 from tos2ca_batch.config import Config
-from tos2ca_batch.inject import inject
+from tos2ca_batch.inject import EXAMPLE_FEATURES, inject
 from tos2ca_batch.synth import synthesize
 
-FEATURES = {"features": [
-    {"name": "mover", "lat": 0, "lon": 172, "radius": 3, "amplitude": 20, "velocity": [0, 2]},  # crosses 180
-    # west nears east (which grows) and touches it at step 3; its last step is 3: a merge at step 4
-    {"name": "west", "lat": 20, "lon": -100, "radius": 3, "amplitude": 20, "velocity": [0, 1.5], "death": 4,
-     "merges_into": "east"},
-    {"name": "east", "lat": 20, "lon": -88, "radius": 3, "amplitude": 20, "growth": 0.5},
-    # parent runs east 4 degrees a step, shrinking; at step 6 child appears over part of where parent
-    # was (ForTraCC sees a split when the earlier component is the larger)
-    {"name": "parent", "lat": -20, "lon": 40, "radius": 5, "amplitude": 20, "velocity": [0, 4], "growth": -0.2},
-    {"name": "child", "lat": -20, "lon": 55, "radius": 3, "amplitude": 20, "birth": 6, "velocity": [0, -1],
-     "splits_from": "parent"},
-]}
+FEATURES = EXAMPLE_FEATURES
 
 
 def test_injected_features_are_found_and_their_merge_and_split_matched(tmp_path):

@@ -88,3 +88,26 @@ def test_a_sync_under_mpirun_equals_the_one_shot_job(data, tmp_path):
     outputs = [o["location"] for o in db.outputs(first["job_id"])]
     assert_same_outputs(local_outputs(one, tmp_path),
                         local_outputs({"job_id": first["job_id"], "outputs": outputs}, tmp_path))
+
+
+def test_a_sweep_under_mpirun_runs_every_combination_on_both_ranks_as_separate_jobs_would(data, tmp_path):
+    base, catalog = data
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, chunking={"block_steps": 3, "tile": [90, 360]})))
+    cmd = [mpirun(), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "sweep", str(spec),
+           "--grid", "value=5,10", "--grid", "tracking.min_size=5,20", "--backend", "mpi", "--catalog",
+           str(catalog), "--workdir", str(tmp_path / "mpi")]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["status"] == "complete" and len(res["rows"]) == 4, res.get("message")
+    db = Config.from_env(str(tmp_path / "mpi")).db()
+    row = next(r for r in res["rows"] if r["combination"] == "value=10,min_size=20")
+    assert not db.chunks(row["job_id"], "map")  # it shared the map of value=10,min_size=5
+    lead = next(r for r in res["rows"] if r["combination"] == "value=10,min_size=5")
+    workers = {c["worker"] for c in db.chunks(lead["job_id"], "map")}
+    assert len({w.rsplit(":", 1)[1] for w in workers}) == 2, "both ranks ran the shared map's chunks"
+    _, alone = run_job(tmp_path / "one", dict(SPEC, chunking={"block_steps": 3, "tile": [90, 360]}), catalog,
+                       workers=2)
+    swept = {"job_id": row["job_id"], "outputs": [o["location"] for o in db.outputs(row["job_id"])]}
+    assert_same_outputs(local_outputs(alone, tmp_path), local_outputs(swept, tmp_path))

@@ -304,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="folder for J-scores.json, .csv and .png (default: here)")
     _common(p)
 
+    p = sub.add_parser("sweep", help="run a spec over a grid of settings as one sweep (combinations with the "
+                                     "same binarization share one map), each combination's outputs in its own "
+                                     "sub-folder, and a table and heat map of their scores or counts")
+    p.set_defaults(func=cmd_sweep)
+    p.add_argument("spec", help=SPEC_HELP)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a setting and its values (repeatable), e.g. value=5,10,20 or tracking.min_size=50,150; "
+                        "keys: value, value2, operator, tracking.connectivity, tracking.min_size, "
+                        "tracking.min_overlap, tracking.overlap_fraction")
+    p.add_argument("--truth", default=None, help="score every combination against this truth file (from inject)")
+    _common(p)
+    _run_opts(p)
+
     p = sub.add_parser("operators", help="the operators a job may use (built-in and installed plugins) and "
                                          "their parameters")
     p.set_defaults(func=cmd_operators)
@@ -720,6 +733,28 @@ def cmd_score(args) -> int:
           file=sys.stderr)
     print(json.dumps({k: v for k, v in res.items() if k != "per_step"}))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.runner import apply_overrides
+    from tos2ca_batch.sweep import parse_grid, sweep
+
+    cfg = _config(args)
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+    try:
+        grid = parse_grid(args.grid)
+    except SpecError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+
+    def call(backend) -> dict:
+        try:
+            return sweep(cfg, raw, grid, backend, args.truth, report=lambda line: print(line, file=sys.stderr))
+        except SpecError as exc:
+            return {"status": "refused", "error": str(exc)}
+
+    return _on_backend(cfg, args, call, lambda res: 0 if res.get("status") == "complete" else 1)
 
 
 def cmd_operators(args) -> int:

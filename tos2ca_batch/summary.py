@@ -34,6 +34,8 @@ def job_line(row: dict) -> str:
         what += f" inside job {row.get('phdefJobID')}"
     elif row.get("stage") == "sync":
         what = f"sync of job {row.get('phdefJobID')}: " + what
+    elif row.get("stage") == "sweep":
+        what = f"sweep of {what}"
     elif row.get("ineqOperator"):
         what += f" {OPERATORS.get(row['ineqOperator'], row['ineqOperator'])} {row.get('ineqValue')}"
     message = (row.get("message") or "").split(";")[0]

@@ -59,8 +59,10 @@ def _check_files(entry: CatalogEntry, dataset: str, times: list, field: str) -> 
 
 
 def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry], products: list[str] | None = None,
-              block_steps: int | None = None, tile: tuple[int, int] | None = None) -> PhDefPlan:
-    """Validate against the data and save the plan; raises SpecError before writing anything."""
+              block_steps: int | None = None, tile: tuple[int, int] | None = None,
+              output_base: str | None = None) -> PhDefPlan:
+    """Validate against the data and save the plan; raises SpecError before writing anything.
+    ``output_base``: where the outputs go instead of ``<outputs>/J`` (a sweep's sub-folders)."""
     cfg, job_id = ctx.cfg, ctx.job_id
     entry = catalog[spec.dataset]
     times = _timestamps(entry, spec.dataset, spec.start, spec.end, "start")
@@ -111,7 +113,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         layout=layout, timestamps=[to_ts(t) for t in times], products=products,
         units=entry.units_of(spec.variable) or str(attrs.get("units", "")),
         long_name=str(attrs.get("long_name", spec.variable)),
-        output_prefix=claim_output_prefix(cfg.output_base(job_id), store.identity),
+        output_prefix=claim_output_prefix(output_base or cfg.output_base(job_id), store.identity),
         grid=JobGrid(lat, lon, rows, cols, (src_lat, src_lon)),
         operator=spec.operator, threshold=spec.value, value2=spec.value2, tracking=Tracking(**spec.tracking),
         wraps=wrap,
