@@ -144,16 +144,27 @@ def _config(workdir, catalog) -> Config:
     return cfg
 
 
-def run(spec: dict | str | Path, *, workdir=None, catalog=None, workers: int = 1, products: list[str] | None = None,
-        block_steps: int | None = None, tile: tuple[int, int] | None = None) -> Job:
+def run(spec: dict | str | Path, *, data=None, workdir=None, catalog=None, workers: int = 1,
+        products: list[str] | None = None, block_steps: int | None = None, tile: tuple[int, int] | None = None) -> Job:
     """Run a job (a spec dict, or the path of a spec JSON file) to its end in this process and
-    its local pool; returns the :class:`Job` (``job.status`` says how it ended)."""
+    its local pool; returns the :class:`Job` (``job.status`` says how it ended).
+
+    ``data``: run on an xarray DataArray or Dataset (``time``, ``lat``/``latitude``,
+    ``lon``/``longitude`` coordinates, evenly spaced times) or the path of a Zarr store instead
+    of a catalog dataset: the spec's ``dataset`` (optional) names it, ``variable`` picks a
+    Dataset's or store's variable. The job is chunk-parallel over its time blocks and tiles as on
+    files, and gives the outputs the same data in files would (``tos2ca_batch.xrinput``)."""
     from tos2ca_batch.backends.local import LocalBackend
     from tos2ca_batch.runner import apply_overrides
     from tos2ca_batch.runner import run as run_job
 
     raw = json.loads(Path(spec).read_text()) if isinstance(spec, str | Path) else dict(spec)
     cfg = _config(workdir, catalog)
+    if data is not None:
+        from tos2ca_batch.xrinput import data_catalog
+
+        raw, data_entry = data_catalog(data, raw, cfg.workdir)
+        cfg = _config(cfg.workdir, [*cfg.catalogs, str(data_entry)])
     backend = LocalBackend(workers)
     backend.start(cfg)
     try:

@@ -73,7 +73,7 @@ class CatalogEntry:
         return self.units.get(variable)
 
 REQUIRED_FIELDS = ("format", "location", "timeStep", "startDate", "endDate", "variables", "coordinateNames")
-FORMATS = ("netcdf4", "hdf5")
+FORMATS = ("netcdf4", "hdf5", "zarr")
 
 
 def builtin_catalog_path(given: str | None = None) -> Path | None:

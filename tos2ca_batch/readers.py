@@ -154,6 +154,41 @@ class NetCDFFile:
         return {k: self.var.getncattr(k) for k in self.var.ncattrs()}
 
 
+class ZarrFile:
+    """A Zarr store (``format: zarr``: every step in one store) read through xarray, whose CF
+    decoding masks fill values and unpacks scale and offset; only the chunks a read needs are
+    loaded. Its time coordinate is given as stored (units and calendar decoded as a file's)."""
+
+    def __init__(self, path: str, group: str | None, variable: str):
+        import xarray as xr
+
+        self.ds = xr.open_zarr(path, group=group, decode_times=False, chunks=None)
+        try:
+            self.var = self.ds[variable].variable
+        except BaseException:
+            self.ds.close()
+            raise
+        self.dims: list[str | None] = list(self.var.dims)
+
+    def close(self) -> None:
+        self.ds.close()
+
+    def coordinate(self, name: str) -> tuple[np.ndarray, dict] | None:
+        if name not in self.ds.variables:
+            return None
+        var = self.ds.variables[name]
+        return var.values, {**var.attrs, **{k: var.encoding[k] for k in ("units", "calendar") if k in var.encoding}}
+
+    def axis(self, name: str) -> np.ndarray:
+        return np.asarray(self.ds.variables[name].values, np.float64)
+
+    def read_into(self, key: tuple, dest: np.ndarray) -> None:
+        dest[...] = np.asarray(self.var[key].values, np.float32)
+
+    def attributes(self) -> dict:
+        return dict(self.var.attrs)
+
+
 PHONY_DIMENSION = b"This is a netCDF dimension but not a netCDF variable"
 
 
@@ -283,7 +318,9 @@ class StepReader:
     def __exit__(self, *exc):
         self.close()
 
-    def _open_handle(self, path: str) -> HDF5File | NetCDFFile:
+    def _open_handle(self, path: str) -> HDF5File | NetCDFFile | ZarrFile:
+        if self.entry.format == "zarr":
+            return ZarrFile(path, self.entry.group, self.variable)
         if self.fast:
             try:
                 return HDF5File(path, self.entry.group, self.variable, (self.names["lat"], self.names["lon"]))
