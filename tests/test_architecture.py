@@ -116,7 +116,7 @@ def test_no_import_loops():
     assert not loops, loops
 
 
-SHARED_BY_STAGES = {"tos2ca_batch.stages.common", "tos2ca_batch.stages.products"}
+SHARED_BY_STAGES = {"tos2ca_batch.stages.common", "tos2ca_batch.stages.products", "tos2ca_batch.stages.report"}
 
 
 def test_stages_import_no_other_stage_but_the_shared_ones():

@@ -11,7 +11,8 @@ from pathlib import PurePosixPath
 from tos2ca_batch.config import Config
 from tos2ca_batch.pipeline import STAGES
 
-OPEN_FIRST = (("ForTraCC-TOC.json", "each anomaly and its times"), ("tracks.png", "the tracks on one map"),
+OPEN_FIRST = (("report.html", "the job on one page: summary, tracks map, anomalies step by step"),
+              ("ForTraCC-TOC.json", "each anomaly and its times"), ("tracks.png", "the tracks on one map"),
               ("anomalies.csv", "one row per anomaly"), ("ForTraCC-Mask-Output.nc4", "the masks, TOS2CA's layout"),
               ("ForTraCC-Products.json", "the masks and ids files per period"),
               ("Interpolated-Data.nc4", "the curated variable on the mask grid"))

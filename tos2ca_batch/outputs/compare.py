@@ -3,7 +3,8 @@ the tests check chunkings, backends and resumed jobs.)
 
 netCDF files are compared variable by variable, every group (values and dtypes, not attributes:
 production time, job id and version are attributes); JSON files of two different jobs as
-documents with the job ids taken out; every other file (CSV, PNG) byte for byte.
+documents with the job ids taken out; a report without what says which run it was
+(``outputs.report.data_of``); every other file (CSV, PNG) byte for byte.
 """
 
 from __future__ import annotations
@@ -54,6 +55,16 @@ def differences(a: dict[str, Path], b: dict[str, Path], job_a: int | None = None
         elif name.endswith(".json") and job_a != job_b:
             if _without_job(json.loads(a[name].read_text()), f"{job_a}-") != \
                     _without_job(json.loads(b[name].read_text()), f"{job_b}-"):
+                out.append(name)
+        elif name.endswith(".html"):
+            from tos2ca_batch.outputs.report import data_of
+
+            def job_of(path: Path, given: int | None) -> int | None:  # J-report.html is <J>-report.html
+                head = path.name.split("-", 1)[0]
+                return given if given is not None else (int(head) if head.isdigit() else None)
+
+            if data_of(a[name].read_text(), job_of(a[name], job_a)) != data_of(b[name].read_text(),
+                                                                             job_of(b[name], job_b)):
                 out.append(name)
         elif a[name].read_bytes() != b[name].read_bytes():
             out.append(name)

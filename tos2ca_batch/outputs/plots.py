@@ -1,4 +1,5 @@
-"""PNG plots: one per time step (variable, anomaly outlines and ids) and the track summary."""
+"""PNG plots: one per time step (variable, anomaly outlines and ids) and the track summary, on
+coastlines with degree-labelled axes (``outputs.coastlines``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from tos2ca_batch.outputs import coastlines  # noqa: E402
 
 MAX_PIXELS_ACROSS = 1600
 
@@ -37,8 +40,10 @@ def step_png(path: str, values: np.ndarray, lat_edges, lon_edges, anomalies: lis
         _outline(ax, a["geometry"], color="red", linewidth=0.8)
         ax.text(*a["centroid"], str(a["id"]), color="white", fontsize=8, ha="center", va="center",
                 bbox={"boxstyle": "round,pad=0.1", "fc": "black", "alpha": 0.5, "lw": 0})
-    ax.set_xlabel("longitude (degrees east; > 180 continues past the antimeridian)")
-    ax.set_ylabel("latitude")
+    coastlines.draw(ax, lon_edges[0], lon_edges[-1], lat_edges[0], lat_edges[-1], color="white")
+    ax.set_xlim(lon_edges[0], lon_edges[-1])
+    ax.set_ylim(lat_edges[0], lat_edges[-1])
+    coastlines.degree_axes(ax)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
@@ -62,14 +67,14 @@ def tracks_png(path: str, tracks: dict[int, list[tuple[float, float]]], bounds, 
         ax.plot(x, y, "-", color=color, linewidth=1.2, label=label)
         ax.plot(x[0], y[0], "o", color=color, markersize=4)
         ax.text(x[-1], y[-1], str(a), fontsize=8, color=color)
+    coastlines.draw(ax, bounds[0], bounds[2], bounds[1], bounds[3])
     ax.set_xlim(bounds[0], bounds[2])
     ax.set_ylim(bounds[1], bounds[3])
     if spans:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0,
                   title="anomaly: start to end (UTC)" + (f"; 20 of {len(tracks)}" if len(tracks) > 20 else ""),
                   title_fontsize=7)
-    ax.set_xlabel("longitude")
-    ax.set_ylabel("latitude")
+    coastlines.degree_axes(ax)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -87,6 +92,31 @@ def anomaly_png(path: str, rows: np.ndarray, title: str, units: str) -> None:
     ax.set_ylabel("latitude")
     ax.set_title(title, fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def anomaly_steps_png(path: str, frames: list[tuple[str, np.ndarray, tuple[float, float, float, float]]]) -> None:
+    """One anomaly at each step shown: ``frames`` of (title, cells, (lon0, lon1, lat0, lat1)) where
+    cells are 2 (this anomaly), 1 (another) or 0 (none), on coastlines."""
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(["#ffffff", "#c8c8c8", "#c0392b"])
+    fig, axes = plt.subplots(1, len(frames), figsize=(1.0 + 1.9 * len(frames), 2.3), dpi=80, squeeze=False)
+    for ax, (title, cells, (x0, x1, y0, y1)) in zip(axes[0], frames):
+        ax.imshow(cells, origin="lower", cmap=cmap, vmin=0, vmax=2, interpolation="nearest",
+                  extent=(x0, x1, y0, y1), aspect="auto")
+        coastlines.draw(ax, x0, x1, y0, y1)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        coastlines.degree_axes(ax)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(labelsize=6)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
+        ax.set_title(title, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

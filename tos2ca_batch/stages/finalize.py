@@ -1,7 +1,8 @@
-"""Finalize: the whole-job products (masks file, TOC, hierarchy, tracks, CF ids)."""
+"""Finalize: the whole-job products (masks file, TOC, hierarchy, tracks, CF ids, tables, report)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import NetCDFFiles, promised_outputs, publisher, write_job_products, write_tables
+from tos2ca_batch.stages.report import job_log, write_report
 
 
 def run(ctx: TaskContext, chunk: int = 0) -> None:
@@ -27,5 +29,8 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}
             store.put_table("tables", 0, "steps", stats)  # kept: a sync adds its steps' rows
             write_tables(plan, table, stats, store.get_table("reduce", 0, "events"), publish)
+        if "report" in plan.products:  # last: it links to every other file
+            write_report(plan, json.loads(ctx.db.get_job(ctx.job_id)["spec"]), table, n, store.read_ids,
+                         promised_outputs(plan, job_id), job_log(ctx.db, ctx.job_id), publish)
     store.put_table("sync", 0, "last", last_step_records(store, plan))  # what a later sync starts from
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(plan, job_id))

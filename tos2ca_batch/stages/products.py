@@ -99,7 +99,7 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
     products, names = plan.products, []
     fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
              "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
-             "ids": ["anomaly-ids.nc4"]}
+             "ids": ["anomaly-ids.nc4"], "report": ["report.html"]}
     if plan.periods:  # masks and ids per period instead of one file each, and their list
         fixed = {k: v for k, v in fixed.items() if k not in ("masks", "ids")}
         names.append(f"{job_id}-ForTraCC-Products.json")

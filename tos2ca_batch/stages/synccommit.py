@@ -12,6 +12,7 @@ previous version.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -34,6 +35,7 @@ from tos2ca_batch.stages.products import (
     write_period,
     write_tables,
 )
+from tos2ca_batch.stages.report import job_log, write_report
 
 
 class GrownFiles(NetCDFFiles):
@@ -126,6 +128,9 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             stats = merged_table(job.store.get_table("tables", 0, "steps"),
                                  {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}, off)
             write_tables(full, table, stats, events, publish)
+        if "report" in full.products:  # last: it links to every other file
+            write_report(full, json.loads(ctx.db.get_job(job_id)["spec"]), table, n, job.store.read_ids,
+                         promised_outputs(full, job_id), job_log(ctx.db, job_id), publish)
     ctx.db.move_outputs(ctx.job_id, job_id)
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(full, job_id))
 
