@@ -300,3 +300,28 @@ def test_an_anomaly_event_job_with_a_fixed_baseline_and_a_job_written_per_period
     assert sorted(Path(o).name for o in got["outputs"] if "Mask-Output-2020" in o) == [
         f"1-ForTraCC-Mask-Output-2020010{d}.nc4" for d in (1, 2, 3)]
     assert_same_outputs(local_outputs(one, tmp_path), local_outputs(got, tmp_path))
+
+
+def test_the_animation_of_a_synced_job_is_the_one_shot_jobs_frame_for_frame(tmp_path):
+    from PIL import Image, ImageSequence
+
+    values = field(10, 12, 24, seed=9)
+    catalog = cube(tmp_path / "data", values)
+    spec = spec_for(10, 5.1)
+    _, one = run_job(tmp_path / "one", spec, catalog, block_steps=4, products=["toc", "animation"])
+    cfg, first = run_job(tmp_path / "grown", dict(spec, end=stamp(5)), catalog, block_steps=3,
+                         products=["toc", "animation"])
+    assert one["status"] == first["status"] == "complete", (one["message"], first["message"])
+    [res] = synced(cfg, first["job_id"], [9])
+    assert res["sync"] == "synced", res
+
+    def frames(res):
+        gif = next(o for o in res["outputs"] if o.endswith("animation.gif"))
+        with Image.open(gif) as g:
+            assert g.info["loop"] == 0 and g.info["duration"] == 400
+            return [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(g)]
+
+    a, b = frames(one), frames(result(cfg, first["job_id"]))
+    assert len(a) == len(b) == 10
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], a[-1])  # the frames move

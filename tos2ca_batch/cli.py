@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tos2ca_batch import __version__
 from tos2ca_batch.pipeline import TASK_COMMANDS
-from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_PRODUCTS
+from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_OPTIONAL, PHDEF_PRODUCTS
 
 EXIT_NOT_READY = 75  # EX_TEMPFAIL: a task whose earlier stages are not complete; nothing changed
 EXIT_CANCELLED = 3
@@ -88,11 +88,12 @@ def _tile(text: str) -> tuple[int, int]:
 
 def _products(text: str) -> list[str]:
     items = [p for p in text.split(",") if p]
-    allowed = PHDEF_PRODUCTS + tuple(p for p in CURATION_PRODUCTS if p not in PHDEF_PRODUCTS)
+    allowed = PHDEF_PRODUCTS + PHDEF_OPTIONAL + tuple(p for p in CURATION_PRODUCTS if p not in PHDEF_PRODUCTS)
     bad = [p for p in items if p not in allowed]
     if bad:
-        raise argparse.ArgumentTypeError(f"--products: unknown {bad}; allowed: PhDef {','.join(PHDEF_PRODUCTS)};"
-                                         f" curation {','.join(CURATION_PRODUCTS)}")
+        raise argparse.ArgumentTypeError(f"--products: unknown {bad}; allowed: PhDef "
+                                         f"{','.join(PHDEF_PRODUCTS + PHDEF_OPTIONAL)}; curation "
+                                         f"{','.join(CURATION_PRODUCTS)}")
     return items
 
 
@@ -118,7 +119,8 @@ def _chunking_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
     p.add_argument("--products", type=_products, default=None,
-                   help=f"PhDef: subset of {','.join(PHDEF_PRODUCTS)} (default: all); curation: "
+                   help=f"PhDef: subset of {','.join(PHDEF_PRODUCTS)} (default: all) and "
+                        f"{','.join(PHDEF_OPTIONAL)} (a GIF of the job; only when asked for); curation: "
                         f"{','.join(CURATION_PRODUCTS)} (default: all but anomaly-plots)")
 
 
@@ -126,6 +128,14 @@ def _run_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_workers, default=None, help="parallel processes (default: cores)")
     _chunking_opts(p)
     p.add_argument("--backend", default="local", choices=["local", "mpi"], help=BACKEND_HELP)
+
+
+def _dataset_range(p: argparse.ArgumentParser, verb: str, variable_verb: str) -> None:
+    """``--dataset --variable --start --end``: a command on a dataset's files over a range."""
+    p.add_argument("--dataset", required=True, help=f"the catalog dataset to {verb}")
+    p.add_argument("--variable", default=None, help=f"the variable to {variable_verb} (default: the dataset's first)")
+    p.add_argument("--start", required=True, help="first time, ISO 8601")
+    p.add_argument("--end", required=True, help="last time, ISO 8601")
 
 
 def _on_job(sub, name: str, help_: str, func, reason: bool = False) -> argparse.ArgumentParser:
@@ -284,10 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inject", help="copy a dataset's files over a range with features of known truth added "
                                       "(same layout), plus a catalog entry and a truth file for 'score'")
     p.set_defaults(func=cmd_inject)
-    p.add_argument("--dataset", required=True, help="the catalog dataset to copy")
-    p.add_argument("--variable", default=None, help="the variable to inject into (default: the dataset's first)")
-    p.add_argument("--start", required=True, help="first time, ISO 8601")
-    p.add_argument("--end", required=True, help="last time, ISO 8601")
+    _dataset_range(p, "copy", "inject into")
     p.add_argument("--features", required=True, help="the features, a JSON file (README: Knowing how good a "
                                                      "setting is)")
     p.add_argument("--out", required=True, help="folder for the copy, catalog.json and truth.json")
@@ -316,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", default=None, help="score every combination against this truth file (from inject)")
     _common(p)
     _run_opts(p)
+
+    p = sub.add_parser("scan", help="before a big job: check a dataset's files over a range (present, missing, "
+                                    "unreadable, other grid, all fill; value ranges) with a progress bar; files "
+                                    "scanned before and unchanged are not read again")
+    p.set_defaults(func=cmd_scan)
+    _dataset_range(p, "scan", "read")
+    p.add_argument("--out", default=".", help="folder for <dataset>-scan.csv, -scan.json and the problem plots "
+                                              "(default: here)")
+    _common(p)
 
     p = sub.add_parser("operators", help="the operators a job may use (built-in and installed plugins) and "
                                          "their parameters")
@@ -755,6 +771,28 @@ def cmd_sweep(args) -> int:
             return {"status": "refused", "error": str(exc)}
 
     return _on_backend(cfg, args, call, lambda res: 0 if res.get("status") == "complete" else 1)
+
+
+def cmd_scan(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.scan import scan
+    from tos2ca_batch.timeutil import parse_time
+
+    cfg = _config(args)
+    try:
+        log = scan(cfg, args.dataset, parse_time(args.start), parse_time(args.end), Path(args.out), args.variable,
+                   progress=sys.stderr.isatty())
+    except (SpecError, ValueError) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    counts = ", ".join(f"{n} {s}" for s, n in log["counts"].items() if n)
+    print(f"{args.dataset}: {log['steps']} steps {log['start']} to {log['end']}: {counts} ({log['from_cache']} "
+          f"from an earlier scan); report {log['report']}" + (f"; plots of {len(log['plots'])} problem files"
+                                                              if log["plots"] else ""), file=sys.stderr)
+    for r in log["problems"][:10]:
+        print(f"  {r['time']} {r['status']}: {r['path']} {r['detail']}", file=sys.stderr)
+    print(json.dumps({k: v for k, v in log.items() if k != "problems"} | {"problems": len(log["problems"])}))
+    return 1 if log["problems"] else 0
 
 
 def cmd_operators(args) -> int:

@@ -240,6 +240,12 @@ class Config:
             self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", identity=uid)
         return self._stores[job_id]
 
+    def scan_cache(self):
+        """What ``scan`` found of each file (``<workdir>/scan-cache.json``)."""
+        from tos2ca_batch.stores.scancache import ScanCache
+
+        return ScanCache(self.workdir / "scan-cache.json")
+
     def output_base(self, job_id: int) -> str:
         """Where job J's outputs go unless that place holds another job's: ``<outputs>/J``."""
         return default_output_prefix(self.output_url, self.workdir, job_id)

@@ -22,15 +22,14 @@ def _outline(ax, geom, **kw) -> None:
 
 
 def step_png(path: str, values: np.ndarray, lat_edges, lon_edges, anomalies: list[dict], title: str,
-             units: str, scale: tuple[float, float] | None = None) -> None:
+             units: str, scale: tuple[float, float] | None = None, width: float = 10.0, dpi: int = 100) -> None:
     """``anomalies``: dicts with ``id``, ``geometry`` (unwrapped lon) and ``centroid`` (lon, lat);
     ``scale``: the colour range, one for every step of a job so that frames compare; missing
     pixels are grey."""
     stride = max(1, int(np.ceil(max(values.shape) / MAX_PIXELS_ACROSS)))
     shown = values[::stride, ::stride]
-    width = 10
     aspect = (lat_edges[-1] - lat_edges[0]) / max(lon_edges[-1] - lon_edges[0], 1e-9)
-    fig, ax = plt.subplots(figsize=(width, max(3.0, width * aspect * 0.9)), dpi=100)
+    fig, ax = plt.subplots(figsize=(width, max(0.3 * width, width * aspect * 0.9)), dpi=dpi)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.75")
     vmin, vmax = scale if scale is not None else (None, None)
     im = ax.imshow(shown, origin="lower", cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax,
@@ -120,3 +119,50 @@ def anomaly_steps_png(path: str, frames: list[tuple[str, np.ndarray, tuple[float
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
+
+
+MAX_ANIMATION_FRAMES = 480  # the animation shows the job's last steps: 10 days of half-hourly data
+
+
+def _palette():
+    """One palette for every frame of every animation (viridis, greys, the outlines' red), so a
+    frame read back from a GIF is the frame written and a sync can append to the job's GIF."""
+    from PIL import Image
+
+    colours = [tuple(int(255 * c) for c in plt.get_cmap("viridis")(k / 191)[:3]) for k in range(192)]
+    colours += [(g, g, g) for g in np.linspace(0, 255, 56).astype(int)]
+    colours += [(255, 0, 0), (191, 0, 0), (255, 128, 128), (128, 0, 0), (255, 255, 255), (0, 0, 0), (191, 191, 191),
+                (64, 64, 64)]
+    image = Image.new("P", (1, 1))
+    image.putpalette([v for c in colours[:256] for v in c])
+    return image
+
+
+def step_frame(values: np.ndarray, lat_edges, lon_edges, anomalies: list[dict], title: str, units: str,
+               scale, tmp: str) -> bytes:
+    """A small PNG of one step, as the animation shows it (``step_png`` at two thirds of the size)."""
+    path = f"{tmp}/frame.png"
+    step_png(path, values, lat_edges, lon_edges, anomalies, title, units, scale, width=9.0, dpi=75)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_gif(path: str, frames: list[bytes], earlier: str | None = None, ms: int = 400) -> None:
+    """An animated GIF of the PNG ``frames`` (after the frames of the GIF ``earlier``, when a sync
+    grows a job's), the last ``MAX_ANIMATION_FRAMES`` of them, each on the one palette."""
+    import io
+
+    from PIL import GifImagePlugin, Image, ImageSequence
+
+    palette = _palette()
+    images = []
+    if earlier is not None:
+        GifImagePlugin.LOADING_STRATEGY = GifImagePlugin.LoadingStrategy.RGB_AFTER_DIFFERENT_PALETTE_ONLY
+        with Image.open(earlier) as gif:
+            images = [frame.copy() for frame in ImageSequence.Iterator(gif)]
+    for png in frames[-MAX_ANIMATION_FRAMES:]:
+        with Image.open(io.BytesIO(png)) as im:
+            images.append(im.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE))
+    images = images[-MAX_ANIMATION_FRAMES:]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=ms, loop=0,
+                   optimize=False, disposal=1)

@@ -16,6 +16,8 @@ from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stores.chunkstore import ChunkStore
 
 PHDEF_PRODUCTS = ("masks", "toc", "hierarchy", "geojson", "plots", "tracks", "ids", "tables", "report")
+PHDEF_OPTIONAL = ("animation",)
+"""PhDef products made only when asked for (``--products ...,animation``)."""
 CURATION_PRODUCTS = ("curated", "interpolated", "hierarchy", "stats", "anomaly-plots")
 CURATION_DEFAULT = ("curated", "interpolated", "hierarchy", "stats")
 CURATION_FILL = -9999.0  # TOS2CA's fill in the curation files

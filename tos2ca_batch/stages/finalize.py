@@ -29,6 +29,10 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}
             store.put_table("tables", 0, "steps", stats)  # kept: a sync adds its steps' rows
             write_tables(plan, table, stats, store.get_table("reduce", 0, "events"), publish)
+        if "animation" in plan.products:
+            frames = [store.get_table("publish", s, "frame")["png"].tobytes() for s in range(len(plan.timestamps))]
+            publish(f"{job_id}-animation.gif", "animation",
+                    lambda p: NetCDFFiles().animation(p, f"{job_id}-animation.gif", frames))
         if "report" in plan.products:  # last: it links to every other file
             write_report(plan, json.loads(ctx.db.get_job(ctx.job_id)["spec"]), table, n, store.read_ids,
                          promised_outputs(plan, job_id), job_log(ctx.db, ctx.job_id), publish)

@@ -24,7 +24,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import JobGrid, PhDefPlan, Tracking
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.spec import JobSpec
-from tos2ca_batch.stages.common import PHDEF_PRODUCTS, value_range
+from tos2ca_batch.stages.common import PHDEF_OPTIONAL, PHDEF_PRODUCTS, value_range
 from tos2ca_batch.stores.objectstore import claim_output_prefix, existing
 from tos2ca_batch.timeutil import axis, step_minutes, to_ts
 
@@ -94,15 +94,18 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         raise SpecError("tracking.min_size", f"{spec.tracking['min_size']} is more than the job grid's "
                                              f"{layout.height * layout.width} pixels: nothing could be found")
     _check_files(entry, spec.dataset, times, "start")
+    refused = cfg.scan_cache().refusal(entry, times)  # what an earlier scan found, without reading a file
+    if refused:
+        raise SpecError("start", refused)
     if stats_times:
         _check_files(entry, spec.dataset, stats_times, "baseline" if spec.baseline else "start")
     products = list(products or PHDEF_PRODUCTS)
-    bad = [p for p in products if p not in PHDEF_PRODUCTS]
+    bad = [p for p in products if p not in PHDEF_PRODUCTS + PHDEF_OPTIONAL]
     if bad:
-        raise SpecError("products", f"unknown {bad}; allowed: {', '.join(PHDEF_PRODUCTS)}")
+        raise SpecError("products", f"unknown {bad}; allowed: {', '.join(PHDEF_PRODUCTS + PHDEF_OPTIONAL)}")
 
     plot_range = None
-    if "plots" in products:
+    if {"plots", "animation"} & set(products):
         with StepReader(entry, spec.variable, (src_lat, src_lon)) as reader:
             plot_range = value_range(reader.read(times[0], rows, cols))
     lat = src_lat[rows].astype(np.float64)

@@ -99,7 +99,7 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
     products, names = plan.products, []
     fixed = {"masks": ["ForTraCC-Mask-Output.nc4"], "toc": ["ForTraCC-TOC.json"],
              "hierarchy": ["ForTraCC-Mask-Output-Hierarchy.json"], "tracks": ["anomalies.csv", "tracks.png"],
-             "ids": ["anomaly-ids.nc4"], "report": ["report.html"]}
+             "ids": ["anomaly-ids.nc4"], "report": ["report.html"], "animation": ["animation.gif"]}
     if plan.periods:  # masks and ids per period instead of one file each, and their list
         fixed = {k: v for k, v in fixed.items() if k not in ("masks", "ids")}
         names.append(f"{job_id}-ForTraCC-Products.json")
@@ -164,6 +164,11 @@ class NetCDFFiles:
         from tos2ca_batch.outputs.cf import write_ids_netcdf
 
         write_ids_netcdf(path, lat, lon, times, time_step, read_step, attrs)
+
+    def animation(self, path: str, name: str, frames: list[bytes]) -> None:
+        from tos2ca_batch.outputs.plots import write_gif
+
+        write_gif(path, frames)
 
 
 def write_job_products(plan: PhDefPlan, table: dict, n: int, step_chunks, read_ids, ids_attrs: dict, publish,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tempfile
 
+import numpy as np
+
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs.masks import step_chunks
 from tos2ca_batch.readers import StepReader
@@ -15,7 +17,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
     plan, store, job_id = ctx.plan, ctx.store, ctx.plan.output_job
     products = plan.products
     t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
-    if not {"masks", "geojson", "plots", "tables"} & set(products):
+    if not {"masks", "geojson", "plots", "tables", "animation"} & set(products):
         return
     table = store.get_table("reduce", 0, "components")
     outputs, db = ctx.outputs, ctx.db
@@ -31,19 +33,26 @@ def run(ctx: TaskContext, chunk: int) -> None:
             stats = step_stats(plan, s, pixels) if {"tables", "geojson", "plots"} & set(products) else None
             if "tables" in products:  # each anomaly's statistics at this step (finalize makes the tables)
                 store.put_table("publish", s, "stats", stats)
-            if "geojson" not in products and "plots" not in products or (plan.sync_of and s == 0):
+            if not {"geojson", "plots", "animation"} & set(products) or (plan.sync_of and s == 0):
                 continue  # a sync's step 0 is the job's: its commit rewrites its GeoJSON (tags may change)
             features, shapes = step_features(plan, table, s, pixels, stats)
             if "geojson" in products:
                 path = f"{tmp}/{job_id}-{ts}.json"
                 write_features(path, features)
                 db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.json"), "geojson", ts)
-            if "plots" in products:
-                from tos2ca_batch.outputs.plots import step_png
+            if not {"plots", "animation"} & set(products):
+                continue
+            from tos2ca_batch.outputs.plots import step_frame, step_png
 
-                field = rd.read(from_ts(ts), plan.grid.src_rows, plan.grid.src_cols)
+            field = rd.read(from_ts(ts), plan.grid.src_rows, plan.grid.src_cols)
+            title = (f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} "
+                     f"{plan.units}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
+            if "plots" in products:
                 path = f"{tmp}/{job_id}-{ts}.png"
-                title = (f"{plan.dataset} {plan.variable} {plan.operator} {plan.threshold} "
-                         f"{plan.units}  {ts[:8]} {ts[8:]} UTC  ({len(shapes)} anomalies)")
                 step_png(path, field, lat_e, lon_e, shapes, title, plan.units, scale)
                 db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)
+            if "animation" in products:  # its frame, kept for finalize (or a sync's commit) to join
+                when = f"{ts[:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:]} UTC"
+                png = step_frame(field, lat_e, lon_e, shapes, f"{plan.variable} {plan.operator} {plan.threshold}  "
+                                 f"{when}  ({len(shapes)} anomalies)", plan.units, scale, tmp)
+                store.put_table("publish", s, "frame", {"png": np.frombuffer(png, np.uint8)})

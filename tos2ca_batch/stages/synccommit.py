@@ -65,6 +65,14 @@ class GrownFiles(NetCDFFiles):
         else:
             mk.write_masks(path, attrs, lat, lon, stamps, n, read_step)
 
+    def animation(self, path, name, frames) -> None:
+        from tos2ca_batch.outputs.plots import write_gif
+
+        if self._earlier(path + ".earlier.gif", name):
+            write_gif(path, frames, earlier=path + ".earlier.gif")
+        else:
+            write_gif(path, frames)
+
     def ids(self, path, name, lat, lon, times, time_step, read_step, attrs) -> None:
         from tos2ca_batch.outputs.cf import append_ids_netcdf
 
@@ -128,6 +136,11 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             stats = merged_table(job.store.get_table("tables", 0, "steps"),
                                  {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}, off)
             write_tables(full, table, stats, events, publish)
+        if "animation" in full.products:  # the sync's new steps' frames after the job's
+            frames = [store.get_table("publish", k, "frame")["png"].tobytes()
+                      for k in range(1, sync_plan.layout.n_steps)]
+            publish(f"{job_id}-animation.gif", "animation",
+                    lambda p: files.animation(p, f"{job_id}-animation.gif", frames))
         if "report" in full.products:  # last: it links to every other file
             write_report(full, json.loads(ctx.db.get_job(job_id)["spec"]), table, n, job.store.read_ids,
                          promised_outputs(full, job_id), job_log(ctx.db, job_id), publish)
