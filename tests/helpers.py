@@ -83,4 +83,5 @@ def assert_same_outputs(a: dict[str, Path], b: dict[str, Path]) -> None:
     from tos2ca_batch.outputs.compare import differences
 
     assert sorted(a) == sorted(b)
-    assert differences(a, b) == []
+    diff = differences(a, b)
+    assert diff == [], diff

@@ -72,6 +72,18 @@ def test_injected_features_are_found_and_their_merge_and_split_matched(tmp_path)
     assert {"time", "lat", "lon"} == set(row["path"][0])
     assert pd.read_csv(out["tracks.csv"])["merged_into"].notna().sum() == 1
 
+    # The polygons as GeoParquet, read as a GIS user does: one row per anomaly per step, lon/lat
+    import geopandas as gpd
+
+    polys = gpd.read_parquet(out["polygons.parquet"])
+    assert polys.crs is not None and polys.crs.equals("OGC:CRS84") and len(polys) == len(steps)
+    assert sorted(zip(polys["time"], polys["anomaly_id"])) == sorted(zip(steps["time"], steps["anomaly_id"]))
+    mover = polys[polys.intersects(gpd.points_from_xy([180.0], [0.0])[0].buffer(3))]
+    assert (mover.geom_type == "MultiPolygon").any()  # split at the antimeridian, as RFC 7946 asks
+    step = polys[polys["time"] == polys["time"].iloc[0]]
+    features = json.loads(Path(out[f"{polys['time'].iloc[0]:%Y%m%d%H%M}.json"]).read_text())["features"]
+    assert sorted(step["area_px"]) == sorted(f["properties"]["area_pixels"] for f in features)
+
 
 def test_the_copy_keeps_the_imerg_layout_and_changes_only_the_features(tmp_path):
     catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 1, 0), res=1.0)

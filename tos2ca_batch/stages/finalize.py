@@ -9,7 +9,15 @@ import numpy as np
 
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
-from tos2ca_batch.stages.products import NetCDFFiles, promised_outputs, publisher, write_job_products, write_tables
+from tos2ca_batch.stages.products import (
+    NetCDFFiles,
+    parquet_available,
+    promised_outputs,
+    publisher,
+    write_job_products,
+    write_polygons,
+    write_tables,
+)
 from tos2ca_batch.stages.report import job_log, write_report
 
 
@@ -29,6 +37,9 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}
             store.put_table("tables", 0, "steps", stats)  # kept: a sync adds its steps' rows
             write_tables(plan, table, stats, store.get_table("reduce", 0, "events"), publish)
+        if "geojson" in plan.products and parquet_available():
+            steps = [(s, store.get_table("publish", s, "polygons")) for s in range(len(plan.timestamps))]
+            publish(f"{job_id}-polygons.parquet", "polygons", lambda p: write_polygons(p, plan, steps))
         if "animation" in plan.products:
             frames = [store.get_table("publish", s, "frame")["png"].tobytes() for s in range(len(plan.timestamps))]
             publish(f"{job_id}-animation.gif", "animation",

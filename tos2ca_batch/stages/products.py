@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 import shapely
@@ -112,6 +113,8 @@ def promised_outputs(plan: PhDefPlan, job_id: int) -> list[str]:
                   for ext in (("csv", "parquet") if parquet_available() else ("csv",))]
     for product, ext in (("geojson", "json"), ("plots", "png")):
         names += [f"{job_id}-{ts}.{ext}" for ts in plan.timestamps] if product in products else []
+    if "geojson" in products and parquet_available():
+        names.append(f"{job_id}-polygons.parquet")
     return names
 
 
@@ -344,3 +347,54 @@ def parquet_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def polygon_table(features: list[dict]) -> dict[str, np.ndarray]:
+    """One step's GeoJSON features as a table (kept by publish for ``J-polygons.parquet``): the
+    properties in the tidy tables' names and each geometry as WKB (``wkb`` bytes, ``offsets``)."""
+    geoms = [shapely.to_wkb(shapely.geometry.shape(f["geometry"])) for f in features]
+    props = [f["properties"] for f in features]
+    return {
+        "anomaly_id": np.array([p["anomaly"] for p in props], np.int64),
+        "tag": np.array([TAGS.index(p["tag"]) for p in props], np.int8),
+        "area_px": np.array([p["area_pixels"] for p in props], np.int64),
+        **{k: np.array([p[k] for p in props], np.float64)
+           for k in ("area_km2", "centroid_lat", "centroid_lon", "min", "max", "mean", "std")},
+        "wkb": np.frombuffer(b"".join(geoms), np.uint8),
+        "offsets": np.r_[0, np.cumsum([len(g) for g in geoms])].astype(np.int64),
+    }
+
+
+def write_polygons(path: str, plan: PhDefPlan, steps: list[tuple[int, dict]], earlier: str | None = None) -> None:
+    """``J-polygons.parquet``: every anomaly's polygon at every step as GeoParquet 1.0 (WKB
+    ``geometry``, lon/lat in OGC:CRS84, the tidy tables' columns), read by ``geopandas.read_parquet``
+    and QGIS. ``earlier``: the job's file, whose steps before the first of ``steps`` are kept (a sync)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns: dict[str, list] = {k: [] for k in ("time", "anomaly_id", "tag", "area_px", "area_km2", "centroid_lat",
+                                                 "centroid_lon", "min", "max", "mean", "std", "geometry")}
+    for s, t in steps:
+        n = t["anomaly_id"].size
+        columns["time"] += [datetime.strptime(plan.timestamps[s], "%Y%m%d%H%M").replace(tzinfo=UTC)] * n
+        columns["tag"] += [TAGS[int(k)] for k in t["tag"]]
+        columns["geometry"] += [t["wkb"][a:b].tobytes() for a, b in zip(t["offsets"][:-1], t["offsets"][1:])]
+        for k in ("anomaly_id", "area_px", "area_km2", "centroid_lat", "centroid_lon", "min", "max", "mean", "std"):
+            columns[k] += t[k].tolist()
+    table = pa.table({"time": pa.array(columns["time"], pa.timestamp("ms", tz="UTC")),
+                      **{k: pa.array(v, pa.binary() if k == "geometry" else None) for k, v in columns.items()
+                         if k != "time"}})
+    if earlier is not None:
+        old = pq.read_table(earlier).select(table.column_names)
+        first = datetime.strptime(plan.timestamps[steps[0][0]], "%Y%m%d%H%M").replace(tzinfo=UTC)
+        import pyarrow.compute as pc
+
+        old = old.filter(pc.less(old["time"], pa.scalar(first, pa.timestamp("ms", tz="UTC"))))
+        table = pa.concat_tables([old.cast(table.schema), table]).combine_chunks()
+    bounds = shapely.bounds(shapely.from_wkb(table["geometry"].to_pylist())) if table.num_rows else np.zeros((0, 4))
+    geo = {"version": "1.0.0", "primary_column": "geometry", "columns": {"geometry": {
+        "encoding": "WKB", "geometry_types": ["MultiPolygon", "Polygon"],
+        "bbox": [float(bounds[:, 0].min()), float(bounds[:, 1].min()), float(bounds[:, 2].max()),
+                 float(bounds[:, 3].max())] if len(bounds) else [-180.0, -90.0, 180.0, 90.0]}}}
+    table = table.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
+    pq.write_table(table, path, compression="zstd")

@@ -9,7 +9,14 @@ import numpy as np
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs.masks import step_chunks
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.products import block_tables, step_features, step_stats, write_features
+from tos2ca_batch.stages.products import (
+    block_tables,
+    parquet_available,
+    polygon_table,
+    step_features,
+    step_stats,
+    write_features,
+)
 from tos2ca_batch.timeutil import from_ts
 
 
@@ -40,6 +47,8 @@ def run(ctx: TaskContext, chunk: int) -> None:
                 path = f"{tmp}/{job_id}-{ts}.json"
                 write_features(path, features)
                 db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.json"), "geojson", ts)
+                if parquet_available():  # finalize joins the steps into J-polygons.parquet
+                    store.put_table("publish", s, "polygons", polygon_table(features))
             if not {"plots", "animation"} & set(products):
                 continue
             from tos2ca_batch.outputs.plots import step_frame, step_png

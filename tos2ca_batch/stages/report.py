@@ -131,7 +131,7 @@ def write_report(plan: PhDefPlan, spec: dict, table: dict, n: int, read_ids, fil
                   "steps": r["n_steps"], "max_area_px": r["max_area_pixels"], "merges": r["merges"],
                   "splits": r["splits"], "first_tag": r["first_tag"], "last_tag": r["last_tag"]} for r in rows]
     summary = {
-        "dataset": f"{plan.dataset} ({plan.entry.full_name})" if plan.entry.full_name != plan.dataset else plan.dataset,
+        "dataset": plan.dataset,
         "variable": f"{plan.variable} ({plan.units})", "operator": f"{plan.operator} {plan.threshold}"
         + (f", value2 {plan.value2}" if plan.value2 is not None else ""),
         "time range": f"{_iso(plan.timestamps[0])} to {_iso(plan.timestamps[-1])} ({len(plan.timestamps)} steps)",
@@ -141,7 +141,8 @@ def write_report(plan: PhDefPlan, spec: dict, table: dict, n: int, read_ids, fil
         "tracking": f"connectivity {plan.tracking.connectivity}, min_size {plan.tracking.min_size} px, "
                     f"min_overlap {plan.tracking.min_overlap}",
     }
-    meta = {"job": job, "version": plan.version, "software": f"tos2ca-batch {plan.software_version}"}
+    meta = {"job": job, "version": plan.version, "software": f"tos2ca-batch {plan.software_version}",
+            "dataset": plan.entry.full_name}  # the catalog's description: where the data came from
     with tempfile.TemporaryDirectory() as tmp:
         tracks = None
         if n:

@@ -27,12 +27,15 @@ from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify
 from tos2ca_batch.stages.products import (
     NetCDFFiles,
     block_tables,
+    parquet_available,
+    polygon_table,
     promised_outputs,
     publisher,
     step_features,
     write_features,
     write_job_products,
     write_period,
+    write_polygons,
     write_tables,
 )
 from tos2ca_batch.stages.report import job_log, write_report
@@ -126,7 +129,14 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         publish = publisher(ctx, tmp, job_id, ts[0])
         write_job_products(full, table, n, step_chunks, job.store.read_ids, ids_attrs, publish, files)
         if "geojson" in full.products:  # the job's last step again: its tags may have changed
-            _step0_geojson(ctx, tmp, publish)
+            step0 = _step0_geojson(ctx, tmp, publish)
+            if parquet_available():
+                name = f"{job_id}-polygons.parquet"
+                steps = [(off, step0)] + [(off + k, store.get_table("publish", k, "polygons"))
+                                          for k in range(1, sync_plan.layout.n_steps)]
+                earlier = f"{tmp}/earlier-{name}"
+                publish(name, "polygons", lambda p: write_polygons(
+                    p, full, steps, earlier if files._earlier(earlier, name) else None))
         for k, (_, b, _) in enumerate(full.periods or []):  # every masks file holds the job's anomaly count
             write_period(full, k, n, step_chunks, job.store.read_ids, publish, files,
                          ("masks", "ids") if b - 1 > off else ("masks",))
@@ -163,12 +173,14 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     ctx.db.update_job(job_id, endDate=ts[-1], version=full.version)
 
 
-def _step0_geojson(ctx: TaskContext, tmp: str, publish) -> None:
+def _step0_geojson(ctx: TaskContext, tmp: str, publish) -> dict[str, np.ndarray]:
+    """The job's last step's GeoJSON rewritten (the sync's step 0); its polygons as a table."""
     plan = ctx.plan
     features, _ = step_features(plan, ctx.store.get_table("reduce", 0, "components"), 0,
                                 block_tables(ctx.store, plan, 0)[0])
     publish(f"{plan.output_job}-{plan.timestamps[0]}.json", "geojson", lambda p: write_features(p, features),
             plan.timestamps[0])
+    return polygon_table(features)
 
 
 def extended_plan(base: PhDefPlan, sync: PhDefPlan) -> PhDefPlan:
