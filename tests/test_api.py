@@ -91,6 +91,12 @@ def test_a_notebook_runs_on_its_own_dataarray_and_gets_what_the_same_data_in_fil
     matplotlib.pyplot.savefig(tmp_path / "step4.png")
     assert (tmp_path / "step4.png").stat().st_size > 5_000
 
+    polygons = job.polygons  # one GeoDataFrame of every step's polygons (the job's GeoParquet)
+    assert len(polygons) == len(job.steps) and polygons.crs.equals("OGC:CRS84")
+    curated = on_files.curation("cube", "v")  # the variable inside every anomaly, on the mask grid
+    assert curated.status == "complete", curated.message
+    assert any(o.endswith("Interpolated-Data.nc4") for o in curated.outputs)
+
     # a Zarr store given by path: read where it is, the same outputs again
     da.to_dataset().to_zarr(tmp_path / "mine.zarr")
     from_zarr = tb.run(dict(spec, dataset=None), data=tmp_path / "mine.zarr", workdir=tmp_path / "z", workers=1,

@@ -124,7 +124,9 @@ def test_signal_cancels_the_job_stops_the_pool_and_prints_the_json_line(world, t
     res = json.loads(out.strip().splitlines()[-1])
     assert res["status"] == "cancelled" and res["interrupted"] == sig.name
     assert "Traceback" not in err
-    assert processes_of(work) == [], "no pool process outlives the run"
+    # No pool process outlives the run: each sees its parent gone within 0.2 s (under a loaded
+    # machine, a little later than the parent's exit, hence the wait).
+    wait_until(lambda: processes_of(work) == [], 30)
     db = Config.from_env(str(work)).db()
     row = db.get_job(1)
     assert row["status"] == "cancelled" and f"interrupted by {sig.name}" in row["message"]

@@ -125,16 +125,45 @@ class Job:
 
     @property
     def polygons(self):
-        """Every GeoJSON polygon of the job as one GeoDataFrame (needs geopandas)."""
+        """Every anomaly's polygon at every step as one GeoDataFrame (needs geopandas): the job's
+        ``J-polygons.parquet`` (GeoParquet), else its per-step GeoJSON files."""
         try:
             import geopandas as gpd
         except ImportError as exc:
             raise ImportError("job.polygons needs geopandas: pip install geopandas") from exc
         import pandas as pd
 
+        parquet = [o for o in self.outputs if o.endswith(f"{self.id}-polygons.parquet")]
+        if parquet:
+            return gpd.read_parquet(parquet[0])
+
         steps = re.compile(rf"^{self.id}-\d{{12}}\.json$")  # J-YYYYMMDDhhmm.json: one step's polygons
         frames = [gpd.read_file(o) for o in self.outputs if steps.match(Path(o).name)]
         return pd.concat(frames, ignore_index=True) if frames else gpd.GeoDataFrame()
+
+
+    def curation(self, dataset: str, variable: str, *, workers: int = 1, products: list[str] | None = None) -> Job:
+        """Run a curation job on this (complete PhDef) job: ``variable`` of catalog ``dataset``
+        extracted inside every anomaly and interpolated onto the mask grid, in this process and
+        its local pool; returns that :class:`Job` (its ``outputs``: TOS2CA's Curated-Data and
+        Interpolated-Data files, the per-anomaly statistics CSV)."""
+        self._complete()
+        return _run_raw(self.cfg, {"stage": "curation", "phdef_job": self.id, "dataset": dataset,
+                                   "variable": variable}, workers, products, None, None)
+
+
+def _run_raw(cfg: Config, raw: dict, workers: int, products, block_steps, tile) -> Job:
+    from tos2ca_batch.backends.local import LocalBackend
+    from tos2ca_batch.runner import apply_overrides
+    from tos2ca_batch.runner import run as run_job
+
+    backend = LocalBackend(workers)
+    backend.start(cfg)
+    try:
+        res = run_job(cfg, apply_overrides(raw, block_steps, tile, products), backend)
+    finally:
+        backend.close()
+    return Job(cfg, res["job_id"])
 
 
 def _config(workdir, catalog) -> Config:
@@ -154,10 +183,6 @@ def run(spec: dict | str | Path, *, data=None, workdir=None, catalog=None, worke
     of a catalog dataset: the spec's ``dataset`` (optional) names it, ``variable`` picks a
     Dataset's or store's variable. The job is chunk-parallel over its time blocks and tiles as on
     files, and gives the outputs the same data in files would (``tos2ca_batch.xrinput``)."""
-    from tos2ca_batch.backends.local import LocalBackend
-    from tos2ca_batch.runner import apply_overrides
-    from tos2ca_batch.runner import run as run_job
-
     raw = json.loads(Path(spec).read_text()) if isinstance(spec, str | Path) else dict(spec)
     cfg = _config(workdir, catalog)
     if data is not None:
@@ -165,13 +190,7 @@ def run(spec: dict | str | Path, *, data=None, workdir=None, catalog=None, worke
 
         raw, data_entry = data_catalog(data, raw, cfg.workdir)
         cfg = _config(cfg.workdir, [*cfg.catalogs, str(data_entry)])
-    backend = LocalBackend(workers)
-    backend.start(cfg)
-    try:
-        res = run_job(cfg, apply_overrides(raw, block_steps, tile, products), backend)
-    finally:
-        backend.close()
-    return Job(cfg, res["job_id"])
+    return _run_raw(cfg, raw, workers, products, block_steps, tile)
 
 
 def open_job(job_id: int, *, workdir=None, catalog=None) -> Job:
