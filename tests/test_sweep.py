@@ -107,3 +107,45 @@ def test_a_sweep_without_truth_tables_counts_and_refuses_bad_grids_before_any_wo
     small, large = res["rows"]
     assert small["n_anomalies"] > large["n_anomalies"] >= 0 and small["mean_lifetime_steps"] > 1
     assert "pixel_csi" not in small and small["max_area_px"] > 0
+
+
+def test_a_killed_sweep_ends_failed_saying_what_to_do_and_its_jobs_resume(injected, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp, catalogs, spec, _ = injected
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(dict(spec, chunking={"block_steps": 2, "tile": [81, 120]})))
+    work = tmp_path / "w"
+    env = dict(os.environ, TOS2CA_LEASE_SECONDS="5")
+    args = ["--catalog", str(catalogs[0]), "--catalog", str(catalogs[1]), "--workdir", str(work)]
+    proc = subprocess.Popen([sys.executable, "-m", "tos2ca_batch", "sweep", str(spec_file), "--grid", "value=3,5",
+                             "--grid", "tracking.min_size=3,20", *args, "--workers", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def second_job_mapping() -> bool:
+        try:
+            return Config.from_env(str(work)).db().chunk_counts(2).get("map", {}).get("complete", 0) > 0
+        except Exception:
+            return False
+
+    t0 = time.time()
+    while not second_job_mapping() and proc.poll() is None:
+        assert time.time() - t0 < 120, "the sweep never started mapping"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    db = Config.from_env(str(work)).db()
+    assert db.get_job(1)["status"] == "running"  # as the dead process left it
+    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "resume", "1", *args], env=env, capture_output=True,
+                       text=True, timeout=300)
+    row = db.get_job(1)
+    assert p.returncode != 0 and row["status"] == "failed", (p.stdout, p.stderr[-2000:])
+    assert "sweep 1 stopped before it ended" in row["message"] and "resume J" in row["message"]
+    assert "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "resume", "2", *args], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and db.get_job(2)["status"] == "complete", p.stderr[-2000:]

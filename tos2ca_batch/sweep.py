@@ -177,8 +177,9 @@ def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth
            f"outputs under {prefix}")
     jobs: dict[str, int] = {}
     manifest = {"grid": grid, "truth": truth, "prefix": prefix, "combinations": []}
-    try:
-        interrupted = _run_groups(cfg, backend, list(groups.values()), prefix, jobs, manifest, store, report)
+    try:  # the sweep's row is held like a job's: if this process dies, resume or a worker ends it failed
+        with lifecycle.job_lease(cfg, sweep_id, lifecycle.worker_name()):
+            interrupted = _run_groups(cfg, backend, list(groups.values()), prefix, jobs, manifest, store, report)
     except BaseException as exc:  # a service error or a signal outside a job: the sweep ends with the reason
         db.transition(sweep_id, "failed", ("running",), message=f"{type(exc).__name__}: {exc}"[:4000],
                       leaseUntil=None)
