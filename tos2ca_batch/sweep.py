@@ -32,7 +32,7 @@ from tos2ca_batch.config import Config
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import PhDefPlan, Tracking
-from tos2ca_batch.runner import execute, result
+from tos2ca_batch.runner import Interrupted, execute, result
 from tos2ca_batch.spec import validate
 from tos2ca_batch.stores.jobsdb import now_iso
 from tos2ca_batch.stores.objectstore import claim_output_prefix
@@ -180,9 +180,12 @@ def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth
     try:  # the sweep's row is held like a job's: if this process dies, resume or a worker ends it failed
         with lifecycle.job_lease(cfg, sweep_id, lifecycle.worker_name()):
             interrupted = _run_groups(cfg, backend, list(groups.values()), prefix, jobs, manifest, store, report)
-    except BaseException as exc:  # a service error or a signal outside a job: the sweep ends with the reason
-        db.transition(sweep_id, "failed", ("running",), message=f"{type(exc).__name__}: {exc}"[:4000],
-                      leaseUntil=None)
+            if not interrupted:
+                rows = [_row(cfg, jobs[c.name], c, truth) for c in combos]
+                outputs = _write(cfg, sweep_id, prefix, grid, rows, truth is not None)
+    except BaseException as exc:  # a service error or a signal between jobs: the sweep ends with the reason
+        db.transition(sweep_id, "cancelled" if isinstance(exc, Interrupted) else "failed", ("running",),
+                      message=f"{type(exc).__name__}: {exc}"[:4000], leaseUntil=None)
         raise
     if interrupted:
         message = (f"interrupted by {interrupted} after {len(jobs)} of {len(combos)} combinations were started; "
@@ -190,8 +193,6 @@ def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth
         db.transition(sweep_id, "cancelled", ("running",), message=message, leaseUntil=None)
         report(f"sweep {sweep_id} cancelled: {message}")
         return {"sweep_id": sweep_id, "status": "cancelled", "message": message, "jobs": jobs}
-    rows = [_row(cfg, jobs[c.name], c, truth) for c in combos]
-    outputs = _write(cfg, sweep_id, prefix, grid, rows, truth is not None)
     done = sum(r["status"] == "complete" for r in rows)
     status = "complete" if done == len(rows) else "failed"
     message = f"{done} of {len(rows)} combinations complete; outputs under {prefix}"
