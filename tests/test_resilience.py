@@ -231,3 +231,24 @@ def test_redis_emptied_while_run_runs_ends_the_job_then_resume_finishes(world, t
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert_same_outputs(local_outputs(ref, tmp_path), local_outputs(res, tmp_path))
+
+
+def test_a_signal_inside_a_held_block_is_raised_when_it_ends_never_inside_it():
+    from tos2ca_batch.interrupts import held, hold_or_run
+
+    seen = []
+
+    def interrupt():
+        raise KeyboardInterrupt("held")
+
+    with pytest.raises(KeyboardInterrupt):
+        with held():
+            with held():
+                hold_or_run(interrupt)  # what the CLI's handler does; nothing is raised here
+                seen.append("inner ran on")
+            seen.append("outer ran on")
+    assert seen == ["inner ran on", "outer ran on"]
+    with pytest.raises(KeyboardInterrupt):
+        hold_or_run(interrupt)  # outside a held block: at once
+    with held():
+        pass  # nothing held is left over

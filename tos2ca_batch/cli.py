@@ -53,10 +53,14 @@ class _Signals:
     def __enter__(self):
         import signal
 
+        from tos2ca_batch.interrupts import hold_or_run
         from tos2ca_batch.runner import Interrupted
 
-        def handler(signum, frame):
+        def interrupt(signum: int) -> None:
             raise Interrupted(signum)
+
+        def handler(signum, frame):
+            hold_or_run(lambda: interrupt(signum))
 
         self._old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return self

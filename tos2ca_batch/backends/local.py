@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from tos2ca_batch.backends.base import StageFailed
 from tos2ca_batch.config import Config
+from tos2ca_batch.interrupts import held
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -113,7 +114,8 @@ class LocalBackend:
         with tqdm(total=len(chunks), desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)  # the bar moves per chunk
+                with held():  # a signal inside wait() would leave futures' locks taken (interrupts.py)
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # bar moves per chunk
                 for fut in done:
                     exc = fut.exception()
                     if exc is not None:
