@@ -13,7 +13,7 @@ COPY pyproject.toml README.md ./
 COPY kernels ./kernels
 COPY tos2ca_batch ./tos2ca_batch
 COPY manifests ./manifests
-RUN pip install --no-cache-dir ".[mpi,parquet]"
+RUN pip install --no-cache-dir ".[mpi,parquet,earthdata]"
 
 USER tos2ca
 WORKDIR /work

@@ -286,3 +286,87 @@ def test_register_with_a_sync_schedule_creates_the_rule_that_submits_sync_due(ba
         jobDefinitionName=f"t2c-{setup['tag']}-fargate-sync-due")["jobDefinitions"][-1]
     assert jd["containerProperties"]["command"] == ["sync", "--due"]
     assert {"name": "TOS2CA_SECRET_ID", "value": setup["sid"]} in jd["containerProperties"]["environment"]
+
+
+def play_graph(setup, reg: dict, batch_ids: list[str], tmp_path, seed: int) -> list[str]:
+    """Run every child of the given Batch jobs as its own process, a Batch job once all it depends
+    on has run (as Batch would), picking among the ready ones at random; returns the order."""
+    batch = boto3.client("batch")
+    jd = batch.describe_job_definitions(jobDefinitionName=reg["jobDefinitionName"])["jobDefinitions"][-1]
+    child_env = dict(setup["env"], TOS2CA_WORKDIR=str(tmp_path / "child"))
+    for var in jd["containerProperties"]["environment"]:
+        child_env[var["name"]] = var["value"]
+    described = {}
+    for k in range(0, len(batch_ids), 100):
+        described.update({d["jobId"]: d for d in batch.describe_jobs(jobs=batch_ids[k:k + 100])["jobs"]})
+    rng = random.Random(seed)
+    done: list[str] = []
+    while len(done) < len(described):
+        ready = sorted(j for j, d in described.items() if j not in done
+                       and all(x["jobId"] in done for x in d.get("dependsOn", [])))
+        assert ready, "a dependency cycle or a dependency outside the submission"
+        jid = rng.choice(ready)
+        d = described[jid]
+        size = d.get("arrayProperties", {}).get("size")
+        indices = list(range(size)) if size else [None]
+        rng.shuffle(indices)
+        for idx in indices:
+            e = dict(child_env, **({"AWS_BATCH_JOB_ARRAY_INDEX": str(idx)} if idx is not None else {}))
+            p = cli(d["container"]["command"], e)
+            assert p.returncode == 0, (d["jobName"], p.stderr[-3000:])
+        done.append(jid)
+    return [described[j]["jobName"] for j in done]
+
+
+def test_aws_sweep_submits_chains_sharing_each_map_and_the_last_job_writes_the_table(batch_setup, tmp_path,
+                                                                                     monkeypatch):
+    """2 x 2 combinations as AWS Batch chains: one map per binarization (the followers have no
+    map stage; their reduce depends on the lead's share job), children played in a random order
+    that Batch's dependencies allow, the sweep's table written by whichever job ended last, and
+    each combination equal to a separate local job."""
+    setup = batch_setup
+    p = register(setup, "ec2")
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 3, 30), res=2.0)
+    spec = dict(SPEC, end="2020-01-04T03:30", chunking={"block_steps": 4, "tile": [30, 90]})
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    work = str(tmp_path / "client")
+    p = cli(["aws", "sweep", str(path), "--grid", "value=5,10", "--grid", "tracking.min_size=5,20",
+             "--catalog", str(catalog), "--workdir", work, "--queue", reg["jobQueueArn"],
+             "--job-definition", reg["jobDefinitionName"]], setup["env"], timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    sub = json.loads(p.stdout.strip().splitlines()[-1])
+    assert sub["status"] == "running" and list(sub["jobs"]) == [
+        "value=5,min_size=5", "value=5,min_size=20", "value=10,min_size=5", "value=10,min_size=20"]
+    jobs = {name: j["job_id"] for name, j in sub["jobs"].items()}
+    leads, followers = ("value=5,min_size=5", "value=10,min_size=5"), ("value=5,min_size=20", "value=10,min_size=20")
+    for lead, follower in zip(leads, followers):
+        lead_ids, follower_ids = sub["jobs"][lead]["aws_jobs"], sub["jobs"][follower]["aws_jobs"]
+        assert list(lead_ids) == ["map", "share", "reduce", "relabel", "publish", "finalize"]
+        assert list(follower_ids) == ["reduce", "relabel", "publish", "finalize"]
+        first = boto3.client("batch").describe_jobs(jobs=[follower_ids["reduce"]])["jobs"][0]
+        assert [x["jobId"] for x in first["dependsOn"]] == [lead_ids["share"]]
+    every = [j for res in sub["jobs"].values() for v in res["aws_jobs"].values()
+             for j in ([v] if isinstance(v, str) else v)]
+    order = play_graph(setup, reg, every, tmp_path, seed=3)
+    monkeypatch.setenv("TOS2CA_SECRET_ID", setup["sid"])
+    db = Config.from_env(work).db()
+    row = db.get_job(sub["sweep_id"])
+    assert row["status"] == "complete" and "4 of 4 combinations complete" in row["message"], (row, order)
+    for name in followers:
+        assert not db.chunks(jobs[name], "map")  # it read no file
+    st = json.loads(cli(["aws", "status", str(sub["sweep_id"]), "--workdir", work], setup["env"]).stdout)
+    assert st["status"] == "complete" and st["combinations"][leads[0]]["stages"]["share"]["chunks"] == {"complete": 1}
+    outputs = {o["type"]: o["location"] for o in db.outputs(sub["sweep_id"])}
+    assert set(outputs) == {"sweep-csv", "sweep-json", "sweep-png"} and outputs["sweep-csv"].startswith("s3://")
+    table = json.loads(boto3.client("s3").get_object(Bucket=setup["bucket"], Key=outputs["sweep-json"].split(
+        "/", 3)[3])["Body"].read())
+    assert [r["combination"] for r in table["rows"]] == list(jobs) and {r["status"] for r in table["rows"]} == {
+        "complete"}
+    for name in ("value=10,min_size=5", "value=10,min_size=20"):
+        min_size = int(name.rsplit("=", 1)[1])
+        _, alone = run_job(tmp_path / name, dict(spec, value=10, tracking={"min_size": min_size}), catalog)
+        swept = {"job_id": jobs[name], "outputs": [o["location"] for o in db.outputs(jobs[name])]}
+        assert_same_outputs(local_outputs(alone, tmp_path), local_outputs(swept, tmp_path))

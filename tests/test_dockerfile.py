@@ -54,8 +54,8 @@ def test_image_install_steps(tmp_path):
     bin_dir = venv / "bin"
     pip_runs = [r for r in df["runs"] if r.startswith("pip install")]
     extras = re.search(r'"\.\[([^\]]*)\]"', pip_runs[0]) if pip_runs else None
-    assert extras and {"mpi", "parquet"} <= set(extras.group(1).split(",")), \
-        "the image installs the project with the mpi and parquet extras"
+    assert extras and {"mpi", "parquet", "earthdata"} <= set(extras.group(1).split(",")), \
+        "the image installs the project with the mpi, parquet and earthdata extras"
     subprocess.run(f"{bin_dir}/{pip_runs[0]}", shell=True, cwd=app, check=True, capture_output=True, timeout=900)
     env = {k: v.replace(app_dir, str(app)) for k, v in df["env"].items()}
     env = {**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TOS2CA_WORKDIR": str(tmp_path / "work")}
@@ -63,7 +63,8 @@ def test_image_install_steps(tmp_path):
     exe = str(bin_dir / "tos2ca-batch")
     help_ = subprocess.run([exe, "--help"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert help_.returncode == 0 and "task" in help_.stdout
-    where = subprocess.run([str(bin_dir / "python"), "-c", "import tos2ca_batch, mpi4py; print(tos2ca_batch.__file__)"],
+    where = subprocess.run([str(bin_dir / "python"), "-c",
+                            "import tos2ca_batch, mpi4py, earthaccess; print(tos2ca_batch.__file__)"],
                            env=env, capture_output=True, text=True, cwd=tmp_path)
     assert str(venv) in where.stdout, "the installed package, not the checkout"
     syn = subprocess.run([exe, "synth", "--kind", "imerg", "--out", str(tmp_path / "data"), "--start",

@@ -184,17 +184,22 @@ def test_a_failed_folder_write_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_nasa_data_without_credentials_fails_at_plan_saying_what_to_set(tmp_path):
-    """The README's spec on the built-in catalog (NASA's s3:// archives) with no AWS credentials:
-    the job ends failed at plan, the message says what to set, no traceback, nothing running."""
+    """The README's spec on the built-in catalog (NASA's archives) with no Earthdata login, in
+    us-west-2 (the DAAC's S3 credentials) and elsewhere (HTTPS): the job ends failed at plan, the
+    message says what to set, no traceback, nothing running. No NASA endpoint is asked: a login
+    is looked for before any request."""
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"stage": "phdef", "dataset": "GPM_3IMERGHH", "variable": "precipitation",
                                 "operator": "greaterThan", "value": 10.0, "start": "2020-01-04T00:00",
                                 "end": "2020-01-05T23:30", "bbox": [-100.0, 10.0, -60.0, 40.0]}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TOS2CA_"))}
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "none"),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_DEFAULT_REGION="us-west-2")
-    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "run", str(spec), "--workdir", str(tmp_path / "w")],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1 and "Traceback" not in p.stderr
-    res = json.loads(p.stdout.strip().splitlines()[-1])
-    assert res["status"] == "failed" and "AWS_ACCESS_KEY_ID" in res["message"] and "Earthdata" in res["message"]
+    for region in ("us-west-2", "eu-west-1"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TOS2CA_", "EARTHDATA_"))}
+        env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=str(tmp_path / "none"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_DEFAULT_REGION=region,
+                   NETRC=str(tmp_path / "none"))
+        p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "run", str(spec), "--workdir",
+                            str(tmp_path / region)], env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+        res = json.loads(p.stdout.strip().splitlines()[-1])
+        assert res["status"] == "failed" and "EARTHDATA_TOKEN" in res["message"], res
+        assert "netrc" in res["message"] and "urs.earthdata.nasa.gov" in res["message"]

@@ -109,7 +109,10 @@ def test_a_sweep_without_truth_tables_counts_and_refuses_bad_grids_before_any_wo
     assert "pixel_csi" not in small and small["max_area_px"] > 0
 
 
-def test_a_killed_sweep_ends_failed_saying_what_to_do_and_its_jobs_resume(injected, tmp_path):
+def test_a_killed_sweep_is_finished_by_resume_equal_to_an_uninterrupted_one(injected, tmp_path):
+    """SIGKILL while the second binarization's lead maps: the sweep row is left running, the
+    combinations not started are planned and waiting; ``resume S`` runs what did not end, the
+    last job writes the table, and every combination equals the same sweep run without a kill."""
     import os
     import signal
     import subprocess
@@ -122,30 +125,68 @@ def test_a_killed_sweep_ends_failed_saying_what_to_do_and_its_jobs_resume(inject
     work = tmp_path / "w"
     env = dict(os.environ, TOS2CA_LEASE_SECONDS="5")
     args = ["--catalog", str(catalogs[0]), "--catalog", str(catalogs[1]), "--workdir", str(work)]
-    proc = subprocess.Popen([sys.executable, "-m", "tos2ca_batch", "sweep", str(spec_file), "--grid", "value=3,5",
-                             "--grid", "tracking.min_size=3,20", *args, "--workers", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def second_job_mapping() -> bool:
+    grid = ["--grid", "value=3,5", "--grid", "tracking.min_size=3,20"]
+    proc = subprocess.Popen([sys.executable, "-m", "tos2ca_batch", "sweep", str(spec_file), *grid, *args,
+                             "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # jobs 2 (lead of value=3), 3 (its follower), 4 (lead of value=5), 5
+    def second_lead_mapping() -> bool:
         try:
-            return Config.from_env(str(work)).db().chunk_counts(2).get("map", {}).get("complete", 0) > 0
+            return Config.from_env(str(work)).db().chunk_counts(4).get("map", {}).get("complete", 0) > 0
         except Exception:
             return False
 
     t0 = time.time()
-    while not second_job_mapping() and proc.poll() is None:
-        assert time.time() - t0 < 120, "the sweep never started mapping"
+    while not second_lead_mapping() and proc.poll() is None:
+        assert time.time() - t0 < 120, "the sweep never started its second map"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     db = Config.from_env(str(work)).db()
     assert db.get_job(1)["status"] == "running"  # as the dead process left it
+    assert db.get_job(2)["status"] == db.get_job(3)["status"] == "complete"
+    assert db.get_job(5)["status"] == "running" and not db.chunks(5, "map")  # planned, waiting for job 4's share
     p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "resume", "1", *args], env=env, capture_output=True,
                        text=True, timeout=300)
-    row = db.get_job(1)
-    assert p.returncode != 0 and row["status"] == "failed", (p.stdout, p.stderr[-2000:])
-    assert "sweep 1 stopped before it ended" in row["message"] and "resume J" in row["message"]
+    assert p.returncode == 0, (p.stdout, p.stderr[-2000:])
     assert "Traceback" not in p.stderr
-    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "resume", "2", *args], env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert p.returncode == 0 and db.get_job(2)["status"] == "complete", p.stderr[-2000:]
+    row = db.get_job(1)
+    assert row["status"] == "complete" and "4 of 4 combinations complete" in row["message"], row
+    table = list(csv.DictReader(open(Path(db.outputs(1)[0]["location"]).parent / "1-sweep.csv")))
+    assert [r["status"] for r in table] == ["complete"] * 4
+    cfg2 = Config.from_env(str(tmp_path / "w2"), [str(c) for c in catalogs])
+    cfg2.workdir.mkdir(parents=True)
+    res = sweep(cfg2, json.loads(spec_file.read_text()), parse_grid(grid[1::2]), LocalBackend(1),
+                report=lambda _: None)
+    for job, again in zip(range(2, 6), range(2, 6)):
+        mine = {"job_id": job, "outputs": [o["location"] for o in db.outputs(job)]}
+        other = {"job_id": again, "outputs": [o["location"] for o in cfg2.db().outputs(again)]}
+        assert_same_outputs(local_outputs(mine, tmp_path), local_outputs(other, tmp_path))
+    assert [r["n_anomalies"] for r in res["rows"]] == [int(r["n_anomalies"]) for r in table]
+
+
+def test_a_lead_that_fails_fails_the_jobs_sharing_its_map_and_resume_finishes_the_sweep(injected, tmp_path):
+    """The cascade AWS Batch relies on (a job whose dependency failed never runs): a lead failing
+    before its share fails its followers at once; the last combination to end writes the table
+    and ends the sweep failed; ``resume S`` runs the failed ones again and completes it."""
+    from tos2ca_batch import lifecycle
+    from tos2ca_batch.sweep import _drive, prepare, resume_sweep
+
+    tmp, catalogs, spec, _ = injected
+    cfg = Config.from_env(str(tmp_path / "w"), [str(c) for c in catalogs])
+    cfg.workdir.mkdir(parents=True)
+    sweep_id = prepare(cfg, spec, parse_grid(["value=3,5", "tracking.min_size=3,20"]), report=lambda _: None)
+    db = cfg.db()
+    lead, follower = 2, 3
+    assert db.get_job(follower)["status"] == "running" and not db.chunks(follower, "map")
+    lifecycle.fail(cfg, lead, "map chunk 0: the disk is on fire")
+    assert db.get_job(follower)["status"] == "failed"
+    assert db.get_job(follower)["message"] == ("the map it shares, job 2's, did not complete: map chunk 0: the disk "
+                                               "is on fire")
+    res = _drive(cfg, sweep_id, LocalBackend(1), lambda _: None)
+    assert res["status"] == "failed" and res["message"].startswith("2 of 4 combinations complete"), res
+    assert [r["status"] for r in res["rows"]] == ["failed", "failed", "complete", "complete"]
+    assert db.get_job(sweep_id)["status"] == "failed"
+    res = resume_sweep(cfg, sweep_id, LocalBackend(1), report=lambda _: None)
+    assert res["status"] == "complete" and [r["status"] for r in res["rows"]] == ["complete"] * 4, res
+    table = list(csv.DictReader(open(Path(res["outputs"][0]))))
+    assert [r["status"] for r in table] == ["complete"] * 4 and table[0]["combination"] == "value=3,min_size=3"

@@ -158,8 +158,10 @@ def submit_sync(cfg: Config, job_id: int, queue: str, job_definition: str, until
     return dict(submit_planned(cfg, child, queue, job_definition), sync_of=job_id)
 
 
-def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str) -> dict:
-    """Plan a stored job here, then submit its stages as chained array jobs."""
+def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, after: list[str] = ()) -> dict:
+    """Plan a stored job here (a planned one keeps its plan), then submit its stages as chained
+    array jobs; its first stage also waits for the Batch jobs ``after`` (a sweep's job that
+    shares another's map waits for that job's ``share``)."""
     from tos2ca_batch.lifecycle import fail
     from tos2ca_batch.runner import plan_job
 
@@ -178,7 +180,7 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str) ->
     env = [{"name": k, "value": v} for k, v in cfg.batch_env().items()]
     client = batch_client(cfg)
     ids: dict[str, list[str]] = {}
-    previous: list[str] = []
+    previous: list[str] = list(after)
     for stage in plan.stages():
         parts = array_parts(plan.stage_chunks(stage))
         ids[stage] = []
@@ -202,11 +204,24 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str) ->
     return {"job_id": job_id, "status": "running", "aws_jobs": aws_jobs}
 
 
+def _sweep_members(cfg: Config, job_id: int) -> list[dict] | None:
+    """A sweep's combinations (name, job) when ``job_id`` is a sweep, else None."""
+    if cfg.db().get_job(job_id)["stage"] != "sweep" or not cfg.store(job_id).has_json("sweep"):
+        return None
+    return cfg.store(job_id).get_json("sweep")["combinations"]
+
+
 def cancel(cfg: Config, job_id: int, reason: str) -> dict:
     """Terminate every Batch job of the job (children not started never start; running ones are
-    stopped) and mark the job cancelled; returns the terminated Batch job ids."""
+    stopped) and mark the job cancelled; returns the terminated Batch job ids. A sweep: every
+    combination's, then the sweep (``resume S`` finishes it later)."""
     from tos2ca_batch.lifecycle import cancel as cancel_job
 
+    members = _sweep_members(cfg, job_id)
+    if members is not None:
+        terminated = sorted(j for m in members for j in cancel(cfg, m["job"], reason)["terminated"])
+        cfg.db().transition(job_id, "cancelled", ("running",), message=reason, leaseUntil=None)
+        return {"job_id": job_id, "status": cfg.db().get_job(job_id)["status"], "terminated": terminated}
     store = cfg.store(job_id)
     ids = [j for v in job_ids(store.get_json("aws")).values() for j in v] if store.has_json("aws") else []
     client = batch_client(cfg)
@@ -217,7 +232,15 @@ def cancel(cfg: Config, job_id: int, reason: str) -> dict:
 
 
 def status(cfg: Config, job_id: int) -> dict:
-    """Per stage: the Batch job's status and array counts, and the chunk rows' counts."""
+    """Per stage: the Batch job's status and array counts, and the chunk rows' counts (a sweep:
+    that of each combination submitted)."""
+    members = _sweep_members(cfg, job_id)
+    if members is not None:
+        row = cfg.db().get_job(job_id)
+        return {"job_id": job_id, "status": row["status"], "phase": row["phase"], "message": row["message"],
+                "combinations": {m["name"]: status(cfg, m["job"]) if cfg.store(m["job"]).has_json("aws") else
+                                 {"job_id": m["job"], "status": cfg.db().get_job(m["job"])["status"]}
+                                 for m in members}}
     ids = job_ids(cfg.store(job_id).get_json("aws"))
     every = [j for v in ids.values() for j in v]
     described = {}

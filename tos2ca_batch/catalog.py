@@ -38,12 +38,15 @@ class CatalogEntry:
     categorical: tuple[str, ...] = ()
     full_name: str = ""
     product_info: str = ""
+    earthdata: dict | None = None
+    """A NASA archive's files (``stores.earthdata``): ``{"s3credentials": URL, "https": URL}``,
+    its DAAC's S3 credentials endpoint and the HTTPS address its bucket is served at."""
 
     _JSON = {"location": "location", "time_step": "timeStep", "coordinate_names": "coordinateNames",
              "format": "format", "start_date": "startDate", "end_date": "endDate", "group": "group",
              "variables": "variables", "units": "units", "dimension_order": "dimensionOrder",
              "stages": "stages", "categorical": "categorical", "full_name": "fullName",
-             "product_info": "productInfo"}
+             "product_info": "productInfo", "earthdata": "earthdata"}
 
     @classmethod
     def from_json(cls, name: str, doc: dict) -> CatalogEntry:
@@ -134,6 +137,14 @@ def _entry_problem(entry: dict) -> str | None:
             parse_time(entry[name])
         except ValueError as exc:
             return f"{name}: {exc}"
+    block = entry.get("earthdata")
+    if block is not None:
+        if not isinstance(block, dict) or not all(str(block.get(k, "")).startswith("https://")
+                                                  for k in ("s3credentials", "https")):
+            return ("earthdata must be an object with s3credentials (the DAAC's https:// S3 credentials endpoint) "
+                    f"and https (the https:// address its bucket is served at), got {block!r}")
+        if not entry["location"].startswith("s3://"):
+            return f"earthdata is for files on s3:// (the archive's bucket); location is {entry['location']!r}"
     return None
 
 

@@ -229,18 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_aws_submit)
     s.add_argument("spec", help=SPEC_HELP)
     _common(s)
-    s.add_argument("--queue", required=True, help="the job queue (name or ARN, from aws register)")
-    s.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
-    s.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
-    s.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
+    _batch_opts(s)
     _chunking_opts(s)
+    w = aws.add_parser("sweep", help="plan a sweep here (every combination of a grid of settings), then submit "
+                                     "each combination's chain; jobs that share a map start after its share job; "
+                                     "the last combination to end writes the sweep's table")
+    w.set_defaults(func=cmd_aws_sweep)
+    w.add_argument("spec", help=SPEC_HELP)
+    _sweep_opts(w)
+    _common(w)
+    _batch_opts(w)
+    _chunking_opts(w)
     y = _on_job(aws, "sync", "plan a sync of a complete job here, then submit only its new chunks as array jobs "
                              "(the chain of aws submit)", cmd_aws_sync)
-    y.add_argument("--queue", required=True, help="the job queue (name or ARN, from aws register)")
+    _batch_opts(y)
     y.add_argument("--until", default=None, help="sync up to this time, ISO 8601 (default: the newest arrived)")
-    y.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
-    y.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
-    y.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
     _on_job(aws, "status", "each stage's Batch status and chunk counts", cmd_aws_status)
     _on_job(aws, "cancel", "terminate a job's Batch jobs and cancel the job", cmd_aws_cancel, reason=True)
 
@@ -320,11 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "sub-folder, and a table and heat map of their scores or counts")
     p.set_defaults(func=cmd_sweep)
     p.add_argument("spec", help=SPEC_HELP)
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="a setting and its values (repeatable), e.g. value=5,10,20 or tracking.min_size=50,150; "
-                        "keys: value, value2, operator, tracking.connectivity, tracking.min_size, "
-                        "tracking.min_overlap, tracking.overlap_fraction")
-    p.add_argument("--truth", default=None, help="score every combination against this truth file (from inject)")
+    _sweep_opts(p)
     _common(p)
     _run_opts(p)
 
@@ -476,7 +475,12 @@ def cmd_submit(args) -> int:
 @_with_job
 def cmd_resume(cfg, args) -> int:
     from tos2ca_batch.runner import resume
+    from tos2ca_batch.sweep import resume_sweep
 
+    if cfg.db().get_job(args.job)["stage"] == "sweep":
+        return _on_backend(cfg, args, lambda backend: resume_sweep(
+            cfg, args.job, backend, report=lambda line: print(line, file=sys.stderr)),
+            lambda res: 0 if res.get("status") == "complete" else 1)
     return _on_backend(cfg, args, lambda backend: resume(cfg, args.job, backend))
 
 
@@ -575,6 +579,40 @@ def cmd_aws_register(args) -> int:
                                                           args.events_role_arn, out["jobQueueArn"])
     print(json.dumps(out))
     return 0
+
+
+def _batch_opts(p) -> None:
+    """Where ``aws submit``, ``aws sweep`` and ``aws sync`` send their Batch jobs."""
+    p.add_argument("--queue", required=True, help="the job queue (name or ARN, from aws register)")
+    p.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
+    p.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
+    p.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
+
+
+def _sweep_opts(p) -> None:
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a setting and its values (repeatable), e.g. value=5,10,20 or tracking.min_size=50,150; "
+                        "keys: value, value2, operator, tracking.connectivity, tracking.min_size, "
+                        "tracking.min_overlap, tracking.overlap_fraction")
+    p.add_argument("--truth", default=None, help="score every combination against this truth file (from inject)")
+
+
+def cmd_aws_sweep(args) -> int:
+    from tos2ca_batch.errors import SpecError
+    from tos2ca_batch.runner import apply_overrides
+    from tos2ca_batch.sweep import parse_grid, submit_aws
+
+    cfg = _config(args)
+    raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, args.products)
+    jobdef = args.job_definition or f"{args.name_prefix}-{args.platform}"
+    try:
+        res = submit_aws(cfg, raw, parse_grid(args.grid), args.queue, jobdef, args.truth,
+                         report=lambda line: print(line, file=sys.stderr))
+    except SpecError as exc:
+        print(json.dumps({"status": "refused", "error": str(exc)}))
+        return 2
+    print(json.dumps(res))
+    return 0 if res["status"] in ("running", "complete") else 1
 
 
 def cmd_aws_submit(args) -> int:

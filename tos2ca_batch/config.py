@@ -93,11 +93,13 @@ ENV_FIELDS = {
     "TOS2CA_PERIOD_STEPS": "period_steps", "TOS2CA_PERIOD": "period",
     "TOS2CA_SES_SENDER": "ses_sender", "TOS2CA_MAIL_FROM": "mail_from",
     "TOS2CA_BUILTIN_CATALOG": "builtin_catalog", "AWS_ENDPOINT_URL": "aws_endpoint_url",
-    "AWS_DEFAULT_REGION": "aws_region",
+    "AWS_DEFAULT_REGION": "aws_region", "TOS2CA_EARTHDATA_HOST": "earthdata_host",
+    "TOS2CA_EARTHDATA_ACCESS": "earthdata_access",
 }
 # what ``aws submit`` forwards to its children (when it holds no password)
 FORWARDED_TO_BATCH = ("TOS2CA_SECRET_ID", "TOS2CA_STORE_URL", "TOS2CA_OUTPUT_URL", "TOS2CA_REDIS_URL",
-                      "TOS2CA_REDIS_PREFIX", "TOS2CA_DB_URL", "TOS2CA_LEASE_SECONDS", "TOS2CA_MEMORY_MB")
+                      "TOS2CA_REDIS_PREFIX", "TOS2CA_DB_URL", "TOS2CA_LEASE_SECONDS", "TOS2CA_MEMORY_MB",
+                      "TOS2CA_EARTHDATA_HOST", "TOS2CA_EARTHDATA_ACCESS")
 
 
 @dataclass
@@ -132,6 +134,12 @@ class Config:
     secret_id: str | None = None
     array_index: str | None = None
     """``AWS_BATCH_JOB_ARRAY_INDEX``: the chunk of an AWS Batch array child."""
+    earthdata_host: str = "urs.earthdata.nasa.gov"
+    """``TOS2CA_EARTHDATA_HOST``: the Earthdata Login host (``uat.urs.earthdata.nasa.gov`` for UAT)."""
+    earthdata_access: str = "auto"
+    """``TOS2CA_EARTHDATA_ACCESS``: how NASA archives' files are read: ``s3`` (in us-west-2, with
+    the DAAC's temporary credentials), ``https`` (anywhere, with the Earthdata token) or
+    ``auto`` (s3 when this process's AWS region is us-west-2). Login: ``stores.earthdata``."""
     _db: JobsDB | None = field(default=None, repr=False, compare=False)
     _stores: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -170,15 +178,23 @@ class Config:
             aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
             secret_id=secret_id,
             array_index=env.get("AWS_BATCH_JOB_ARRAY_INDEX"),
+            earthdata_host=env.get("TOS2CA_EARTHDATA_HOST") or "urs.earthdata.nasa.gov",
+            earthdata_access=_choice(env, "TOS2CA_EARTHDATA_ACCESS", ("auto", "s3", "https"), "auto"),
         )
         cfg._secret_fields = set(secret)
         return cfg
 
     def __post_init__(self) -> None:
         self._secret_fields: set[str] = set()
+        self._configure_reads()
+
+    def _configure_reads(self) -> None:
+        """This process's S3 endpoint and region, and how it reads NASA's archives."""
+        from tos2ca_batch.stores import earthdata
         from tos2ca_batch.stores.objectstore import configure_s3
 
         configure_s3(self.aws_endpoint_url, self.aws_region)
+        earthdata.configure(self.earthdata_host, earthdata.resolve_access(self.earthdata_access, self.aws_region))
 
     def __getstate__(self) -> dict:
         """Pickled for a local pool process: settings only, not open connections."""
@@ -188,9 +204,7 @@ class Config:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        from tos2ca_batch.stores.objectstore import configure_s3
-
-        configure_s3(self.aws_endpoint_url, self.aws_region)
+        self._configure_reads()
 
     def child_env(self) -> dict[str, str]:
         """The variables that give a child process (an ``mpirun`` rank, an AWS Batch child, a
@@ -214,8 +228,12 @@ class Config:
     def catalog(self) -> dict:
         """The dataset catalog: the built-in entries, then ``catalogs`` in order."""
         from tos2ca_batch.catalog import load_catalog
+        from tos2ca_batch.stores import earthdata
 
-        return load_catalog(self.catalogs, self.builtin_catalog)
+        catalog = load_catalog(self.catalogs, self.builtin_catalog)
+        for entry in catalog.values():
+            earthdata.register(entry.location, entry.earthdata)
+        return catalog
 
     def db(self) -> JobsDB:
         if self._db is None:

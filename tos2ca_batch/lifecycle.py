@@ -81,6 +81,7 @@ def fail(cfg: Config, job_id: int, message: str) -> bool:
     if changed:
         log.error("job %s failed: %s", job_id, message)
         notify(cfg, job_id)
+        _tell_sweep(cfg, job_id)
     else:
         log.error("job %s: %s (not recorded: the job had already ended)", job_id, message)
     return changed
@@ -136,7 +137,33 @@ def complete(cfg: Config, job_id: int) -> bool:
         log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
     if not synced or synced["added"]:  # a sync mails only when it found new anomalies (once per sync)
         notify(cfg, job_id, prefix)
+    _tell_sweep(cfg, job_id)
     return True
+
+
+def _tell_sweep(cfg: Config, job_id: int) -> None:
+    """A sweep's combination ended: if it failed before sharing its map, the jobs that share it
+    fail too (on AWS Batch their chains would never start); the last of the sweep's
+    combinations to end writes its table (``sweep_table.finish``). Never raised over the job's end."""
+    try:
+        plan = load_plan(cfg.store(job_id))
+    except Exception:  # no plan (refused at plan): the sweep handles that job itself
+        return
+    sweep_id = getattr(plan, "sweep_of", None)
+    if sweep_id is None:
+        return
+    try:
+        db = cfg.db()
+        row = db.get_job(job_id)
+        if row["status"] == "failed" and plan.map_for and set(db.chunk_counts(job_id).get("share", {})) != {"complete"}:
+            for job in plan.map_for:
+                fail(cfg, job, f"the map it shares, job {job_id}'s, did not complete: {row['message']}")
+        from tos2ca_batch import sweep_table
+
+        sweep_table.finish(cfg, sweep_id)
+    except Exception as exc:
+        log.error("job %s ended, but sweep %s could not be told: %s: %s", job_id, sweep_id, type(exc).__name__,
+                  redact(str(exc)))
 
 
 def is_cancelled(cfg: Config, job_id: int) -> bool:
@@ -168,6 +195,13 @@ def take_over(cfg: Config, job_id: int, worker: str) -> None:
                            f"{max(0, lease - time.time()):.0f} s); cancel it first or wait")
     release_dead_holders(cfg, job_id)
     log.info("job %s taken over by %s (was %s, %s)", job_id, worker, row["status"], row.get("worker"))
+
+
+def reopen(cfg: Config, job_id: int) -> bool:
+    """A failed or cancelled job becomes ``running`` held by nobody, to be taken over later (a
+    sweep's combinations on resume, so that none counts as ended before it runs again); no worker
+    claims a running job without a lease."""
+    return cfg.db().transition(job_id, "running", ("failed", "cancelled"), worker=None, leaseUntil=None)
 
 
 def release_dead_holders(cfg: Config, job_id: int) -> int:

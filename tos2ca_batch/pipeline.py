@@ -24,6 +24,7 @@ class Stage:
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("stats", "stats", False, False),
     Stage("map", "label", False, False),
+    Stage("share", "share", True, False),  # a sweep: copy the map tables to the jobs that share them
     Stage("reduce", "reduce", True, False),
     Stage("relabel", "relabel", False, False),
     Stage("publish", "publish", False, False),
@@ -44,15 +45,16 @@ KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "r
 
 
 def stages_for(kind: str, stats: bool = False, periods: bool = False, sync: bool = False,
-               shared_map: bool = False) -> list[str]:
+               shared_map: bool = False, shares: bool = False) -> list[str]:
     """The stages of a job of ``kind`` (``phdef`` or ``curation``), in order; ``stats``: its
     operator needs a statistic of a baseline period; ``periods``: the job's masks and ids files
     are written per period, in parallel, before finalize; ``sync``: a sync of a PhDef job, which
     ends by committing to it instead; ``shared_map``: a sweep's job whose map (same binarization)
-    another job of the sweep made, so it starts at reduce."""
+    another job of the sweep made, so it starts at reduce; ``shares``: a sweep's job whose map
+    others share, which copies its map tables to them (``share``) before it goes on."""
     if kind == "curation":
         return ["curate", "cfinalize"]
-    head = [] if shared_map else (["stats"] if stats else []) + ["map"]
+    head = [] if shared_map else (["stats"] if stats else []) + ["map"] + (["share"] if shares else [])
     if sync:
         return head + ["reduce", "relabel", "publish", "commit"]
     return head + ["reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]

@@ -161,7 +161,11 @@ class PhDefPlan(Plan):
     """A sync: the extended job's step number of this plan's step 0."""
     map_of: int | None = None
     """A sweep's job that shares another's binarization: the job of the sweep whose map tables
-    (copied into this job's store when it was planned) it starts from, at reduce."""
+    (copied into this job's store by that job's ``share`` stage) it starts from, at reduce."""
+    map_for: list[int] | None = None
+    """A sweep's job whose map others share: the jobs its ``share`` stage copies its map tables to."""
+    sweep_of: int | None = None
+    """The sweep this job is a combination of: the last of them to end writes the sweep's table."""
 
     @property
     def output_job(self) -> int:
@@ -170,7 +174,8 @@ class PhDefPlan(Plan):
 
     def stages(self) -> list[str]:
         return stages_for(self.kind, stats=self.baseline_statistic is not None, periods=bool(self.periods),
-                          sync=bool(self.sync_of), shared_map=self.map_of is not None)
+                          sync=bool(self.sync_of), shared_map=self.map_of is not None,
+                          shares=bool(self.map_for))
 
     @property
     def baseline_statistic(self) -> str | None:
@@ -296,6 +301,10 @@ def load_plan(store) -> Plan:
     if not store.has_json("plan"):
         raise PlanMissing("the job has no stored plan")
     doc = store.get_json("plan")
+    from tos2ca_batch.stores import earthdata
+
+    entry = doc.get("entry") or {}
+    earthdata.register(entry.get("location", ""), entry.get("earthdata"))  # a task reads the plan's dataset
     grid = JobGrid.from_table(store.get_table("plan", 0, "grid"))
     cgrid = None
     if doc.get("kind") == "curation":

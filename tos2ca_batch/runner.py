@@ -72,10 +72,8 @@ def plan_job(cfg: Config, job_id: int) -> Plan:
     row = ctx.db.get_job(job_id)
     if ctx.store.has_json("plan") and ctx.db.chunks(job_id):  # picked up again after a lost worker
         return ctx.plan
-    if row["stage"] == "sweep":  # only ``sweep`` runs a sweep: this one's process stopped before its end
-        raise SpecError("stage", f"sweep {job_id} stopped before it ended (its process is gone); its combinations "
-                                 "are jobs of their own (resume each with tos2ca-batch resume J, listed in "
-                                 "tos2ca-batch jobs), or run the sweep again")
+    if row["stage"] == "sweep":  # a sweep is not a job's plan: ``sweep``, ``resume`` or a worker drives it
+        raise SpecError("stage", f"{job_id} is a sweep, not a job: finish it with tos2ca-batch resume {job_id}")
     if row["stage"] == "sync":  # a sync of job phdefJobID (``tos2ca_batch.sync``)
         from tos2ca_batch.stages.syncplan import make_plan as make_sync_plan
 

@@ -10,31 +10,35 @@ the backend given, so its outputs are those of a separate job with its spec, byt
 
 The sweep itself is a row (stage ``sweep``) whose outputs are the table of combinations with
 their scores against a truth file (``score``) or, without one, their counts, lifetimes and
-areas (``S-sweep.csv``/``.json``) and a heat map (``S-sweep.png``).
+areas (``S-sweep.csv``/``.json``) and a heat map (``S-sweep.png``), written by whoever ends its
+last combination (``sweep_table``).
+
+Every combination's job is made and planned before any runs (:func:`prepare`): a lead's plan
+lists the jobs that share its map (``map_for``; its ``share`` stage copies its map tables to
+them right after its map), a follower's plan is the lead's with its own tracking settings and
+``map_of`` (its first stage waits for the lead's share). So the same plans run here, one job
+after another on a local or MPI backend (:func:`sweep`), or at once as chains of AWS Batch array
+jobs where a follower's reduce depends on its lead's share (:func:`submit_aws`); and an
+interrupted sweep is finished by resuming what did not end (:func:`resume_sweep`).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import itertools
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from tos2ca_batch import lifecycle
+from tos2ca_batch import lifecycle, sweep_table
 from tos2ca_batch.backends import Backend
 from tos2ca_batch.config import Config
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import PhDefPlan, Tracking
-from tos2ca_batch.runner import Interrupted, execute, result
+from tos2ca_batch.runner import Interrupted, execute
 from tos2ca_batch.spec import validate
-from tos2ca_batch.stores.jobsdb import now_iso
 from tos2ca_batch.stores.objectstore import claim_output_prefix
 
 SWEEPABLE = ("value", "value2", "operator", "tracking.connectivity", "tracking.min_size", "tracking.min_overlap",
@@ -117,20 +121,14 @@ def combinations(raw: dict, grid: dict[str, list], catalog) -> list[Combination]
     return out
 
 
-def plan_shared_map(cfg: Config, lead: int, job_id: int, tracking: dict, output_base: str) -> PhDefPlan:
-    """Plan job ``job_id`` as job ``lead``'s plan with other reduce-only tracking settings,
-    starting from a copy of ``lead``'s map tables (taken while ``lead`` still holds them)."""
-    source = TaskContext(cfg, lead)
+def plan_follower(cfg: Config, lead: PhDefPlan, job_id: int, tracking: dict, output_base: str) -> PhDefPlan:
+    """Plan job ``job_id`` as ``lead``'s plan with other reduce-only tracking settings: it starts at
+    reduce from the map tables ``lead``'s share stage copies into its store."""
     ctx = TaskContext(cfg, job_id)
-    base = source.plan
     store = ctx.store
     plan = dataclasses.replace(
-        base, job_id=job_id, job_uid=store.identity, tracking=Tracking(**tracking), map_of=lead,
+        lead, job_id=job_id, job_uid=store.identity, tracking=Tracking(**tracking), map_of=lead.job_id, map_for=None,
         output_prefix=claim_output_prefix(output_base, store.identity))
-    for key in source.store.blobs.keys():
-        namespace, chunk, name = key.split(":", 2)
-        if namespace == "map" and name != "done":
-            store.put_table(namespace, int(chunk), name, source.store.get_table(namespace, int(chunk), name))
     plan.save(store)
     lay = plan.layout
     store.create_arrays((lay.n_steps, lay.height, lay.width), (lay.tile_h, lay.tile_w),
@@ -142,30 +140,38 @@ def plan_shared_map(cfg: Config, lead: int, job_id: int, tracking: dict, output_
     return plan
 
 
-def _plan_lead(cfg: Config, job_id: int, spec: dict, output_base: str) -> str | None:
-    """Plan a lead job into its sub-folder; the reason if it is refused (the job then failed)."""
+def _plan_lead(cfg: Config, sweep_id: int, job_id: int, spec: dict, output_base: str,
+               followers: list[int]) -> PhDefPlan | str:
+    """Plan a lead job into its sub-folder, sharing its map with ``followers``; the reason if it
+    is refused (the job then failed)."""
     from tos2ca_batch.stages.plan import make_plan
 
     catalog = cfg.catalog()
+    ctx = TaskContext(cfg, job_id)
     try:
-        make_plan(TaskContext(cfg, job_id), validate(_spec_doc(spec), catalog),
-                  catalog, products=spec.get("products"), output_base=output_base)
+        plan = make_plan(ctx, validate(_spec_doc(spec), catalog), catalog, products=spec.get("products"),
+                         output_base=output_base)
     except Exception as exc:  # refused by the data (SpecError) or unreadable: the job fails, the sweep goes on
         message = str(exc) if isinstance(exc, SpecError) else f"plan: {type(exc).__name__}: {exc}"
         lifecycle.fail(cfg, job_id, message)
         return message
-    return None
+    plan = dataclasses.replace(plan, map_for=list(followers) or None, sweep_of=sweep_id)
+    plan.save(ctx.store)
+    if followers:
+        ctx.db.add_chunks(job_id, "share", plan.stage_ranges("share"))
+    return plan
 
 
-def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth: str | None = None,
-          report=print) -> dict:
-    """Run every combination of ``grid`` over ``raw``; returns the sweep's id, rows and outputs."""
+def prepare(cfg: Config, raw: dict, grid: dict[str, list], truth: str | None = None, report=print) -> int:
+    """Validate every combination, make the sweep's row and every combination's job, list them
+    (before any can end) and plan them; returns the sweep's id. Nothing runs yet."""
     combos = combinations(raw, grid, cfg.catalog())
     if truth is not None:
         try:
             json.loads(Path(truth).read_text())
         except (OSError, ValueError) as exc:
             raise SpecError("truth", f"cannot read {truth} as a truth file ({exc})") from None
+        truth = str(Path(truth).resolve())
     db = cfg.db()
     sweep_id = db.create_job(dict(raw, stage="sweep", grid=grid), status="running")
     store = cfg.store(sweep_id)
@@ -175,173 +181,132 @@ def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth
         groups.setdefault(combo.binarization, []).append(combo)
     report(f"sweep {sweep_id}: {len(combos)} combinations, {len(groups)} distinct binarizations (one map each); "
            f"outputs under {prefix}")
-    jobs: dict[str, int] = {}
-    manifest = {"grid": grid, "truth": truth, "prefix": prefix, "combinations": []}
-    try:  # the sweep's row is held like a job's: if this process dies, resume or a worker ends it failed
-        with lifecycle.job_lease(cfg, sweep_id, lifecycle.worker_name()):
-            interrupted = _run_groups(cfg, backend, list(groups.values()), prefix, jobs, manifest, store, report)
-            if not interrupted:
-                rows = [_row(cfg, jobs[c.name], c, truth) for c in combos]
-                outputs = _write(cfg, sweep_id, prefix, grid, rows, truth is not None)
-    except BaseException as exc:  # a service error or a signal between jobs: the sweep ends with the reason
-        db.transition(sweep_id, "cancelled" if isinstance(exc, Interrupted) else "failed", ("running",),
-                      message=f"{type(exc).__name__}: {exc}"[:4000], leaseUntil=None)
-        raise
-    if interrupted:
-        message = (f"interrupted by {interrupted} after {len(jobs)} of {len(combos)} combinations were started; "
-                   f"their jobs resume with tos2ca-batch resume J")
-        db.transition(sweep_id, "cancelled", ("running",), message=message, leaseUntil=None)
-        report(f"sweep {sweep_id} cancelled: {message}")
-        return {"sweep_id": sweep_id, "status": "cancelled", "message": message, "jobs": jobs}
-    done = sum(r["status"] == "complete" for r in rows)
-    status = "complete" if done == len(rows) else "failed"
-    message = f"{done} of {len(rows)} combinations complete; outputs under {prefix}"
-    db.transition(sweep_id, status, ("running",), phase="done", message=message, leaseUntil=None)
-    report(f"sweep {sweep_id} {status}: {message}")
-    return {"sweep_id": sweep_id, "status": status, "message": message, "rows": rows, "outputs": outputs}
-
-
-def _run_groups(cfg: Config, backend: Backend, groups: list[list[Combination]], prefix: str, jobs: dict,
-                manifest: dict, store, report) -> str | None:
-    """Each group: its lead's map, then its followers planned from it, then every job to the
-    end. Returns what interrupted a job, if a signal did (the sweep stops there)."""
-    db = cfg.db()
-
-    def started(combo: Combination, job: int, map_of: int | None) -> None:
-        jobs[combo.name] = job
-        manifest["combinations"].append({"name": combo.name, "settings": combo.settings, "job": job,
-                                         "map_of": map_of})
-        store.put_json("sweep", manifest)
-
-    for lead, *rest in groups:
-        lead_id = db.create_job(lead.spec, status="running")
-        started(lead, lead_id, None)
-        refused = _plan_lead(cfg, lead_id, lead.spec, f"{prefix}/{lead.name}")
-        first = execute(cfg, lead_id, backend, through="map") if refused is None else {}
-        if first.get("interrupted"):
-            return first["interrupted"]
-        mapped = first.get("status") == "running"
-        followers = []
-        for combo in rest:
-            job = db.create_job(combo.spec, status="running")
-            started(combo, job, lead_id)
-            if not mapped:
-                lifecycle.fail(cfg, job, f"the map it shares, job {lead_id}'s, did not complete: "
-                                         f"{db.get_job(lead_id)['message']}")
+    manifest: dict = {"grid": grid, "truth": truth, "prefix": prefix, "combinations": []}
+    members: list[list[tuple[Combination, int]]] = []
+    for group in groups.values():
+        members.append([(combo, db.create_job(combo.spec, status="running")) for combo in group])
+        lead = members[-1][0][1]
+        manifest["combinations"] += [{"name": c.name, "settings": c.settings, "job": job,
+                                      "map_of": None if job == lead else lead} for c, job in members[-1]]
+    store.put_json("sweep", manifest)
+    db.update_job(sweep_id, phase="plan")
+    for group in members:
+        (lead, lead_id), rest = group[0], group[1:]
+        planned = _plan_lead(cfg, sweep_id, lead_id, lead.spec, f"{prefix}/{lead.name}", [j for _, j in rest])
+        for combo, job in rest:
+            if isinstance(planned, str):
+                lifecycle.fail(cfg, job, f"the map it shares, job {lead_id}'s, could not be planned: {planned}")
                 continue
             tracking = validate(_spec_doc(combo.spec), cfg.catalog()).tracking
-            plan_shared_map(cfg, lead_id, job, tracking, f"{prefix}/{combo.name}")
-            followers.append(job)
-        for job in ([lead_id] if mapped else []) + followers:
-            res = execute(cfg, job, backend)
-            report(f"  job {job} {res['status']}: {_name_of(jobs, job)}"
-                   + (f" ({res['message']})" if res["status"] != "complete" else ""))
-            if res.get("interrupted"):
-                return res["interrupted"]
+            plan_follower(cfg, planned, job, tracking, f"{prefix}/{combo.name}")
+    db.update_job(sweep_id, phase="members")
+    return sweep_id
+
+
+def _members(cfg: Config, sweep_id: int) -> list[dict]:
+    return cfg.store(sweep_id).get_json("sweep")["combinations"]
+
+
+def run_members(cfg: Config, sweep_id: int, backend: Backend, report) -> str | None:
+    """Run each combination's job that has not ended, leads before the jobs that share their map.
+    Returns what interrupted a job, if a signal did (the sweep stops there)."""
+    db = cfg.db()
+    for entry in _members(cfg, sweep_id):
+        job = entry["job"]
+        status = db.get_job(job)["status"]
+        if status in ("complete", "failed", "cancelled"):
+            continue
+        lead = entry["map_of"]
+        if lead is not None and set(db.chunk_counts(lead).get("share", {})) != {"complete"}:
+            lifecycle.fail(cfg, job, f"the map it shares, job {lead}'s, did not complete: "
+                                     f"{db.get_job(lead)['message']}")
+            continue
+        lifecycle.take_over(cfg, job, lifecycle.worker_name())
+        res = execute(cfg, job, backend)
+        report(f"  job {job} {res['status']}: {entry['name']}"
+               + (f" ({res['message']})" if res["status"] != "complete" else ""))
+        if res.get("interrupted"):
+            return res["interrupted"]
     return None
 
 
-def _name_of(jobs: dict[str, int], job: int) -> str:
-    return next(name for name, j in jobs.items() if j == job)
+def _drive(cfg: Config, sweep_id: int, backend: Backend, report) -> dict:
+    """Run the sweep's jobs under the sweep's lease, then end it (``sweep_table.finish``)."""
+    db = cfg.db()
+    try:  # the sweep's row is held like a job's: if this process dies, resume or a worker finishes it
+        with lifecycle.job_lease(cfg, sweep_id, lifecycle.worker_name()):
+            interrupted = run_members(cfg, sweep_id, backend, report)
+            end = None if interrupted else sweep_table.finish(cfg, sweep_id)
+    except BaseException as exc:  # a service error or a signal between jobs: the sweep ends with the reason
+        db.transition(sweep_id, "cancelled" if isinstance(exc, Interrupted) else "failed", ("running",),
+                      message=f"{type(exc).__name__}: {exc}; finish it with: tos2ca-batch resume {sweep_id}"[:4000],
+                      leaseUntil=None)
+        raise
+    if interrupted:
+        message = f"interrupted by {interrupted}; finish it with: tos2ca-batch resume {sweep_id}"
+        db.transition(sweep_id, "cancelled", ("running",), message=message, leaseUntil=None)
+        report(f"sweep {sweep_id} cancelled: {message}")
+        return {"sweep_id": sweep_id, "status": "cancelled", "message": message,
+                "jobs": {e["name"]: e["job"] for e in _members(cfg, sweep_id)}}
+    if end is None:  # every job ran, yet the table is not written: another process holds it
+        row = db.get_job(sweep_id)
+        return {"sweep_id": sweep_id, "status": row["status"],
+                "message": row["message"] or "its table is being written"}
+    report(f"sweep {sweep_id} {end['status']}: {end['message']}")
+    return {"sweep_id": sweep_id, **end}
 
 
-METRICS_WITH_TRUTH = ("pixel_csi", "pixel_pod", "pixel_far", "hits", "misses", "false_alarms", "mota", "idf1",
-                      "id_switches", "fragmentations", "merge_recall", "split_recall")
-METRICS = ("n_anomalies", "mean_lifetime_steps", "mean_area_px", "max_area_px", "merges", "splits")
+def sweep(cfg: Config, raw: dict, grid: dict[str, list], backend: Backend, truth: str | None = None,
+          report=print) -> dict:
+    """Run every combination of ``grid`` over ``raw``; returns the sweep's id, rows and outputs."""
+    sweep_id = prepare(cfg, raw, grid, truth, report)
+    return _drive(cfg, sweep_id, backend, report)
 
 
-def _row(cfg: Config, job: int, combo: Combination, truth: str | None) -> dict:
-    row = result(cfg, job)
-    out = {**combo.settings, "combination": combo.name, "job_id": job, "status": row["status"],
-           "outputs": str(Path(row["outputs"][0]).parent) if row["outputs"] else None}
-    if row["status"] != "complete":
-        return dict(out, message=row["message"])
-    from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
-
-    table = cfg.store(job).get_table("reduce", 0, "components")
-    ids, counts = np.unique(table["anomaly_id"], return_counts=True)
-    out.update(n_anomalies=int(ids.size), mean_lifetime_steps=round(float(counts.mean()), 4) if ids.size else 0.0,
-               mean_area_px=round(float(table["area"].mean()), 4) if table["area"].size else 0.0,
-               max_area_px=int(table["area"].max()) if table["area"].size else 0,
-               merges=int(np.sum(table["tag"] == TAGS.index(MERGE))),
-               splits=int(np.sum(table["tag"] == TAGS.index(SPLIT))))
-    if truth is not None:
-        from tos2ca_batch.score import score_job
-
-        s = score_job(cfg, job, truth)
-        events = s.get("events", {})
-        out.update(pixel_csi=s["pixels"]["csi"], pixel_pod=s["pixels"]["pod"], pixel_far=s["pixels"]["far"],
-                   **{k: s["objects"][k] for k in ("hits", "misses", "false_alarms")},
-                   **{k: s["tracking"][k] for k in ("mota", "idf1", "id_switches", "fragmentations")},
-                   merge_recall=(events.get("merge") or {}).get("recall"),
-                   split_recall=(events.get("split") or {}).get("recall"))
-    return out
+def resume_sweep(cfg: Config, sweep_id: int, backend: Backend, report=print) -> dict:
+    """Finish a sweep that stopped (its process killed or interrupted, or ended ``failed``): every
+    combination that did not complete runs again from where it stopped, then the table is
+    written. A sweep interrupted while it was being planned is refused (run it again)."""
+    lifecycle.take_over(cfg, sweep_id, lifecycle.worker_name())
+    return continue_sweep(cfg, sweep_id, backend, report)
 
 
-def _write(cfg: Config, sweep_id: int, prefix: str, grid: dict[str, list], rows: list[dict],
-           scored: bool) -> list[str]:
-    """``S-sweep.csv``, ``S-sweep.json`` and ``S-sweep.png`` under the sweep's folder (recorded)."""
-    outputs = cfg.outputs(sweep_id, prefix)
-    columns = [*grid, "combination", "job_id", "status", *(METRICS_WITH_TRUTH if scored else ()), *METRICS,
-               "outputs"]
-    written = []
-    with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
-        paths = {name: Path(tmp) / f"{sweep_id}-sweep.{name}" for name in ("csv", "json", "png")}
-        with open(paths["csv"], "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        paths["json"].write_text(json.dumps({"sweep_id": sweep_id, "grid": grid, "rows": rows}, indent=1))
-        heat_map(rows, grid, ("pixel_csi", "idf1") if scored else ("n_anomalies", "mean_lifetime_steps"),
-                 paths["png"], f"sweep {sweep_id}")
-        for kind, path in paths.items():
-            location = outputs.put(path, path.name)
-            cfg.db().add_output(sweep_id, location, f"sweep-{kind}", now_iso())
-            written.append(location)
-    return written
+def continue_sweep(cfg: Config, sweep_id: int, backend: Backend, report=print) -> dict:
+    """The rest of :func:`resume_sweep`, for a sweep this process already holds (a worker that
+    claimed it after its holder's lease lapsed)."""
+    db = cfg.db()
+    if db.get_job(sweep_id)["phase"] in (None, "plan"):
+        message = "it stopped while its combinations were being planned; run the sweep again"
+        db.transition(sweep_id, "failed", ("running",), message=message, leaseUntil=None)
+        return {"sweep_id": sweep_id, "status": "failed", "message": message}
+    db.update_job(sweep_id, phase="members")  # a table writer that died left "table"
+    for entry in _members(cfg, sweep_id):  # none counts as ended before it has run again
+        lifecycle.reopen(cfg, entry["job"])
+    return _drive(cfg, sweep_id, backend, report)
 
 
-def heat_map(rows: list[dict], grid: dict[str, list], metrics: tuple[str, ...], path: Path, title: str) -> None:
-    """Each of ``metrics`` (a row of panels) over the last two swept settings (cells), one panel
-    per value of the others, each cell labelled with its value; failed combinations are blank."""
-    import matplotlib
+def submit_aws(cfg: Config, raw: dict, grid: dict[str, list], queue: str, job_definition: str,
+               truth: str | None = None, report=print) -> dict:
+    """``aws sweep``: plan every combination here, then submit each job's chain of Batch jobs; a
+    job sharing another's map starts once that job's ``share`` Batch job has run. The last
+    combination to end writes the sweep's table (``sweep_table.finish``)."""
+    from tos2ca_batch.aws_batch import submit_planned
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(grid)
-    x_key = keys[-1]
-    y_key = keys[-2] if len(keys) > 1 else None
-    panel_keys = keys[:-2]
-    panels = list(itertools.product(*(grid[k] for k in panel_keys))) or [()]
-    ys = grid[y_key] if y_key else [None]
-    width = 1.6 + (0.8 * len(grid[x_key]) + 0.9) * len(panels)
-    fig, axes = plt.subplots(len(metrics), len(panels), figsize=(width, 0.6 + (1.2 + 0.45 * len(ys)) * len(metrics)),
-                             squeeze=False, dpi=100, layout="constrained")
-    for m, metric in enumerate(metrics):
-        values = [r[metric] for r in rows if r.get(metric) is not None]
-        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1
-        image = None
-        for p, panel in enumerate(panels):
-            ax = axes[m][p]
-            cells = np.full((len(ys), len(grid[x_key])), np.nan)
-            for r in rows:
-                if all(r[k] == v for k, v in zip(panel_keys, panel)) and r.get(metric) is not None:
-                    cells[ys.index(r[y_key]) if y_key else 0, grid[x_key].index(r[x_key])] = r[metric]
-            image = ax.imshow(cells, cmap="viridis", vmin=lo, vmax=hi, aspect="auto", origin="lower")
-            for (i, j), v in np.ndenumerate(cells):
-                if np.isfinite(v):
-                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8,
-                            color="white" if v < (lo + hi) / 2 else "black")
-            ax.set_xticks(range(len(grid[x_key])), [str(v) for v in grid[x_key]], fontsize=8)
-            ax.set_yticks(range(len(ys)), [str(v) for v in ys] if y_key else [""], fontsize=8)
-            if m == len(metrics) - 1:
-                ax.set_xlabel(x_key, fontsize=8)
-            if p == 0 and y_key:
-                ax.set_ylabel(y_key, fontsize=8)
-            ax.set_title(", ".join(f"{k}={v}" for k, v in zip(panel_keys, panel)) or metric, fontsize=9)
-        fig.colorbar(image, ax=list(axes[m]), shrink=0.9, label=metric)
-    fig.suptitle(f"{title}: {', '.join(metrics)}", fontsize=10)
-    fig.savefig(path)
-    plt.close(fig)
+    sweep_id = prepare(cfg, raw, grid, truth, report)
+    db = cfg.db()
+    submitted: dict[int, dict] = {}
+    jobs = {}
+    for entry in _members(cfg, sweep_id):
+        job, lead = entry["job"], entry["map_of"]
+        if db.get_job(job)["status"] != "running":  # refused at plan
+            jobs[entry["name"]] = {"job_id": job, "status": db.get_job(job)["status"]}
+            continue
+        after = []
+        if lead is not None:
+            after = submitted[lead]["aws_jobs"]["share"]
+            after = [after] if isinstance(after, str) else after
+        submitted[job] = submit_planned(cfg, job, queue, job_definition, after=after)
+        jobs[entry["name"]] = submitted[job]
+    db.update_job(sweep_id, phase="submitted")
+    sweep_table.finish(cfg, sweep_id)  # every combination refused at plan: the sweep ends here
+    return {"sweep_id": sweep_id, "status": db.get_job(sweep_id)["status"], "jobs": jobs}

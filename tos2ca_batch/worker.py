@@ -31,6 +31,11 @@ def work(cfg: Config, backend: Backend, once: bool = False, poll_seconds: float 
             time.sleep(poll_seconds)
             continue
         log.info("worker %s runs job %s", name, job_id)
-        done.append(execute(cfg, job_id, backend))
+        if cfg.db().get_job(job_id)["stage"] == "sweep":  # its holder died: finish it
+            from tos2ca_batch.sweep import continue_sweep
+
+            done.append(continue_sweep(cfg, job_id, backend, report=log.info))
+        else:
+            done.append(execute(cfg, job_id, backend))
         if done[-1].get("interrupted"):  # SIGINT/SIGTERM: the job is cancelled, the worker stops
             return done

@@ -191,6 +191,12 @@ class JobsDB:
         return self.execute(f"UPDATE jobs SET {sets} WHERE jobID = ? AND status IN ({marks})",
                             (to, *fields.values(), job_id, *from_states)) == 1
 
+    def claim_phase(self, job_id: int, phase: str) -> bool:
+        """Set a running job's ``phase`` unless it already is ``phase``: of two callers racing for
+        the same step (the last two combinations of a sweep ending at once), exactly one gets True."""
+        return self.execute("UPDATE jobs SET phase = ? WHERE jobID = ? AND status = 'running' AND"
+                            " (phase IS NULL OR phase <> ?)", (phase, job_id, phase)) == 1
+
     def hold_job(self, job_id: int, worker: str, lease_seconds: float) -> bool:
         """Set or renew the lease of a running job held by ``worker`` (or by nobody yet)."""
         return self.execute(

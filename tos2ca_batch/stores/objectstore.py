@@ -28,21 +28,41 @@ def s3_settings() -> tuple[str | None, str | None]:
     return _S3["endpoint_url"], _S3["region"]
 
 
-@functools.lru_cache(maxsize=4)
-def _client(endpoint: str | None, region: str | None):
+@functools.lru_cache(maxsize=8)
+def _client(endpoint: str | None, region: str | None, keys: tuple[str, str, str] | None = None):
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region)
+    if keys is None:
+        return boto3.client("s3", endpoint_url=endpoint, region_name=region)
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=keys[0],
+                        aws_secret_access_key=keys[1], aws_session_token=keys[2])
 
 
 def forget_clients() -> None:
     """Drop this process's cached clients (a forked process opens its own connections)."""
     _client.cache_clear()
+    from tos2ca_batch.stores import earthdata
+
+    earthdata.forget()
 
 
-def s3_client():
-    """One boto3 S3 client per process, endpoint and region."""
-    return _client(*s3_settings())
+def s3_client(url: str | None = None):
+    """One boto3 S3 client per process, endpoint and region; for a bucket of NASA's archives
+    (``stores.earthdata``) one with the archive's temporary credentials."""
+    from tos2ca_batch.stores import earthdata
+
+    source = earthdata.source_of(url) if url else None
+    if source is None:
+        return _client(*s3_settings())
+    c = earthdata.s3_credentials(source)
+    return _client(*s3_settings(), (c["accessKeyId"], c["secretAccessKey"], c["sessionToken"]))
+
+
+def _over_https(url: str):
+    """``stores.earthdata`` when ``url`` is read over HTTPS (an archive's bucket, out of region)."""
+    from tos2ca_batch.stores import earthdata
+
+    return earthdata if earthdata.source_of(url) and earthdata.access() == "https" else None
 
 
 def split_s3(url: str) -> tuple[str, str]:
@@ -51,19 +71,25 @@ def split_s3(url: str) -> tuple[str, str]:
 
 
 def read_bytes(url: str) -> bytes:
+    if https := _over_https(url):
+        return https.read_all(url)
     bucket, key = split_s3(url)
-    return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return s3_client(url).get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def object_size(url: str) -> int:
+    if https := _over_https(url):
+        return https.size(url)
     bucket, key = split_s3(url)
-    return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return int(s3_client(url).head_object(Bucket=bucket, Key=key)["ContentLength"])
 
 
 def read_range(url: str, start: int, stop: int) -> bytes:
     """Bytes ``[start, stop)`` of an S3 object, in one ranged GET."""
+    if https := _over_https(url):
+        return https.read_range(url, start, stop)
     bucket, key = split_s3(url)
-    return s3_client().get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{stop - 1}")["Body"].read()
+    return s3_client(url).get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{stop - 1}")["Body"].read()
 
 
 def existing(paths: list[str]) -> set[str]:
@@ -72,6 +98,9 @@ def existing(paths: list[str]) -> set[str]:
     remote = [p for p in paths if p.startswith("s3://")]
     if not remote:
         return local
+    over_https = {p for p in remote if _over_https(p)}
+    local |= {p for p in over_https if _over_https(p).exists(p)}
+    remote = [p for p in remote if p not in over_https]
     found: set[str] = set()
     by_bucket: dict[str, list[str]] = {}
     for p in remote:
@@ -80,7 +109,7 @@ def existing(paths: list[str]) -> set[str]:
     for bucket, keys in by_bucket.items():
         prefix = os.path.commonprefix(keys)
         wanted = set(keys)
-        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        pages = s3_client(f"s3://{bucket}/").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
             for obj in page.get("Contents", []):
                 if obj["Key"] in wanted:
