@@ -37,8 +37,8 @@ SPEC = {"stage": "phdef", "dataset": "GPM_ED", "variable": "precipitation", "ope
 class Archive(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, folder: Path):
-        super().__init__(("127.0.0.1", 0), ArchiveHandler)
+    def __init__(self, folder: Path, port: int = 0):
+        super().__init__(("127.0.0.1", port), ArchiveHandler)
         self.folder = folder
         self.calls: dict[str, int] = {}
         self.bytes_served = 0
@@ -60,6 +60,18 @@ class ArchiveHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - Earthdata Login's token endpoint (on its own host)
+        import base64
+
+        if self.path != "/api/users/find_or_create_token":
+            return self._reply(404)
+        self._count("token")
+        given = self.headers.get("Authorization", "")
+        if given != "Basic " + base64.b64encode(b"alice:secret").decode():
+            return self._reply(401, b"HTTP Basic: Access denied.")
+        doc = {"access_token": TOKEN, "token_type": "Bearer", "expiration_date": "12/31/2099"}
+        return self._reply(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         bearer = self.headers.get("Authorization") == f"Bearer {TOKEN}"
@@ -104,11 +116,7 @@ def archive(aws, tmp_path):
                    check=True, capture_output=True)
     data = tmp_path / "data"
     local_catalog = synthesize("imerg", data, datetime(2020, 1, 4), datetime(2020, 1, 4, 2, 30), res=2.0)
-    server = Archive(data)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert), str(key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(Archive(data), cert, key)
     bucket = f"gesdisc-test-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=bucket)
@@ -117,8 +125,8 @@ def archive(aws, tmp_path):
             s3.upload_file(str(f), bucket, str(f.relative_to(data)))
     entry = dict(json.loads(local_catalog.read_text())["GPM_3IMERGHH"])
     entry["location"] = f"s3://{bucket}/" + entry["location"]  # relative to the catalog's folder, data/
-    entry["earthdata"] = {"s3credentials": f"https://localhost:{server.server_port}/s3credentials",
-                          "https": f"https://localhost:{server.server_port}/data"}
+    entry["earthdata"] = {"s3credentials": f"https://127.0.0.1:{server.server_port}/s3credentials",
+                          "https": f"https://127.0.0.1:{server.server_port}/data"}
     catalog = tmp_path / "archive.json"
     catalog.write_text(json.dumps({"GPM_ED": entry}))
     local = dict(entry, location=str(data / json.loads(local_catalog.read_text())["GPM_3IMERGHH"]["location"]))
@@ -127,17 +135,26 @@ def archive(aws, tmp_path):
     local_catalog.write_text(json.dumps({"GPM_ED": local}))
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(SPEC))
-    yield {"server": server, "cert": cert, "catalog": catalog, "local_catalog": local_catalog, "spec": spec,
-           "bucket": bucket}
+    yield {"server": server, "cert": cert, "key": key, "catalog": catalog, "local_catalog": local_catalog,
+           "spec": spec, "bucket": bucket}
     server.shutdown()
+
+
+def serve(server: Archive, cert: Path, key: Path) -> Archive:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def run_cli(setup, tmp_path, name: str, **env) -> tuple[subprocess.CompletedProcess, dict]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("EARTHDATA_", "TOS2CA_"))}
-    environ.update(REQUESTS_CA_BUNDLE=str(setup["cert"]), NETRC=str(tmp_path / "no-netrc"), **env)
+    environ.update({"REQUESTS_CA_BUNDLE": str(setup["cert"]), "NETRC": str(tmp_path / "no-netrc"), **env})
     p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "run", str(setup["spec"]), "--catalog",
                         str(setup["catalog"]), "--workdir", str(tmp_path / name), "--workers", "1"],
                        env=environ, capture_output=True, text=True, timeout=300)
+    assert p.stdout.strip(), p.stderr[-3000:]
     return p, json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -166,3 +183,27 @@ def test_without_an_earthdata_login_a_job_fails_at_plan_saying_what_to_set(archi
         assert ".netrc" in message and "urs.earthdata.nasa.gov" in message, message
     p, res = run_cli(archive, tmp_path, "wrong-token", EARTHDATA_TOKEN="not-mine", TOS2CA_EARTHDATA_ACCESS="https")
     assert res["status"] == "failed" and "HTTP 401" in res["message"] and "Traceback" not in p.stderr, res
+
+
+def test_a_netrc_login_gets_its_token_from_earthdata_login_and_reads_over_https(archive, tmp_path):
+    """The netrc strategy: earthaccess posts the user's name and password (HTTP Basic, sent when
+    the login host asks) to Earthdata Login's token endpoint, then reads with the token. earthaccess
+    names the login host without a port, so this one is played on localhost:443 (the archive
+    stays on 127.0.0.1:<port>, another host, as the archives are)."""
+    login = serve(Archive(tmp_path, port=443), archive["cert"], archive["key"])
+    try:
+        netrc = tmp_path / "netrc-file"
+        netrc.write_text("machine localhost login alice password secret\n")
+        netrc.chmod(0o600)
+        p, res = run_cli(archive, tmp_path, "netrc", NETRC=str(netrc), TOS2CA_EARTHDATA_HOST="localhost",
+                         TOS2CA_EARTHDATA_ACCESS="https")
+        assert p.returncode == 0 and res["status"] == "complete", (res, p.stderr[-3000:])
+        assert login.calls == {"token": 2}, login.calls  # asked without, then with the user's password
+        assert archive["server"].calls.get("ranged", 0) >= 6
+        netrc.write_text("machine localhost login alice password wrong\n")
+        p, res = run_cli(archive, tmp_path, "netrc-wrong", NETRC=str(netrc), TOS2CA_EARTHDATA_HOST="localhost",
+                         TOS2CA_EARTHDATA_ACCESS="https")
+        assert res["status"] == "failed" and "refused the netrc credentials" in res["message"], res
+        assert "Traceback" not in p.stderr and "wrong" not in res["message"]
+    finally:
+        login.shutdown()

@@ -361,7 +361,11 @@ def _config(args, make_workdir: bool = True):
 
     cfg = Config.from_env(args.workdir, args.catalog)
     if make_workdir:
-        cfg.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(json.dumps({"error": f"--workdir: cannot make the folder {cfg.workdir} ({exc.strerror})"}))
+            sys.exit(2)
     return cfg
 
 
