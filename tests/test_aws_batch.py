@@ -359,6 +359,11 @@ def test_aws_sweep_submits_chains_sharing_each_map_and_the_last_job_writes_the_t
         assert not db.chunks(jobs[name], "map")  # it read no file
     st = json.loads(cli(["aws", "status", str(sub["sweep_id"]), "--workdir", work], setup["env"]).stdout)
     assert st["status"] == "complete" and st["combinations"][leads[0]]["stages"]["share"]["chunks"] == {"complete": 1}
+    # cancel reaches every combination's Batch jobs; an ended sweep and its jobs stay as they are
+    p = cli(["aws", "cancel", str(sub["sweep_id"]), "--workdir", work, "--reason", "late"], setup["env"])
+    cancelled = json.loads(p.stdout.strip().splitlines()[-1])
+    assert cancelled["status"] == "complete" and cancelled["terminated"] == sorted(every), p.stderr[-2000:]
+    assert {db.get_job(j)["status"] for j in jobs.values()} == {"complete"}
     outputs = {o["type"]: o["location"] for o in db.outputs(sub["sweep_id"])}
     assert set(outputs) == {"sweep-csv", "sweep-json", "sweep-png"} and outputs["sweep-csv"].startswith("s3://")
     table = json.loads(boto3.client("s3").get_object(Bucket=setup["bucket"], Key=outputs["sweep-json"].split(

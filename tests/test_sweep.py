@@ -190,3 +190,22 @@ def test_a_lead_that_fails_fails_the_jobs_sharing_its_map_and_resume_finishes_th
     assert res["status"] == "complete" and [r["status"] for r in res["rows"]] == ["complete"] * 4, res
     table = list(csv.DictReader(open(Path(res["outputs"][0]))))
     assert [r["status"] for r in table] == ["complete"] * 4 and table[0]["combination"] == "value=3,min_size=3"
+
+
+def test_a_sweep_scores_with_the_truth_it_stored_so_tasks_elsewhere_need_not_see_the_file(injected, tmp_path):
+    """On AWS Batch the combination that ends last runs in a container without the client's
+    files: the sweep keeps the truth document in its store and scores with that."""
+    import shutil
+
+    from tos2ca_batch.sweep import _drive, prepare
+
+    tmp, catalogs, spec, truth = injected
+    cfg = Config.from_env(str(tmp_path / "w"), [str(c) for c in catalogs])
+    cfg.workdir.mkdir(parents=True)
+    mine = tmp_path / "truth.json"
+    shutil.copy(truth, mine)
+    sweep_id = prepare(cfg, spec, parse_grid(["tracking.min_size=3,20"]), str(mine), report=lambda _: None)
+    mine.unlink()
+    res = _drive(cfg, sweep_id, LocalBackend(1), lambda _: None)
+    assert res["status"] == "complete", res
+    assert [r["pixel_csi"] for r in res["rows"]] == [1.0, 1.0] and res["rows"][0]["merge_recall"] == 1.0

@@ -45,11 +45,15 @@ def _truth_frames(truth: dict, plan) -> list[Frame]:
     return frames
 
 
-def score_job(cfg: Config, job_id: int, truth_path: str | Path, iou_threshold: float = 0.5) -> dict:
+def score_job(cfg: Config, job_id: int, truth_path: str | Path, iou_threshold: float = 0.5,
+              truth: dict | None = None) -> dict:
+    """Score job ``job_id`` against the truth file ``truth_path`` (or its document ``truth``,
+    already read: a sweep keeps it in its store for tasks that cannot see the file)."""
     row = cfg.db().get_job(job_id)
     if row is None or row["stage"] != "phdef" or row["status"] != "complete":
         raise ValueError(f"job {job_id} must be a complete PhDef job to be scored")
-    truth = json.loads(Path(truth_path).read_text())
+    if truth is None:
+        truth = json.loads(Path(truth_path).read_text())
     store = cfg.store(job_id)
     plan = load_plan(store)
     if truth.get("dataset") not in (plan.dataset, None):

@@ -166,9 +166,10 @@ def prepare(cfg: Config, raw: dict, grid: dict[str, list], truth: str | None = N
     """Validate every combination, make the sweep's row and every combination's job, list them
     (before any can end) and plan them; returns the sweep's id. Nothing runs yet."""
     combos = combinations(raw, grid, cfg.catalog())
+    truth_doc = None
     if truth is not None:
         try:
-            json.loads(Path(truth).read_text())
+            truth_doc = json.loads(Path(truth).read_text())
         except (OSError, ValueError) as exc:
             raise SpecError("truth", f"cannot read {truth} as a truth file ({exc})") from None
         truth = str(Path(truth).resolve())
@@ -188,6 +189,8 @@ def prepare(cfg: Config, raw: dict, grid: dict[str, list], truth: str | None = N
         lead = members[-1][0][1]
         manifest["combinations"] += [{"name": c.name, "settings": c.settings, "job": job,
                                       "map_of": None if job == lead else lead} for c, job in members[-1]]
+    if truth_doc is not None:  # whoever ends the last combination (an AWS Batch child) scores with it
+        store.put_json("truth", truth_doc)
     store.put_json("sweep", manifest)
     db.update_job(sweep_id, phase="plan")
     for group in members:

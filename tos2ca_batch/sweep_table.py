@@ -35,7 +35,7 @@ METRICS_WITH_TRUTH = ("pixel_csi", "pixel_pod", "pixel_far", "hits", "misses", "
 METRICS = ("n_anomalies", "mean_lifetime_steps", "mean_area_px", "max_area_px", "merges", "splits")
 
 
-def combination_row(cfg: Config, entry: dict, truth: str | None) -> dict:
+def combination_row(cfg: Config, entry: dict, truth: str | None, truth_doc: dict | None = None) -> dict:
     """One combination's row: its settings, job, status, outputs folder and numbers."""
     job = entry["job"]
     row = cfg.db().get_job(job)
@@ -54,7 +54,7 @@ def combination_row(cfg: Config, entry: dict, truth: str | None) -> dict:
     if truth is not None:
         from tos2ca_batch.score import score_job
 
-        s = score_job(cfg, job, truth)
+        s = score_job(cfg, job, truth, truth=truth_doc)
         events = s.get("events", {})
         out.update(pixel_csi=s["pixels"]["csi"], pixel_pod=s["pixels"]["pod"], pixel_far=s["pixels"]["far"],
                    **{k: s["objects"][k] for k in ("hits", "misses", "false_alarms")},
@@ -151,7 +151,8 @@ def finish(cfg: Config, sweep_id: int) -> dict | None:
         return None
     if not db.claim_phase(sweep_id, "table"):
         return None
-    rows = [combination_row(cfg, e, manifest["truth"]) for e in entries]
+    truth = store.get_json("truth") if store.has_json("truth") else None  # the file may be on another machine
+    rows = [combination_row(cfg, e, manifest["truth"], truth) for e in entries]
     outputs = write_table(cfg, sweep_id, manifest["prefix"], manifest["grid"], rows, manifest["truth"] is not None)
     store.put_json("table", {"rows": rows, "outputs": outputs})
     done = sum(r["status"] == "complete" for r in rows)
