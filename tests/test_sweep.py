@@ -192,6 +192,25 @@ def test_a_lead_that_fails_fails_the_jobs_sharing_its_map_and_resume_finishes_th
     assert [r["status"] for r in table] == ["complete"] * 4 and table[0]["combination"] == "value=3,min_size=3"
 
 
+def test_cancel_S_cancels_the_sweep_and_its_waiting_combinations_and_resume_S_finishes_them(injected, tmp_path):
+    import subprocess
+    import sys
+
+    from tos2ca_batch.sweep import prepare, resume_sweep
+
+    tmp, catalogs, spec, _ = injected
+    cfg = Config.from_env(str(tmp_path / "w"), [str(c) for c in catalogs])
+    cfg.workdir.mkdir(parents=True)
+    sweep_id = prepare(cfg, spec, parse_grid(["tracking.min_size=3,20"]), report=lambda _: None)
+    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "cancel", str(sweep_id), "--reason", "wrong box",
+                        "--workdir", str(cfg.workdir)], capture_output=True, text=True, timeout=120)
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 0 and res["status"] == "cancelled" and res["cancelled"] == [2, 3], (res, p.stderr)
+    assert cfg.db().get_job(3)["message"] == "sweep 1 cancelled: wrong box"
+    res = resume_sweep(cfg, sweep_id, LocalBackend(1), report=lambda _: None)
+    assert res["status"] == "complete" and [r["status"] for r in res["rows"]] == ["complete"] * 2, res
+
+
 def test_a_sweep_scores_with_the_truth_it_stored_so_tasks_elsewhere_need_not_see_the_file(injected, tmp_path):
     """On AWS Batch the combination that ends last runs in a container without the client's
     files: the sweep keeps the truth document in its store and scores with that."""

@@ -491,7 +491,12 @@ def cmd_resume(cfg, args) -> int:
 @_with_job
 def cmd_cancel(cfg, args) -> int:
     from tos2ca_batch.lifecycle import cancel
+    from tos2ca_batch.sweep import cancel_sweep
 
+    if cfg.db().get_job(args.job)["stage"] == "sweep":
+        res = cancel_sweep(cfg, args.job, args.reason)
+        print(json.dumps(res))
+        return 0 if res["status"] == "cancelled" else 1
     changed = cancel(cfg, args.job, args.reason)
     row = cfg.db().get_job(args.job)
     print(json.dumps({"job_id": args.job, "status": row["status"], "changed": changed}))

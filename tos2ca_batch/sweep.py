@@ -215,6 +215,8 @@ def run_members(cfg: Config, sweep_id: int, backend: Backend, report) -> str | N
     Returns what interrupted a job, if a signal did (the sweep stops there)."""
     db = cfg.db()
     for entry in _members(cfg, sweep_id):
+        if db.get_job(sweep_id)["status"] != "running":  # cancelled from outside (cancel S)
+            return None
         job = entry["job"]
         status = db.get_job(job)["status"]
         if status in ("complete", "failed", "cancelled"):
@@ -286,6 +288,16 @@ def continue_sweep(cfg: Config, sweep_id: int, backend: Backend, report=print) -
     for entry in _members(cfg, sweep_id):  # none counts as ended before it has run again
         lifecycle.reopen(cfg, entry["job"])
     return _drive(cfg, sweep_id, backend, report)
+
+
+def cancel_sweep(cfg: Config, sweep_id: int, reason: str) -> dict:
+    """``cancel S``: the sweep and every combination that has not ended are cancelled (a running
+    one stops at its next chunk boundary); ``resume S`` continues them later."""
+    db = cfg.db()
+    changed = db.transition(sweep_id, "cancelled", ("running", "pending"), message=reason, leaseUntil=None)
+    jobs = [e["job"] for e in _members(cfg, sweep_id)] if cfg.store(sweep_id).has_json("sweep") else []
+    stopped = [job for job in jobs if lifecycle.cancel(cfg, job, f"sweep {sweep_id} cancelled: {reason}")]
+    return {"job_id": sweep_id, "status": db.get_job(sweep_id)["status"], "changed": changed, "cancelled": stopped}
 
 
 def submit_aws(cfg: Config, raw: dict, grid: dict[str, list], queue: str, job_definition: str,
