@@ -235,9 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "each combination's chain; jobs that share a map start after its share job; "
                                      "the last combination to end writes the sweep's table")
     w.set_defaults(func=cmd_aws_sweep)
-    w.add_argument("spec", help=SPEC_HELP)
     _sweep_opts(w)
-    _common(w)
     _batch_opts(w)
     _chunking_opts(w)
     y = _on_job(aws, "sync", "plan a sync of a complete job here, then submit only its new chunks as array jobs "
@@ -322,9 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "same binarization share one map), each combination's outputs in its own "
                                      "sub-folder, and a table and heat map of their scores or counts")
     p.set_defaults(func=cmd_sweep)
-    p.add_argument("spec", help=SPEC_HELP)
     _sweep_opts(p)
-    _common(p)
     _run_opts(p)
 
     p = sub.add_parser("scan", help="before a big job: check a dataset's files over a range (present, missing, "
@@ -599,11 +595,14 @@ def _batch_opts(p) -> None:
 
 
 def _sweep_opts(p) -> None:
+    """What ``sweep`` and ``aws sweep`` take: the spec, the grid, a truth file, the work dir."""
+    p.add_argument("spec", help=SPEC_HELP)
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a setting and its values (repeatable), e.g. value=5,10,20 or tracking.min_size=50,150; "
                         "keys: value, value2, operator, tracking.connectivity, tracking.min_size, "
                         "tracking.min_overlap, tracking.overlap_fraction")
     p.add_argument("--truth", default=None, help="score every combination against this truth file (from inject)")
+    _common(p)
 
 
 def cmd_aws_sweep(args) -> int:

@@ -108,7 +108,8 @@ def complete(cfg: Config, job_id: int) -> bool:
     if any(c["status"] != "complete" for c in db.chunks(job_id)):
         return False
     store = cfg.store(job_id)
-    prefix = cfg.outputs(job_id, load_plan(store).output_prefix).prefix
+    plan = load_plan(store)
+    prefix = cfg.outputs(job_id, plan.output_prefix).prefix
     message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {prefix}"
     if store.has_json("summary"):  # curation: say which mask times had no curation data
         missing = store.get_json("summary")["missing_times"]
@@ -137,16 +138,21 @@ def complete(cfg: Config, job_id: int) -> bool:
         log.warning("job %s: could not release its scratch (%s: %s)", job_id, type(exc).__name__, exc)
     if not synced or synced["added"]:  # a sync mails only when it found new anomalies (once per sync)
         notify(cfg, job_id, prefix)
-    _tell_sweep(cfg, job_id)
+    _tell_sweep(cfg, job_id, plan)
     return True
 
 
-def _tell_sweep(cfg: Config, job_id: int) -> None:
+def fail_unshared(cfg: Config, job_id: int, lead: int) -> bool:
+    """A sweep's job whose lead (the job whose map it shares) ended without sharing it fails."""
+    return fail(cfg, job_id, f"the map it shares, job {lead}'s, did not complete: {cfg.db().get_job(lead)['message']}")
+
+
+def _tell_sweep(cfg: Config, job_id: int, plan=None) -> None:
     """A sweep's combination ended: if it failed before sharing its map, the jobs that share it
     fail too (on AWS Batch their chains would never start); the last of the sweep's
     combinations to end writes its table (``sweep_table.finish``). Never raised over the job's end."""
     try:
-        plan = load_plan(cfg.store(job_id))
+        plan = plan or load_plan(cfg.store(job_id))
     except Exception:  # no plan (refused at plan): the sweep handles that job itself
         return
     sweep_id = getattr(plan, "sweep_of", None)
@@ -154,10 +160,9 @@ def _tell_sweep(cfg: Config, job_id: int) -> None:
         return
     try:
         db = cfg.db()
-        row = db.get_job(job_id)
-        if row["status"] == "failed" and plan.map_for and set(db.chunk_counts(job_id).get("share", {})) != {"complete"}:
+        if plan.map_for and db.get_job(job_id)["status"] == "failed" and not db.stage_complete(job_id, "share"):
             for job in plan.map_for:
-                fail(cfg, job, f"the map it shares, job {job_id}'s, did not complete: {row['message']}")
+                fail_unshared(cfg, job, job_id)
         from tos2ca_batch import sweep_table
 
         sweep_table.finish(cfg, sweep_id)

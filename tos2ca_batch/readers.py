@@ -295,9 +295,6 @@ class StepReader:
 
     def __init__(self, entry: CatalogEntry, variable: str, job_grid: tuple[np.ndarray, np.ndarray] | None = None,
                  keep_open: int = 3):
-        from tos2ca_batch.stores import earthdata
-
-        earthdata.register(entry.location, entry.earthdata)
         self.entry = entry
         self.variable = variable
         self.names = entry.coordinate_names

@@ -138,16 +138,14 @@ def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Back
             time.sleep(min(5.0, max(0.2, cfg.lease_seconds / 4)))
 
 
-def execute(cfg: Config, job_id: int, backend: Backend, through: str | None = None) -> dict:
+def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     """Plan and run every stage of a job this process holds; the job ends complete, failed or
-    cancelled (never left running by an error: any exception fails it with the reason).
-    ``through``: stop, still running, once that stage is complete (a sweep shares a job's map
-    before the job goes on); ``execute`` again finishes it."""
+    cancelled (never left running by an error: any exception fails it with the reason)."""
     with lifecycle.job_lease(cfg, job_id, lifecycle.worker_name()):
-        return _execute(cfg, job_id, backend, through)
+        return _execute(cfg, job_id, backend)
 
 
-def _execute(cfg: Config, job_id: int, backend: Backend, through: str | None = None) -> dict:
+def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     db = cfg.db()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -168,8 +166,6 @@ def _execute(cfg: Config, job_id: int, backend: Backend, through: str | None = N
             t0 = time.perf_counter()
             run_stage_to_end(cfg, job_id, stage, n, backend)
             timings[stage] = time.perf_counter() - t0
-            if stage == through:
-                return dict(result(cfg, job_id), timings={k: round(v, 3) for k, v in timings.items()})
     except Interrupted as exc:
         backend.abort()
         lifecycle.cancel(cfg, job_id, f"interrupted by {exc} during {db.get_job(job_id)['phase']}; "

@@ -222,9 +222,8 @@ def run_members(cfg: Config, sweep_id: int, backend: Backend, report) -> str | N
         if status in ("complete", "failed", "cancelled"):
             continue
         lead = entry["map_of"]
-        if lead is not None and set(db.chunk_counts(lead).get("share", {})) != {"complete"}:
-            lifecycle.fail(cfg, job, f"the map it shares, job {lead}'s, did not complete: "
-                                     f"{db.get_job(lead)['message']}")
+        if lead is not None and not db.stage_complete(lead, "share"):
+            lifecycle.fail_unshared(cfg, job, lead)
             continue
         lifecycle.take_over(cfg, job, lifecycle.worker_name())
         res = execute(cfg, job, backend)

@@ -52,8 +52,7 @@ def not_ready(ctx: TaskContext, stage: str) -> str | None:
     counts = ctx.db.chunk_counts(job_id)
     lead = getattr(ctx.plan, "map_of", None)
     if lead is not None and stage == ctx.plan.stages()[0]:  # a sweep's job starting from another's map
-        shared = ctx.db.chunk_counts(lead).get("share", {})
-        if set(shared) != {"complete"}:
+        if not ctx.db.stage_complete(lead, "share"):
             return f"job {lead} has not shared its map yet"
     for before in predecessors(ctx.plan.stages(), stage):
         left = {k: v for k, v in counts.get(before, {}).items() if k != "complete"}

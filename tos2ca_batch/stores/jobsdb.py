@@ -191,6 +191,10 @@ class JobsDB:
         return self.execute(f"UPDATE jobs SET {sets} WHERE jobID = ? AND status IN ({marks})",
                             (to, *fields.values(), job_id, *from_states)) == 1
 
+    def stage_complete(self, job_id: int, stage: str) -> bool:
+        """Every chunk of ``stage`` of the job is complete (False when it has none)."""
+        return set(self.chunk_counts(job_id).get(stage, {})) == {"complete"}
+
     def claim_phase(self, job_id: int, phase: str) -> bool:
         """Set a running job's ``phase`` unless it already is ``phase``: of two callers racing for
         the same step (the last two combinations of a sweep ending at once), exactly one gets True."""

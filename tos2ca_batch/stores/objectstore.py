@@ -98,9 +98,9 @@ def existing(paths: list[str]) -> set[str]:
     remote = [p for p in paths if p.startswith("s3://")]
     if not remote:
         return local
-    over_https = {p for p in remote if _over_https(p)}
-    local |= {p for p in over_https if _over_https(p).exists(p)}
-    remote = [p for p in remote if p not in over_https]
+    https = {p: _over_https(p) for p in remote}
+    local |= {p for p, reader in https.items() if reader is not None and reader.exists(p)}
+    remote = [p for p, reader in https.items() if reader is None]
     found: set[str] = set()
     by_bucket: dict[str, list[str]] = {}
     for p in remote:
