@@ -55,3 +55,22 @@ def test_tables_from_a_given_index_equal_tables_from_the_whole_tile():
     for x, y in ((a, b), (c, d)):
         assert x.keys() == y.keys() and all(x[k].tobytes() == y[k].tobytes() for k in x)
     assert c["step"].size > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(n_nodes=st.integers(1, 60), data=st.data())
+def test_union_find_equals_scipy_connected_components(n_nodes, data):
+    """The numpy union-find gives scipy.sparse.csgraph's sets, numbered by their smallest node."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from tos2ca_batch.kernels.unionfind import join
+
+    edges = data.draw(st.lists(st.tuples(st.integers(0, n_nodes - 1), st.integers(0, n_nodes - 1)), max_size=120))
+    a = np.array([e[0] for e in edges], np.int64)
+    b = np.array([e[1] for e in edges], np.int64)
+    _, sets = connected_components(coo_matrix((np.ones(a.size), (a, b)), shape=(n_nodes, n_nodes)), directed=False)
+    smallest = np.array([np.flatnonzero(sets == s).min() for s in range(sets.max() + 1)])
+    want = np.argsort(np.argsort(smallest))[sets]
+    got = join(n_nodes, a, b)
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert np.array_equal(join(n_nodes, b[::-1], a[::-1]), want)  # edge order and direction do not matter

@@ -42,8 +42,9 @@ def _init_worker(pickled_cfg: bytes) -> None:
 
 
 def preload() -> None:
-    """Import what tasks run (every stage module and the libraries they import when first used,
-    zarr and netCDF4 among them), so forked workers start with it all imported."""
+    """Import what tasks run (every stage module and netCDF4, which the masks file needs), so
+    forked workers start with it all imported. zarr is not among them: a job writes its ids
+    without it (``stores.zarrwrite``); only the stages that read the ids back import it."""
     import importlib
 
     import tos2ca_batch.tasks  # noqa: F401
@@ -51,8 +52,7 @@ def preload() -> None:
 
     for stage in STAGES.values():
         importlib.import_module(f"tos2ca_batch.stages.{stage.module}")
-    for name in ("zarr", "netCDF4"):
-        importlib.import_module(name)
+    importlib.import_module("netCDF4")
 
 
 def _ready(_: int) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import netCDF4
 import numpy as np
 
 from tos2ca_batch.algorithm import cell_edges
@@ -56,16 +55,24 @@ def _bounds_dim(name: str) -> tuple[str, str]:
     return name.split("_")[0], "nv"
 
 
+GROUP_ATTRS = {"Conventions": "CF-1.8", "title": "ForTraCC anomaly ids"}
+
+
+def cf_arrays(coords: dict) -> dict[str, tuple[np.ndarray, tuple[str, ...], dict]]:
+    """The coordinate and bounds arrays of the ids dataset: name -> (values, dimensions, attributes)."""
+    arrays = coordinates(coords["lat"], coords["lon"], coords["times"], coords["time_step"])
+    return {name: (values, _bounds_dim(name) if name.endswith("_bnds") else (name,), COORD_ATTRS.get(name, {}))
+            for name, values in arrays.items()}
+
+
 def create_cf_group(group, shape, chunks, coords: dict) -> None:
-    """Add ``anomaly_id``, its coordinates and bounds to a Zarr v3 group that xarray opens as is."""
-    group.attrs.update({"Conventions": "CF-1.8", "title": "ForTraCC anomaly ids"})
+    """Add ``anomaly_id``, its coordinates and bounds to a Zarr v3 group that xarray opens as is
+    (with zarr itself; a job writes the same bytes through ``stores.zarrwrite``)."""
+    group.attrs.update(GROUP_ATTRS)
     group.create_array("anomaly_id", shape=shape, chunks=chunks, dtype="int32", fill_value=0,
                        dimension_names=("time", "lat", "lon"), attributes=ID_ATTRS)
-    arrays = coordinates(coords["lat"], coords["lon"], coords["times"], coords["time_step"])
-    for name, values in arrays.items():
-        dims = _bounds_dim(name) if name.endswith("_bnds") else (name,)
-        a = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims,
-                               attributes=COORD_ATTRS.get(name, {}))
+    for name, (values, dims, attrs) in cf_arrays(coords).items():
+        a = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims, attributes=attrs)
         a[:] = values
 
 
@@ -100,6 +107,8 @@ def write_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, read
     """Stream the id cube step by step into a CF netCDF-4 file with ``attrs`` (JSON-typed).
 
     Time is the unlimited dimension, so a sync appends its steps (:func:`append_ids_netcdf`)."""
+    import netCDF4
+
     arrays = coordinates(lat, lon, times, time_step)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts(netcdf_attributes({"Conventions": "CF-1.8", **attrs}))
@@ -124,6 +133,8 @@ def append_ids_netcdf(path: str, lat, lon, times: list[datetime], time_step, rea
     file :func:`write_ids_netcdf` writes for ``times``: the steps it lacks are written (asked of
     ``read_step``), time, its bounds and the attributes set. False (nothing changed) if its time
     axis cannot grow (a file written before time was unlimited)."""
+    import netCDF4
+
     with netCDF4.Dataset(path, "a") as ds:
         if not ds.dimensions["time"].isunlimited():
             return False

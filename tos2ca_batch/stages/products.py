@@ -9,12 +9,10 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
-import shapely
 
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.fortracc import MERGE, SPLIT, TAGS
 from tos2ca_batch.outputs import masks as mk
-from tos2ca_batch.outputs.geometry import pixel_area_km2, pixel_geometry, rfc7946, split_antimeridian
 from tos2ca_batch.outputs.masks import per_anomaly_stats
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stages.common import chunk_step_ids, ids_attributes, masks_attributes, period_files
@@ -24,6 +22,8 @@ from tos2ca_batch.stores.chunkstore import ChunkStore
 def step_stats(plan: PhDefPlan, s: int, pixels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per anomaly present at step ``s`` (whole step: the same for every chunking): pixels, km2 and
     the value's min, max, mean and std, as a table (the tidy tables' rows of the step)."""
+    from tos2ca_batch.outputs.geometry import pixel_area_km2  # shapely: only jobs that make these products
+
     lat_e, lon_e, _ = plan.grid.edges()
     rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
     stats = per_anomaly_stats(aid, pixels["values"])
@@ -40,6 +40,10 @@ def step_features(plan: PhDefPlan, table: dict, s: int, pixels: dict[str, np.nda
                   stats: dict[str, np.ndarray] | None = None):
     """One GeoJSON Feature (and its plotting geometry) per anomaly present at step ``s``;
     ``stats``: the step's :func:`step_stats`, if the caller has it already."""
+    import shapely
+
+    from tos2ca_batch.outputs.geometry import pixel_geometry, rfc7946, split_antimeridian
+
     lat_e, lon_e, _ = plan.grid.edges()
     rows, cols, aid = pixels["rows"], pixels["cols"], pixels["ids"]
     stats = step_stats(plan, s, pixels) if stats is None else stats
@@ -352,6 +356,8 @@ def parquet_available() -> bool:
 def polygon_table(features: list[dict]) -> dict[str, np.ndarray]:
     """One step's GeoJSON features as a table (kept by publish for ``J-polygons.parquet``): the
     properties in the tidy tables' names and each geometry as WKB (``wkb`` bytes, ``offsets``)."""
+    import shapely
+
     geoms = [shapely.to_wkb(shapely.geometry.shape(f["geometry"])) for f in features]
     props = [f["properties"] for f in features]
     return {
@@ -371,6 +377,7 @@ def write_polygons(path: str, plan: PhDefPlan, steps: list[tuple[int, dict]], ea
     and QGIS. ``earlier``: the job's file, whose steps before the first of ``steps`` are kept (a sync)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    import shapely
 
     columns: dict[str, list] = {k: [] for k in ("time", "anomaly_id", "tag", "area_px", "area_km2", "centroid_lat",
                                                  "centroid_lon", "min", "max", "mean", "std", "geometry")}

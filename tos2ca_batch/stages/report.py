@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stages.products import anomaly_rows
@@ -39,6 +38,8 @@ def _shown(table: dict, n: int) -> dict[int, list[int]]:
 def _boxes(plan: PhDefPlan, shown: dict[int, list[int]], read_ids) -> dict[int, list[int]]:
     """Each shown anomaly's ``[r0, r1, c0, c1]`` over its shown steps (columns may run past the
     grid's last one on a grid that wraps, when it crosses the edge), with a margin."""
+    from scipy import ndimage  # 0.15 s of imports: only jobs with a report pay them
+
     width, height = plan.layout.width, plan.layout.height
     boxes: dict[int, list[int]] = {}
     for s in sorted({s for steps in shown.values() for s in steps}):

@@ -17,6 +17,7 @@ import numpy as np
 
 from tos2ca_batch.stores import codec
 from tos2ca_batch.stores.blobs import Blobs
+from tos2ca_batch.stores.zarrwrite import ZarrWriter, array_metadata, guess_chunks
 
 if TYPE_CHECKING:
     import zarr
@@ -29,12 +30,9 @@ def _zarr():
     return zarr
 
 
-def zarr_location(url: str):
-    """A Zarr store-like for a local path or ``s3://bucket/prefix`` (obstore; endpoint and region as configured)."""
-    if not url.startswith("s3://"):
-        return url
+def _s3_store(url: str):
+    """The obstore S3 store under ``s3://bucket/prefix`` (endpoint and region as configured)."""
     from obstore.store import S3Store
-    from zarr.storage import ObjectStore
 
     from tos2ca_batch.stores.objectstore import s3_settings, split_s3
 
@@ -46,7 +44,16 @@ def zarr_location(url: str):
                       client_options={"allow_http": endpoint.startswith("http://")})
     if region:
         kwargs["region"] = region
-    return ObjectStore(S3Store(bucket, **kwargs))
+    return S3Store(bucket, **kwargs)
+
+
+def zarr_location(url: str):
+    """A Zarr store-like for a local path or ``s3://bucket/prefix`` (obstore; endpoint and region as configured)."""
+    if not url.startswith("s3://"):
+        return url
+    from zarr.storage import ObjectStore
+
+    return ObjectStore(_s3_store(url))
 
 
 class ForeignState(RuntimeError):
@@ -65,6 +72,7 @@ class ChunkStore:
         self.identity = identity
         self._arrays: dict[str, zarr.Array] = {}
         self._written: list[str] | None = None
+        self._writer: ZarrWriter | None = None
 
     def _put(self, key: str, data: bytes) -> None:
         self.blobs.put(key, data)
@@ -143,20 +151,28 @@ class ChunkStore:
         """What ``zarr.open_group`` / ``xarray.open_zarr`` take to open the ids dataset."""
         return zarr_location(self.zarr_url)
 
+    def _ids_writer(self) -> ZarrWriter:
+        if self._writer is None:
+            self._writer = ZarrWriter(_s3_store(self.zarr_url) if self.zarr_url.startswith("s3://") else self.zarr_url)
+        return self._writer
+
     def create_arrays(self, shape: tuple[int, int, int], tile: tuple[int, int], coords: dict) -> None:
-        """Create the CF anomaly-id dataset (called once, by plan)."""
-        from tos2ca_batch.outputs.cf import create_cf_group
+        """Create the CF anomaly-id dataset (called once, by plan): what ``outputs.cf.create_cf_group``
+        then ``zarr.consolidate_metadata`` make, byte for byte, written by ``stores.zarrwrite``."""
+        from tos2ca_batch.outputs.cf import GROUP_ATTRS, ID_ATTRS, cf_arrays
 
         self._arrays.clear()
-        zarr = _zarr()
-        group = zarr.open_group(self.zarr_store(), mode="a")
-        if "anomaly_id" in group:  # planned again after its plan document was lost: keep what is stored
-            return
-        chunks = (1, tile[0], tile[1])
-        create_cf_group(group, shape, chunks, coords)
-        with warnings.catch_warnings():  # consolidated metadata lets xarray open the store as is
-            warnings.simplefilter("ignore", category=UserWarning)
-            zarr.consolidate_metadata(self.zarr_store())
+        writer = self._ids_writer()
+        group = writer.metadata("")
+        if group is not None and "anomaly_id" in (group.get("consolidated_metadata") or {}).get("metadata", {}):
+            return  # planned again after its plan document was lost: keep what is stored
+        arrays = {"anomaly_id": (array_metadata(shape, "int32", (1, *tile), 0, ID_ATTRS, ("time", "lat", "lon")),
+                                 None)}
+        for name, (values, dims, attrs) in cf_arrays(coords).items():
+            meta = array_metadata(values.shape, values.dtype.name, guess_chunks(values.shape, values.dtype.itemsize),
+                                  0, attrs, dims)
+            arrays[name] = (meta, values)
+        writer.create_group(dict(GROUP_ATTRS), arrays)
 
     def extend_arrays(self, times, time_step) -> None:
         """Lengthen the ids dataset to ``times`` (a sync's commit; see ``extend_cf_group``)."""
@@ -168,15 +184,11 @@ class ChunkStore:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(self.zarr_store())
+        self._writer = None  # its cached shapes are old now
 
     def set_ids_attributes(self, attrs: dict) -> None:
         """Global attributes of the ids dataset (written once, by finalize), then re-consolidate."""
-        zarr = _zarr()
-        group = zarr.open_group(self.zarr_store(), mode="r+")
-        group.attrs.update(attrs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            zarr.consolidate_metadata(self.zarr_store())
+        self._ids_writer().update_attributes(attrs)
 
     def _array(self, path: str) -> zarr.Array:
         if path not in self._arrays:
@@ -189,4 +201,5 @@ class ChunkStore:
 
     def write_ids(self, step: int, region, data: np.ndarray) -> None:
         r0, r1, c0, c1 = region
-        self._array("anomaly_id")[step, r0:r1, c0:c1] = data
+        if not self._ids_writer().write("anomaly_id", (step, r0, c0), data[None]):  # not whole chunks
+            self._array("anomaly_id")[step, r0:r1, c0:c1] = data
