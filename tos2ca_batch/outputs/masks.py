@@ -40,6 +40,7 @@ def per_anomaly_stats(aid: np.ndarray, values: np.ndarray) -> dict[int, dict]:
 
 
 MASKS_DEFLATE_LEVEL = 4  # what netCDF4's zlib=True uses
+MASKS_CHUNKS = ("mask_indices", "data_values")  # the deflated arrays of step_chunks' table
 
 
 def step_chunks(rows: np.ndarray, cols: np.ndarray, aid: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:

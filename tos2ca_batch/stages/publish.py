@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.outputs.masks import step_chunks
+from tos2ca_batch.outputs.masks import MASKS_CHUNKS, step_chunks
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.products import (
     block_tables,
@@ -36,7 +36,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
             ts = plan.timestamps[s]
             if "masks" in products:  # compressed here, in parallel; finalize writes the file
                 store.put_table("publish", s, "masks", step_chunks(
-                    pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]))
+                    pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]), compressed=MASKS_CHUNKS)
             stats = step_stats(plan, s, pixels) if {"tables", "geojson", "plots"} & set(products) else None
             if "tables" in products:  # each anomaly's statistics at this step (finalize makes the tables)
                 store.put_table("publish", s, "stats", stats)

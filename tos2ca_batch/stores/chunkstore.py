@@ -88,8 +88,10 @@ class ChunkStore:
                             f"({self.identity}); another job shares this store and its state is not used")
 
     # -- tables ---------------------------------------------------------------------------
-    def put_table(self, namespace: str, chunk: int, name: str, arrays: dict[str, np.ndarray]) -> None:
-        self._put(f"{namespace}:{chunk}:{name}", codec.encode(arrays, self.identity))
+    def put_table(self, namespace: str, chunk: int, name: str, arrays: dict[str, np.ndarray],
+                  compressed: tuple[str, ...] = ()) -> None:
+        """``compressed``: arrays whose bytes are compressed already, stored as they are."""
+        self._put(f"{namespace}:{chunk}:{name}", codec.encode(arrays, self.identity, compressed))
 
     def _decode(self, key: str) -> dict[str, np.ndarray]:
         data = self.blobs.get(key)
