@@ -10,6 +10,18 @@ from pathlib import Path
 
 from tos2ca_batch.stores.jobsdb import JobsDB
 
+_OPENED: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection): what close_all closes
+
+
+def close_all() -> None:
+    """Close this process's connections (SQLite then checkpoints its WAL into the database file):
+    for a process that ends with ``os._exit``, which skips the interpreter's own clean-up."""
+    pid = os.getpid()
+    for owner, conn in _OPENED:
+        if owner == pid:
+            conn.close()
+    _OPENED.clear()
+
 
 class SQLiteJobsDB(JobsDB):
     """Keeps one connection per process and thread (opening one per statement was a tenth of a
@@ -25,7 +37,10 @@ class SQLiteJobsDB(JobsDB):
         self.init_schema()
 
     def _connect(self):
-        return sqlite3.connect(self.path, timeout=60, isolation_level="DEFERRED")
+        # check_same_thread=False only so that close_all may close it; each thread still has its own
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level="DEFERRED", check_same_thread=False)
+        _OPENED.append((os.getpid(), conn))
+        return conn
 
     def _checkout(self):
         local = self._local

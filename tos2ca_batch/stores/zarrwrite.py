@@ -193,7 +193,7 @@ class ZarrWriter:
         for index in np.ndindex(*counts):
             part = data[tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, chunks))]
             key = "/".join([path, "c", *(str(s // c + i) for s, c, i in zip(start, chunks, index))])
-            if np.all(part == fill):  # zarr stores no chunk that equals the fill value
+            if (not part.any()) if fill == 0 else (part == fill).all():  # zarr stores none equal to the fill
                 self.io.delete(key)
                 continue
             if part.shape != tuple(chunks):  # an edge chunk is stored whole, padded with the fill
