@@ -60,6 +60,8 @@ def test_run_prints_json_last_and_exits_by_status(cube, tmp_path):
     assert sorted(os.path.basename(o) for o in last["outputs"]) == ["1-ForTraCC-Mask-Output.nc4", "1-ForTraCC-TOC.json"]
     assert "map" in p.stderr  # a progress bar per stage
     assert "job 1 complete: " in p.stderr and "anomalies" in p.stderr and "open first: 1-ForTraCC-TOC.json" in p.stderr
+    # the process ends with os._exit, after closing SQLite: its WAL is back in jobs.sqlite
+    assert sorted(p.name for p in (tmp_path / "w").glob("jobs.sqlite*")) == ["jobs.sqlite"]
     spec.write_text(json.dumps(dict(SPEC, operator="above")))
     p = cli("run", str(spec), "--catalog", str(cube), "--workdir", str(tmp_path / "w"))
     assert p.returncode != 0
