@@ -39,6 +39,9 @@ print(n)
 
 
 def timed(cmd: list[str], env: dict) -> float:
+    # The last run's work dir was just deleted: on a disk mounted with ``discard`` (this machine)
+    # the deletes stall the next files made for a second or so. Flush them before timing.
+    os.sync()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
