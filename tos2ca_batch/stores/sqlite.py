@@ -52,6 +52,7 @@ class SQLiteJobsDB(JobsDB):
         if broken:
             self._local.conn = None
             conn.close()
+            _OPENED[:] = [(pid, c) for pid, c in _OPENED if c is not conn]  # close_all keeps no closed ones
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_local"}
