@@ -5,8 +5,11 @@
 The floor is a process that starts Python, imports h5py and scipy, reads every step's field with
 h5py and labels its mask (``> 10``) with ``scipy.ndimage.label``, 8-connected: the least any
 tool must do. The job is ``tos2ca-batch run`` (masks only) on the same files, as a user runs it
-(interpreter start and imports included). Prints one JSON line: the medians, Mpx/s and the
-ratio of each to the floor measured in the same run.
+(interpreter start and imports included), its work dir (chunk store, outputs, jobs DB) on
+``--work`` (tmpfs by default). ``floor2`` runs two floor processes at once, each on half the
+files: how well this machine runs two independent copies of the work, the ceiling of any
+job's parallel efficiency here. Prints one JSON line: the medians, Mpx/s, the ratio of each to
+the floor measured in the same run, and the parallel efficiencies T1 / (2 T2) of floor and job.
 """
 
 from __future__ import annotations
@@ -50,9 +53,25 @@ def timed(cmd: list[str], env: dict) -> float:
     return wall
 
 
+def timed_together(cmds: list[list[str]], env: dict) -> float:
+    """Wall time of processes started together, until the last one ends."""
+    os.sync()
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
+    errors = [p.communicate()[1] for p in procs]
+    wall = time.perf_counter() - t0
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"floor failed: {b''.join(errors)[-2000:]!r}")
+    return wall
+
+
 def main() -> None:
     ap = job_arguments()
     ap.add_argument("--mpi", action="store_true", help="also mpirun -n 2 ... --backend mpi")
+    ap.add_argument("--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="where each run's work dir (chunk store, outputs, jobs DB) goes; default: tmpfs "
+                         "(/dev/shm), so that the disk's state after earlier runs' deletes does not time "
+                         "the job's file creations (RESULTS.md); '' = the system's temp dir")
     args = ap.parse_args()
     catalog = imerg_catalog(args)
     data = catalog.parent
@@ -73,11 +92,16 @@ def main() -> None:
         mpirun = shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun"
         modes["mpi2"] = [mpirun, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", "SPEC",
                          "--catalog", str(catalog), "--backend", "mpi"]
-    walls: dict[str, list[float]] = {"floor": [], **{m: [] for m in modes}}
+    walls: dict[str, list[float]] = {"floor": [], "floor2": [], **{m: [] for m in modes}}
+    half = len(files) // 2
     for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every mode alike
         walls["floor"].append(timed([sys.executable, "-c", FLOOR, *files], env))
+        # The machine's own parallel ceiling for this work: two floor processes, each on half the
+        # files, at once (nothing shared, nothing to coordinate).
+        walls["floor2"].append(timed_together([[sys.executable, "-c", FLOOR, *files[:half]],
+                                               [sys.executable, "-c", FLOOR, *files[half:]]], env))
         for mode, cmd in modes.items():
-            work = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+            work = Path(tempfile.mkdtemp(prefix="bench-floor-", dir=args.work or None))
             try:
                 (work / "spec.json").write_text(json.dumps(spec))
                 cmd = [str(work / "spec.json") if c == "SPEC" else c for c in cmd] + ["--workdir", str(work)]
@@ -90,8 +114,12 @@ def main() -> None:
         "median_s": {k: round(v, 3) for k, v in med.items()}, "walls": {k: [round(x, 3) for x in v]
                                                                           for k, v in walls.items()},
         "mpx_per_s": {k: round(mpx / v, 1) for k, v in med.items()},
-        "ratio_to_floor": {k: round(v / med["floor"], 2) for k, v in med.items() if k != "floor"},
-        "machine": f"{os.cpu_count()} cores",
+        "ratio_to_floor": {k: round(v / med["floor"], 2) for k, v in med.items() if k not in ("floor", "floor2")},
+        # T1 / (2 T2): the job's (1 worker vs 2) and the floor's (one process vs two on halves)
+        "parallel_efficiency": {"floor": round(med["floor"] / (2 * med["floor2"]), 3),
+                                **({"job": round(med["local1"] / (2 * med["local2"]), 3)}
+                                   if {"local1", "local2"} <= set(med) else {})},
+        "machine": f"{os.cpu_count()} cores", "work": args.work or tempfile.gettempdir(),
     }))
 
 

@@ -183,6 +183,35 @@ def test_a_failed_folder_write_leaves_no_temp_file(tmp_path, monkeypatch):
     assert list((tmp_path / "blobs").iterdir()) == []
 
 
+def test_a_moved_output_is_renamed_into_place_or_copied_across_file_systems(tmp_path, monkeypatch):
+    """``put(..., move=True)`` (a finished file its writer no longer needs) renames it into the
+    outputs folder; where a rename cannot (another file system: EXDEV) the file is copied as
+    without ``move``, atomically; either way the folder holds the whole file and no temp file."""
+    import errno
+
+    from tos2ca_batch.stores.objectstore import LocalOutputStore
+
+    out = LocalOutputStore(str(tmp_path / "out"))
+    src = tmp_path / "a.nc4"
+    src.write_bytes(b"a" * 5000)
+    assert out.put(src, "1-a.nc4", move=True) == str(tmp_path / "out" / "1-a.nc4")
+    assert not src.exists() and (tmp_path / "out" / "1-a.nc4").read_bytes() == b"a" * 5000
+
+    real_replace = os.replace
+
+    def cross_device(a, b):
+        if str(a) == str(tmp_path / "b.nc4"):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(a, b)
+
+    monkeypatch.setattr(os, "replace", cross_device)
+    src = tmp_path / "b.nc4"
+    src.write_bytes(b"b" * 7000)
+    out.put(src, "1-b.nc4", move=True)
+    assert (tmp_path / "out" / "1-b.nc4").read_bytes() == b"b" * 7000
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1-a.nc4", "1-b.nc4"]
+
+
 def test_nasa_data_without_credentials_fails_at_plan_saying_what_to_set(tmp_path):
     """The README's spec on the built-in catalog (NASA's archives) with no Earthdata login, in
     us-west-2 (the DAAC's S3 credentials) and elsewhere (HTTPS): the job ends failed at plan, the

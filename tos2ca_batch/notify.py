@@ -4,8 +4,6 @@ SES (``Config.ses_sender``) when configured. A failed notification never fails t
 from __future__ import annotations
 
 import logging
-import smtplib
-from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlparse
 
 from tos2ca_batch.config import Config
@@ -44,6 +42,9 @@ def _address(cfg: Config, job_id: int) -> str | None:
 
 
 def send_smtp(url: str, sender: str, to: str, subject: str, body: str) -> None:
+    import smtplib  # with email's modules, 11 ms a job that sends no mail would pay at start
+    from email.message import EmailMessage
+
     u = urlparse(url)
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject

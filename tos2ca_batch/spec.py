@@ -11,9 +11,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import shapely
-import shapely.wkt
-
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS
 from tos2ca_batch.timeutil import parse_time
@@ -192,6 +189,8 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         raise SpecError("end", f"end {raw['end']} is before start {raw['start']}")
     polygon = raw.get("polygon")
     if polygon is not None:
+        import shapely.wkt  # only a job with a polygon pays its import (15 ms)
+
         try:
             geom = shapely.wkt.loads(polygon)
         except Exception:

@@ -159,7 +159,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         def publish(name, kind, write):
             path = f"{tmp}/{name}"
             write(path)
-            db.add_output(job_id, outputs.put(path, name), kind, ts0)
+            db.add_output(job_id, outputs.put(path, name, move=True), kind, ts0)
 
         products = plan.products
         masks = [o["location"] for o in db.outputs(plan.phdef_job) if o["type"] == "masks"]

@@ -22,7 +22,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
         def publish(name: str, kind: str, write, start: str) -> None:
             path = f"{tmp}/{name}"
             write(path)
-            ctx.db.add_output(plan.output_job, ctx.outputs.put(path, name), kind, start)
+            ctx.db.add_output(plan.output_job, ctx.outputs.put(path, name, move=True), kind, start)
 
         write_period(plan, chunk, n, lambda s: store.get_table("publish", s, "masks"), store.read_ids, publish,
                      NetCDFFiles())

@@ -227,7 +227,7 @@ def publisher(ctx: TaskContext, tmp: str, job_id: int, start: str):
     def publish(name: str, kind: str, write, first: str | None = None) -> None:
         path = f"{tmp}/{name}"
         write(path)
-        ctx.db.add_output(job_id, ctx.outputs.put(path, name), kind, first or start)
+        ctx.db.add_output(job_id, ctx.outputs.put(path, name, move=True), kind, first or start)
     return publish
 
 

@@ -46,7 +46,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
             if "geojson" in products:
                 path = f"{tmp}/{job_id}-{ts}.json"
                 write_features(path, features)
-                db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.json"), "geojson", ts)
+                db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.json", move=True), "geojson", ts)
                 if parquet_available():  # finalize joins the steps into J-polygons.parquet
                     store.put_table("publish", s, "polygons", polygon_table(features))
             if not {"plots", "animation"} & set(products):
@@ -59,7 +59,7 @@ def run(ctx: TaskContext, chunk: int) -> None:
             if "plots" in products:
                 path = f"{tmp}/{job_id}-{ts}.png"
                 step_png(path, field, lat_e, lon_e, shapes, title, plan.units, scale)
-                db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.png"), "plot", ts)
+                db.add_output(ctx.job_id, outputs.put(path, f"{job_id}-{ts}.png", move=True), "plot", ts)
             if "animation" in products:  # its frame, kept for finalize (or a sync's commit) to join
                 when = f"{ts[:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:]} UTC"
                 png = step_frame(field, lat_e, lon_e, shapes, f"{plan.variable} {plan.operator} {plan.threshold}  "

@@ -129,7 +129,9 @@ class OutputStore:
     def location(self, name: str) -> str:
         return f"{self.prefix}/{name}"
 
-    def put(self, local_path: str | Path, name: str) -> str:
+    def put(self, local_path: str | Path, name: str, move: bool = False) -> str:
+        """Publish ``local_path`` as ``name``; ``move``: the caller is done with the file, which
+        may then be renamed into place instead of copied (same file system)."""
         raise NotImplementedError
 
     def exists(self, name: str) -> bool:
@@ -145,9 +147,15 @@ class OutputStore:
 
 
 class LocalOutputStore(OutputStore):
-    def put(self, local_path, name):
+    def put(self, local_path, name, move=False):
         dest = Path(self.location(name))
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if move:  # complete already: renamed into place, atomically (a 0.1-degree masks file: 14-54 ms of copy)
+            try:
+                os.replace(local_path, dest)
+                return str(dest)
+            except OSError:  # another file system: copied below
+                pass
         tmp = dest.with_name("." + dest.name + ".part")
         try:
             shutil.copyfile(local_path, tmp)
@@ -179,7 +187,7 @@ class LocalOutputStore(OutputStore):
 
 
 class S3OutputStore(OutputStore):
-    def put(self, local_path, name):
+    def put(self, local_path, name, move=False):
         bucket, key = split_s3(self.location(name))
         with open(local_path, "rb") as f:
             s3_client().put_object(Bucket=bucket, Key=key, Body=f.read())
