@@ -374,3 +374,27 @@ def test_s3_reads_fetch_only_the_chunks_a_tile_needs(tmp_path, bucket):
     assert fetched < size / 2, f"fetched {fetched} of {size} bytes"
     assert requests <= 12, requests
 
+
+
+def test_dimension_names_are_those_of_the_dimension_scales(tmp_path):
+    """``HDF5File`` names a variable's dimensions from its ``DIMENSION_LIST`` references: the
+    names h5py's ``dims[k][0]`` gives, None where no scale is attached or none exist at all."""
+    import json
+
+    import h5py
+
+    for kind, res in (("imerg", 2.0), ("mergir", 2.0), ("merra2", 4.0), ("mur", 2.0)):
+        end = datetime(2020, 1, 1, 12 if kind == "mur" else 3)
+        catalog = synthesize(kind, tmp_path / kind, datetime(2020, 1, 1), end, res=res)
+        entry = load_catalog([str(catalog)])[next(iter(json.loads(catalog.read_text())))]
+        with h5py.File(file_for(entry, entry.first)) as f:
+            var = f[entry.group or "/"][entry.variables[0]]
+            want = [d[0].name.rsplit("/", 1)[-1] if len(d) else None for d in var.dims]
+            assert HDF5File._dimension_names(var) == want and None not in want
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        plain = f.create_dataset("v", (2, 3, 4), "f4")
+        assert HDF5File._dimension_names(plain) == [None, None, None]
+        f["y"] = np.arange(3.0)
+        f["y"].make_scale("y")
+        plain.dims[1].attach_scale(f["y"])
+        assert HDF5File._dimension_names(plain) == [None, "y", None]

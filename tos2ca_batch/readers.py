@@ -91,7 +91,7 @@ def same_grid(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
     for x, y in zip(a, b):
         if x.shape != y.shape:
             return False
-        if x.size:
+        if x.size and not np.array_equal(x, y):  # equal: every file of a dataset, mostly
             step = float(np.max(np.abs(np.diff(x)))) if x.size > 1 else 1.0
             if not np.allclose(x, y, rtol=0, atol=max(step * 1e-6, 1e-9)):
                 return False
@@ -227,7 +227,7 @@ class HDF5File:
                 self.chunks: RawChunks | None = RawChunks(self.var, self.source)
             except NotFast:
                 self.chunks = None
-            self.dims = [self._dimension_name(d) for d in self.var.dims]
+            self.dims = self._dimension_names(self.var)
         except BaseException:
             self.file.close()
             raise
@@ -238,10 +238,13 @@ class HDF5File:
         return {k: netcdf_value(obj.attrs[k]) for k in keys if k not in NETCDF_INTERNAL}
 
     @staticmethod
-    def _dimension_name(dim) -> str | None:
-        if len(dim) == 0:
-            return None
-        return dim[0].name.rsplit("/", 1)[-1]
+    def _dimension_names(var: h5py.Dataset) -> list[str | None]:
+        """The name of each dimension's (first) scale, as ``var.dims[k][0]`` names it, read from
+        the ``DIMENSION_LIST`` references those look up (a third of their time, every file)."""
+        if "DIMENSION_LIST" not in var.attrs:
+            return [None] * var.ndim
+        return [h5py.h5r.get_name(refs[0], var.id).decode().rsplit("/", 1)[-1] if len(refs) else None
+                for refs in var.attrs["DIMENSION_LIST"]]
 
     def close(self) -> None:
         self.file.close()
