@@ -17,13 +17,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main(source: str, target: str) -> None:
     runs = sorted((json.loads(line) for line in open(source) if line.strip()), key=lambda r: r["mpx"])
-    modes = sorted({m for r in runs for m in r["mpx_per_s"]}, key=lambda m: (m != "floor", m))
+    modes = sorted({m for r in runs for m in r["mpx_per_s"]}, key=lambda m: (not m.startswith("floor"), m))
+    labels = {"floor": "floor: h5py read + scipy label, 1 core",
+              "floor2": "floor x 2: two floor processes on halves, at once"}
+    styles = {"floor": "k--", "floor2": "k:"}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for mode in modes:
         xs = [r["mpx"] for r in runs if mode in r["mpx_per_s"]]
         ys = [r["mpx_per_s"][mode] for r in runs if mode in r["mpx_per_s"]]
-        label = "floor: h5py read + scipy label, 1 core" if mode == "floor" else f"tos2ca-batch run, {mode}"
-        ax.plot(xs, ys, "k--" if mode == "floor" else "-o", label=label)
+        ax.plot(xs, ys, styles.get(mode, "-o"), label=labels.get(mode, f"tos2ca-batch run, {mode}"))
     grids = sorted({f"{r['shape'][1]} x {r['shape'][2]}" for r in runs})
     steps = sorted(r["shape"][0] for r in runs)
     ax.set(xscale="log", xlabel="job size (steps x rows x cols; Mpx)", ylabel="Mpx/s (whole process, median)",
