@@ -95,3 +95,36 @@ def test_nan_is_never_in_a_mask(op, value):
     std = np.array([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
     mask = binarize(field, op, value, mean, std)
     assert mask.dtype == bool and not mask[np.isnan(field)].any()
+
+
+def test_publish_keeps_one_masks_table_a_block_and_finalize_gets_every_step_back(tmp_path):
+    """Publish stores a block's masks-file chunks as one chunk-store table (not one a step);
+    ``StepChunks`` gives each step's chunks back byte for byte, block by block, and still reads
+    a store whose publish wrote a table a step (a job resumed across the upgrade)."""
+    from types import SimpleNamespace
+
+    from tos2ca_batch.algorithm import Layout
+    from tos2ca_batch.outputs.masks import MASKS_CHUNKS, block_chunks, step_chunks
+    from tos2ca_batch.stages.common import StepChunks
+    from tos2ca_batch.stores.blobs import DirBlobs
+    from tos2ca_batch.stores.chunkstore import ChunkStore
+
+    rng = np.random.default_rng(5)
+    steps = []
+    for n in (0, 7, 1, 0, 40):  # empty steps too
+        rows, cols = rng.integers(0, 50, n).astype(np.int32), rng.integers(0, 80, n).astype(np.int32)
+        steps.append(step_chunks(rows, cols, rng.integers(1, 9, n).astype(np.int32), rng.random(n, np.float32)))
+    plan = SimpleNamespace(stage_layout=lambda stage: Layout(5, 50, 80, 2, 50, 80))
+    store = ChunkStore(DirBlobs(tmp_path / "blocks"), str(tmp_path / "a.zarr"), "uid")
+    for block, (t0, t1) in enumerate([(0, 2), (2, 4), (4, 5)]):
+        store.put_table("publish", block, "masks", block_chunks(steps[t0:t1]), compressed=MASKS_CHUNKS)
+    legacy = ChunkStore(DirBlobs(tmp_path / "steps"), str(tmp_path / "b.zarr"), "uid")
+    for s, chunks in enumerate(steps):
+        legacy.put_table("publish", s, "masks", chunks, compressed=MASKS_CHUNKS)
+    assert len(store.blobs.keys()) == 3 and len(legacy.blobs.keys()) == 5
+    for source in (store, legacy):
+        got = StepChunks(source, plan)
+        for s in (0, 1, 2, 3, 4, 4, 1):  # in order, repeated, and back to an earlier block
+            assert set(got(s)) == set(steps[s])
+            for name in steps[s]:
+                assert got(s)[name].tobytes() == steps[s][name].tobytes(), (s, name)

@@ -58,6 +58,26 @@ def step_chunks(rows: np.ndarray, cols: np.ndarray, aid: np.ndarray, values: np.
     }
 
 
+def block_chunks(steps: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The :func:`step_chunks` of a block of consecutive steps as one table (each column's steps
+    end to end, with their sizes): publish stores one table a block, not one a step, so a job
+    writes and finalize reads a handful of chunk-store objects (files, S3 requests, Redis keys)
+    instead of one a step."""
+    return {
+        "num_pixels": np.concatenate([s["num_pixels"] for s in steps]).astype(np.int64),
+        **{name: np.concatenate([s[name] for s in steps]).astype(np.uint8) for name in MASKS_CHUNKS},
+        **{f"{name}_bytes": np.array([s[name].size for s in steps], np.int64) for name in MASKS_CHUNKS},
+    }
+
+
+def split_block(table: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """:func:`block_chunks`' table back into each step's :func:`step_chunks`."""
+    ends = {name: np.cumsum(table[f"{name}_bytes"]) for name in MASKS_CHUNKS}
+    return [{"num_pixels": table["num_pixels"][k:k + 1],
+             **{name: table[name][ends[name][k] - table[f"{name}_bytes"][k]:ends[name][k]] for name in MASKS_CHUNKS}}
+            for k in range(table["num_pixels"].size)]
+
+
 def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_events: int, read_step) -> None:
     """``read_step(s)`` returns step s's :func:`step_chunks`.
 

@@ -135,6 +135,27 @@ def chunk_step_ids(store: ChunkStore, plan: PhDefPlan, chunk: int) -> list[tuple
             for k in range(off.size - 1)]
 
 
+class StepChunks:
+    """``step_chunks(s)``: step ``s``'s masks-file chunks (:func:`~tos2ca_batch.outputs.masks.step_chunks`)
+    from the publish table of the block holding it, each block read once, in turn."""
+
+    def __init__(self, store: ChunkStore, plan: PhDefPlan):
+        self.store, self.layout = store, plan.stage_layout("publish")
+        self._block: int | None = None
+        self._steps: list[dict[str, np.ndarray]] = []
+
+    def __call__(self, s: int) -> dict[str, np.ndarray]:
+        from tos2ca_batch.outputs.masks import split_block
+
+        block = s // self.layout.block_steps
+        if block != self._block:
+            table = self.store.get_table("publish", block, "masks")
+            if "mask_indices_bytes" not in table:  # published by a version that stored a table a step
+                return self.store.get_table("publish", s, "masks")
+            self._steps, self._block = split_block(table), block
+        return self._steps[s - self.layout.block(block)[0]]
+
+
 def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:
     """Every map chunk's tables joined for ``resolve`` (see ``gather_chunk_tables``)."""
     lay = plan.layout

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
+from tos2ca_batch.stages.common import StepChunks, ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import (
     NetCDFFiles,
     parquet_available,
@@ -30,7 +30,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
         publish = publisher(ctx, tmp, job_id, plan.timestamps[0])
-        write_job_products(plan, table, n, lambda s: store.get_table("publish", s, "masks"), store.read_ids,
+        write_job_products(plan, table, n, StepChunks(store, plan), store.read_ids,
                            ids_attrs, publish, NetCDFFiles())
         if "tables" in plan.products:
             parts = [store.get_table("publish", s, "stats") for s in range(len(plan.timestamps))]

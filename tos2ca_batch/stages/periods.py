@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 
 from tos2ca_batch.context import TaskContext
+from tos2ca_batch.stages.common import StepChunks
 from tos2ca_batch.stages.products import NetCDFFiles, write_period
 
 
@@ -24,5 +25,5 @@ def run(ctx: TaskContext, chunk: int) -> None:
             write(path)
             ctx.db.add_output(plan.output_job, ctx.outputs.put(path, name, move=True), kind, start)
 
-        write_period(plan, chunk, n, lambda s: store.get_table("publish", s, "masks"), store.read_ids, publish,
+        write_period(plan, chunk, n, StepChunks(store, plan), store.read_ids, publish,
                      NetCDFFiles())

@@ -7,7 +7,7 @@ import tempfile
 import numpy as np
 
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.outputs.masks import MASKS_CHUNKS, step_chunks
+from tos2ca_batch.outputs.masks import MASKS_CHUNKS, block_chunks, step_chunks
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.products import (
     block_tables,
@@ -31,12 +31,12 @@ def run(ctx: TaskContext, chunk: int) -> None:
     lat_e, lon_e, _ = plan.grid.edges()
     reader = StepReader(plan.entry, plan.variable, plan.grid.source)
     scale = tuple(plan.plot_range) if plan.plot_range else None
+    masks = []  # each step's chunks, compressed here, in parallel; finalize writes the file
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
         for s, pixels in zip(range(t0, t1), block_tables(store, plan, chunk)):
             ts = plan.timestamps[s]
-            if "masks" in products:  # compressed here, in parallel; finalize writes the file
-                store.put_table("publish", s, "masks", step_chunks(
-                    pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]), compressed=MASKS_CHUNKS)
+            if "masks" in products:
+                masks.append(step_chunks(pixels["rows"], pixels["cols"], pixels["ids"], pixels["values"]))
             stats = step_stats(plan, s, pixels) if {"tables", "geojson", "plots"} & set(products) else None
             if "tables" in products:  # each anomaly's statistics at this step (finalize makes the tables)
                 store.put_table("publish", s, "stats", stats)
@@ -65,3 +65,5 @@ def run(ctx: TaskContext, chunk: int) -> None:
                 png = step_frame(field, lat_e, lon_e, shapes, f"{plan.variable} {plan.operator} {plan.threshold}  "
                                  f"{when}  ({len(shapes)} anomalies)", plan.units, scale, tmp)
                 store.put_table("publish", s, "frame", {"png": np.frombuffer(png, np.uint8)})
+    if masks:  # one table for the block (a chunk-store object a block, not a step)
+        store.put_table("publish", chunk, "masks", block_chunks(masks), compressed=MASKS_CHUNKS)

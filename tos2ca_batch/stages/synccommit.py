@@ -23,7 +23,7 @@ from tos2ca_batch.algorithm import Layout, period_ranges
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs import masks as mk
 from tos2ca_batch.plans import PhDefPlan
-from tos2ca_batch.stages.common import ids_attributes, last_step_records, verify_outputs
+from tos2ca_batch.stages.common import StepChunks, ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import (
     NetCDFFiles,
     block_tables,
@@ -118,11 +118,13 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     ids_attrs = ids_attributes(full, job_id)
     job.store.set_ids_attributes(ids_attrs)
 
+    own_steps = StepChunks(store, sync_plan)
+
     def step_chunks(s: int) -> dict[str, np.ndarray]:
         if s < off:  # GrownFiles keeps earlier steps' groups; only a lost masks file would ask
             raise FileNotFoundError(f"job {job_id}'s masks file holding {ts[s]} is missing from "
                                     f"{ctx.outputs.prefix}; a sync cannot rebuild earlier steps")
-        return store.get_table("publish", s - off, "masks")
+        return own_steps(s - off)
 
     files = GrownFiles(ctx.outputs)
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
