@@ -68,7 +68,8 @@ def timed_together(cmds: list[list[str]], env: dict) -> float:
 def main() -> None:
     ap = job_arguments()
     ap.add_argument("--mpi", action="store_true", help="also mpirun -n 2 ... --backend mpi")
-    ap.add_argument("--work", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+    roomy_tmpfs = os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 4 << 30  # not Docker's 64 MB
+    ap.add_argument("--work", default="/dev/shm" if roomy_tmpfs else None,
                     help="where each run's work dir (chunk store, outputs, jobs DB) goes; default: tmpfs "
                          "(/dev/shm), so that the disk's state after earlier runs' deletes does not time "
                          "the job's file creations (RESULTS.md); '' = the system's temp dir")
