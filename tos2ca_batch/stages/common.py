@@ -143,15 +143,19 @@ class StepChunks:
         self.store, self.layout = store, plan.stage_layout("publish")
         self._block: int | None = None
         self._steps: list[dict[str, np.ndarray]] = []
+        self._per_step = False  # published by a version that stored a table a step
 
     def __call__(self, s: int) -> dict[str, np.ndarray]:
         from tos2ca_batch.outputs.masks import split_block
 
+        if self._per_step:
+            return self.store.get_table("publish", s, "masks")
         block = s // self.layout.block_steps
         if block != self._block:
             table = self.store.get_table("publish", block, "masks")
-            if "mask_indices_bytes" not in table:  # published by a version that stored a table a step
-                return self.store.get_table("publish", s, "masks")
+            if "mask_indices_bytes" not in table:
+                self._per_step = True
+                return self(s)
             self._steps, self._block = split_block(table), block
         return self._steps[s - self.layout.block(block)[0]]
 
