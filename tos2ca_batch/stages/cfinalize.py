@@ -16,6 +16,7 @@ from tos2ca_batch.plans import CurationPlan
 from tos2ca_batch.stages.common import CURATION_FILL as FILL
 from tos2ca_batch.stages.common import CURATION_STATISTICS as STAT_NAMES
 from tos2ca_batch.stages.common import verify_outputs
+from tos2ca_batch.stages.products import publisher
 from tos2ca_batch.timeutil import from_ts
 
 PROJECT = "Thematic Observation Search, Segmentation, Collation and Analysis (TOS2CA)"
@@ -156,10 +157,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     outputs, db = ctx.outputs, ctx.db
     ts0 = plan.timestamps[0]
     with tempfile.TemporaryDirectory(dir=cfg.workdir) as tmp:
-        def publish(name, kind, write):
-            path = f"{tmp}/{name}"
-            write(path)
-            db.add_output(job_id, outputs.put(path, name, move=True), kind, ts0)
+        publish = publisher(ctx, tmp, job_id, ts0)
 
         products = plan.products
         masks = [o["location"] for o in db.outputs(plan.phdef_job) if o["type"] == "masks"]

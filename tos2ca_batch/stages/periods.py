@@ -13,17 +13,12 @@ import tempfile
 
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.stages.common import StepChunks
-from tos2ca_batch.stages.products import NetCDFFiles, write_period
+from tos2ca_batch.stages.products import NetCDFFiles, publisher, write_period
 
 
 def run(ctx: TaskContext, chunk: int) -> None:
     plan, store = ctx.plan, ctx.store
     n = store.get_json("anomalies")["n_anomalies"]
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
-        def publish(name: str, kind: str, write, start: str) -> None:
-            path = f"{tmp}/{name}"
-            write(path)
-            ctx.db.add_output(plan.output_job, ctx.outputs.put(path, name, move=True), kind, start)
-
-        write_period(plan, chunk, n, StepChunks(store, plan), store.read_ids, publish,
-                     NetCDFFiles())
+        publish = publisher(ctx, tmp, plan.output_job, plan.timestamps[0])
+        write_period(plan, chunk, n, StepChunks(store, plan), store.read_ids, publish, NetCDFFiles())
