@@ -109,3 +109,19 @@ def test_plans_round_trip_their_json(kind):
 def test_a_plan_of_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown kind"):
         plan_from_json({"kind": "sync"}, _grid())
+
+
+def test_stages_run_in_waves_and_a_stage_waits_only_for_the_waves_before_it():
+    """publish reads the map tables and the reduce's lookup, never relabel's ids: the two run as
+    one wave (no barrier between them); finalize and a sync's commit wait for both."""
+    from tos2ca_batch.pipeline import predecessors, stages_for, waves
+
+    order = stages_for("phdef")
+    assert waves(order) == [["map"], ["reduce"], ["relabel", "publish"], ["finalize"]]
+    assert predecessors(order, "publish") == predecessors(order, "relabel") == ["map", "reduce"]
+    assert predecessors(order, "finalize") == ["map", "reduce", "relabel", "publish"]
+    assert waves(stages_for("phdef", periods=True))[-2:] == [["periods"], ["finalize"]]
+    assert waves(stages_for("phdef", sync=True))[-2:] == [["relabel", "publish"], ["commit"]]
+    assert waves(stages_for("curation")) == [["curate"], ["cfinalize"]]
+    with pytest.raises(ValueError, match="no curate stage"):
+        predecessors(order, "curate")

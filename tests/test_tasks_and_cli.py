@@ -191,8 +191,26 @@ def test_a_task_before_its_stage_is_ready_changes_nothing(cube, tmp_path):
     row = db.get_job(1)
     assert row["status"] != "failed" and not row["message"]
     assert [c for c in db.chunks(1) if c["stage"] == "reduce"] == [c for c in before if c["stage"] == "reduce"]
-    for stage in ("map", "reduce", "relabel", "publish", "finalize"):
+
+    def run_stage(stage: str) -> None:
         for c in db.chunks(1, stage):
             p = cli("task", stage, "--job", "1", "--chunk", str(c["chunkID"]), "--workdir", work, env=env)
-            assert p.returncode == 0, p.stderr
+            assert p.returncode == 0 and json.loads(p.stdout.splitlines()[-1])["state"] in ("done", "skipped"), p.stderr
+
+    # publish reads the map and reduce, not relabel's ids (they run as one wave): it may go first;
+    # finalize waits for both.
+    for stage in ("map", "reduce", "publish"):
+        run_stage(stage)
+    p = cli("task", "finalize", "--job", "1", "--workdir", work, env=env)
+    reason = json.loads(p.stdout.splitlines()[-1])["reason"]
+    assert p.returncode == 75 and reason == "relabel is not complete (4 pending)"
+    for stage in ("relabel", "finalize"):
+        run_stage(stage)
     assert db.get_job(1)["status"] == "complete"
+    from helpers import assert_same_outputs, local_outputs
+
+    from tos2ca_batch.runner import result
+
+    _, ref = run_job(tmp_path / "ref", SPEC, cube, block_steps=2, tile=(5, 12))
+    assert_same_outputs(local_outputs(result(Config.from_env(work), 1), tmp_path / "a"),
+                        local_outputs(ref, tmp_path / "b"))

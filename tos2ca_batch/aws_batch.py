@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tos2ca_batch.config import Config
 from tos2ca_batch.errors import SpecError
+from tos2ca_batch.pipeline import waves
 
 MAX_ARRAY = 10_000  # children of one AWS Batch array job
 MAX_DEPENDS_ON = 20  # jobs one AWS Batch job may depend on
@@ -158,6 +159,29 @@ def submit_sync(cfg: Config, job_id: int, queue: str, job_definition: str, until
     return dict(submit_planned(cfg, child, queue, job_definition), sync_of=job_id)
 
 
+
+def _stage_jobs(job_id: int, stage: str, n_chunks: int, queue: str, job_definition: str, env: list[dict],
+                after: list[str]) -> list[dict]:
+    """``submit_job`` parameters of one stage: an array job (or several, past AWS Batch's 10,000
+    children) whose children run its chunks, each part waiting for the jobs ``after``."""
+    parts = array_parts(n_chunks)
+    jobs = []
+    for k, (first, size) in enumerate(parts):
+        command = ["task", stage, "--job", str(job_id)] + (["--chunk-offset", str(first)] if first else [])
+        params = {
+            "jobName": f"tos2ca-{job_id}-{stage}" + (f"-{k}" if len(parts) > 1 else ""), "jobQueue": queue,
+            "jobDefinition": job_definition,
+            "containerOverrides": {"command": command, "environment": env},
+            "tags": {"tos2ca-job": str(job_id), "stage": stage},
+        }
+        if size > 1:
+            params["arrayProperties"] = {"size": size}
+        if after:
+            params["dependsOn"] = [{"jobId": j} for j in after]
+        jobs.append(params)
+    return jobs
+
+
 def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, after: list[str] = ()) -> dict:
     """Plan a stored job here (a planned one keeps its plan), then submit its stages as chained
     array jobs; its first stage also waits for the Batch jobs ``after`` (a sweep's job that
@@ -181,23 +205,12 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, af
     client = batch_client(cfg)
     ids: dict[str, list[str]] = {}
     previous: list[str] = list(after)
-    for stage in plan.stages():
-        parts = array_parts(plan.stage_chunks(stage))
-        ids[stage] = []
-        for k, (first, size) in enumerate(parts):
-            command = ["task", stage, "--job", str(job_id)] + (["--chunk-offset", str(first)] if first else [])
-            params = {
-                "jobName": f"tos2ca-{job_id}-{stage}" + (f"-{k}" if len(parts) > 1 else ""), "jobQueue": queue,
-                "jobDefinition": job_definition,
-                "containerOverrides": {"command": command, "environment": env},
-                "tags": {"tos2ca-job": str(job_id), "stage": stage},
-            }
-            if size > 1:
-                params["arrayProperties"] = {"size": size}
-            if previous:
-                params["dependsOn"] = [{"jobId": j} for j in previous]
-            ids[stage].append(client.submit_job(**params)["jobId"])
-        previous = ids[stage]
+    for wave in waves(plan.stages()):  # a wave's stages all wait for the whole wave before
+        for stage in wave:
+            ids[stage] = [client.submit_job(**params)["jobId"]
+                          for params in _stage_jobs(job_id, stage, plan.stage_chunks(stage), queue, job_definition,
+                                                    env, previous)]
+        previous = [j for stage in wave for j in ids[stage]]
     aws_jobs = {stage: v[0] if len(v) == 1 else v for stage, v in ids.items()}
     cfg.store(job_id).put_json("aws", {"queue": queue, "jobDefinition": job_definition, "jobs": aws_jobs})
     cfg.db().update_job(job_id, phase="submitted")

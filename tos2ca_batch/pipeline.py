@@ -19,6 +19,9 @@ class Stage:
     module: str  # tos2ca_batch.stages.<module>.run(ctx, chunk)
     single: bool  # one chunk over the whole job (reduce, finalize), else one per chunk of its layout
     completes_job: bool  # its (single) chunk is the job's last task
+    # Needs only what the stage before it needs, so their tasks run together (one wave: no
+    # barrier between them, and no worker idles at the end of the first while the second waits)
+    beside_previous: bool = False
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -27,7 +30,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("share", "share", True, False),  # a sweep: copy the map tables to the jobs that share them
     Stage("reduce", "reduce", True, False),
     Stage("relabel", "relabel", False, False),
-    Stage("publish", "publish", False, False),
+    Stage("publish", "publish", False, False, beside_previous=True),  # reads the map and reduce, not the ids
     Stage("periods", "periods", False, False),  # masks and ids files per period (long jobs)
     Stage("finalize", "finalize", True, True),
     Stage("commit", "synccommit", True, True),  # a sync's finalize: joins it to the job it extends
@@ -60,11 +63,29 @@ def stages_for(kind: str, stats: bool = False, periods: bool = False, sync: bool
     return head + ["reduce", "relabel", "publish"] + (["periods"] if periods else []) + ["finalize"]
 
 
+def waves(order: list[str]) -> list[list[str]]:
+    """A job's stages (``order``) in the groups that run together: a stage ``beside_previous``
+    joins the wave of the stage before it; each wave starts when every earlier one is complete."""
+    out: list[list[str]] = []
+    for stage in order:
+        if out and STAGES[stage].beside_previous:
+            out[-1].append(stage)
+        else:
+            out.append([stage])
+    return out
+
+
 def predecessors(order: list[str], stage: str) -> list[str]:
-    """The stages of ``order`` (a job's stages) that must be complete before ``stage`` may run."""
+    """The stages of ``order`` (a job's stages) that must be complete before ``stage`` may run:
+    those of the waves before its own."""
     if stage not in order:
         raise ValueError(f"this job has no {stage} stage; its stages are {', '.join(order)}")
-    return order[: order.index(stage)]
+    earlier: list[str] = []
+    for wave in waves(order):
+        if stage in wave:
+            return earlier
+        earlier += wave
+    return earlier
 
 
 def stage_function(stage: str) -> Callable[..., None]:

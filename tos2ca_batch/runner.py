@@ -11,6 +11,7 @@ from tos2ca_batch.backends import Backend, StageFailed
 from tos2ca_batch.config import Config
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.errors import SpecError
+from tos2ca_batch.pipeline import waves
 from tos2ca_batch.plans import Plan
 from tos2ca_batch.spec import JobSpec, validate
 from tos2ca_batch.timeutil import parse_time
@@ -119,21 +120,31 @@ class Cancelled(Exception):
     """The job was cancelled from outside (``tos2ca-batch cancel``) while it ran."""
 
 
-def run_stage_to_end(cfg: Config, job_id: int, stage: str, n: int, backend: Backend) -> None:
-    """Run a stage's chunks; chunks leased by another (maybe dead) worker are retried until their
-    owner finishes them or the lease expires and this worker takes them over. Stops at a chunk
-    boundary when the job is cancelled."""
+def run_to_end(cfg: Config, job_id: int, stages: list[str], backend: Backend) -> None:
+    """Run the chunks of ``stages`` (one wave: they need nothing of each other) together; chunks
+    leased by another (maybe dead) worker are retried until their owner finishes them or the
+    lease expires and this worker takes them over. Stops at a chunk boundary when the job is
+    cancelled."""
     db = cfg.db()
-    todo = [c["chunkID"] for c in db.chunks(job_id, stage) if c["status"] != "complete"]
+
+    def unfinished(after_run: bool) -> list[tuple[str, int]]:
+        """Chunks not complete; after a run, a failed one fails the wave (before the first run,
+        failed chunks are run again: a resumed job)."""
+        todo = []
+        for stage in stages:
+            rows = db.chunks(job_id, stage)
+            failed = [r for r in rows if r["status"] == "failed"]
+            if failed and after_run:
+                raise StageFailed(stage, failed[0]["chunkID"], failed[0]["message"] or "failed")
+            todo += [(stage, r["chunkID"]) for r in rows if r["status"] != "complete"]
+        return todo
+
+    todo = unfinished(after_run=False)
     while todo:
-        backend.run_stage(cfg, job_id, stage, todo)
+        backend.run_tasks(cfg, job_id, todo)
         if lifecycle.is_cancelled(cfg, job_id):
             raise Cancelled(db.get_job(job_id)["message"] or "cancelled")
-        rows = db.chunks(job_id, stage)
-        failed = [r for r in rows if r["status"] == "failed"]
-        if failed:
-            raise StageFailed(stage, failed[0]["chunkID"], failed[0]["message"] or "failed")
-        todo = [r["chunkID"] for r in rows if r["status"] != "complete"]
+        todo = unfinished(after_run=True)
         if todo and not lifecycle.release_dead_holders(cfg, job_id):
             time.sleep(min(5.0, max(0.2, cfg.lease_seconds / 4)))
 
@@ -160,12 +171,12 @@ def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
             return result(cfg, job_id)
         timings["plan"] = time.perf_counter() - t0
         lifecycle.forget_lost_outputs(cfg, job_id)
-        for stage in plan.stages():
-            db.update_job(job_id, phase=stage)
-            n = plan.stage_chunks(stage)
+        for wave in waves(plan.stages()):
+            name = "+".join(wave)  # e.g. relabel+publish
+            db.update_job(job_id, phase=name)
             t0 = time.perf_counter()
-            run_stage_to_end(cfg, job_id, stage, n, backend)
-            timings[stage] = time.perf_counter() - t0
+            run_to_end(cfg, job_id, wave, backend)
+            timings[name] = time.perf_counter() - t0
     except Interrupted as exc:
         backend.abort()
         lifecycle.cancel(cfg, job_id, f"interrupted by {exc} during {db.get_job(job_id)['phase']}; "

@@ -17,9 +17,10 @@ class Backend(Protocol):
     def start(self, cfg: Config) -> None:
         """Get ready before a job begins (e.g. start worker processes); may do nothing."""
 
-    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
-        """Run these chunks of ``stage`` (a chunk another task holds is left to it);
-        raise :class:`StageFailed` if one fails."""
+    def run_tasks(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
+        """Run these ``(stage, chunk)`` tasks, in any order and at once if it can (they are of one
+        wave: none needs another; a chunk another task holds is left to it); raise
+        :class:`StageFailed` if one fails."""
 
     def peak_rss_mib(self) -> list[float]:
         """Peak resident memory of the processes that ran tasks."""

@@ -105,13 +105,14 @@ class LocalBackend:
             self._make_pool(cfg, mp.get_context("spawn"))
         return self._pool
 
-    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+    def run_tasks(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
+        label = f"job {job_id} {'+'.join(dict.fromkeys(stage for stage, _ in tasks))}"
         if self.workers == 1:
-            self._run_here(cfg, job_id, stage, chunks)
+            self._run_here(cfg, job_id, tasks, label)
             return
         pool = self._ensure_pool(cfg)
-        futures = {pool.submit(_child, stage, job_id, c): c for c in chunks}
-        with tqdm(total=len(chunks), desc=f"job {job_id} {stage}", unit="chunk", leave=False) as bar:
+        futures = {pool.submit(_child, stage, job_id, c): (stage, c) for stage, c in tasks}
+        with tqdm(total=len(tasks), desc=label, unit="chunk", leave=False) as bar:
             pending = set(futures)
             while pending:
                 with held():  # a signal inside wait() would leave futures' locks taken (interrupts.py)
@@ -121,16 +122,17 @@ class LocalBackend:
                     if exc is not None:
                         for other in pending:
                             other.cancel()
-                        raise StageFailed(stage, futures[fut], f"{type(exc).__name__}: {exc}") from exc
+                        raise StageFailed(*futures[fut], f"{type(exc).__name__}: {exc}") from exc
                     state, rss = fut.result()
+                    stage = futures[fut][0]
                     self.peak_rss_kib[stage] = max(self.peak_rss_kib.get(stage, 0), rss)
                     bar.update(1)
 
-    def _run_here(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+    def _run_here(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]], label: str) -> None:
         """One worker: the tasks run in this process, one after another (no process to start)."""
         from tos2ca_batch.tasks import run_task
 
-        for chunk in tqdm(chunks, desc=f"job {job_id} {stage}", unit="chunk", leave=False):
+        for stage, chunk in tqdm(tasks, desc=label, unit="chunk", leave=False):
             try:
                 run_task(cfg, stage, job_id, chunk)
             except Exception as exc:

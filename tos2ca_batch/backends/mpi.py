@@ -1,8 +1,8 @@
 """MPI backend: ``mpirun -n N python -m mpi4py -m tos2ca_batch run SPEC --backend mpi``.
 
 Rank 0 runs the job as the local runner does (submit, plan, reduce, finalize and the job row);
-for each parallel stage it broadcasts ``(stage, chunks)`` and every rank runs its share
-``chunks[rank::size]`` through the chunk store, then all meet at a barrier. A rank whose task
+for each wave of stages it broadcasts its ``(stage, chunk)`` tasks and every rank runs its
+share ``tasks[rank::size]`` through the chunk store, then all meet at a barrier. A rank whose task
 raises marks the chunk and the job failed and calls ``MPI_Abort``, so every rank stops at once
 and ``mpirun`` exits non-zero (``python -m mpi4py`` does the same for any other exception).
 """
@@ -34,10 +34,10 @@ class MPIBackend:
     def start(self, cfg: Config) -> None:
         """The ranks are already running."""
 
-    def _run_share(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
+    def _run_share(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
         from tos2ca_batch.tasks import run_task
 
-        for chunk in chunks[self.rank :: self.size]:
+        for stage, chunk in tasks[self.rank :: self.size]:
             try:
                 run_task(cfg, stage, job_id, chunk, where=f"on rank {self.rank}")
             except BaseException as exc:
@@ -51,10 +51,10 @@ class MPIBackend:
                 # Abort here, on whichever rank: returning would leave the others in a collective.
                 self.comm.Abort(1)
 
-    def run_stage(self, cfg: Config, job_id: int, stage: str, chunks: list[int]) -> None:
-        """Rank 0: hand the stage to every rank and do its own share."""
-        self.comm.bcast(("run", job_id, stage, list(chunks)), root=0)
-        self._run_share(cfg, job_id, stage, list(chunks))
+    def run_tasks(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
+        """Rank 0: hand the tasks to every rank and do its own share."""
+        self.comm.bcast(("run", job_id, list(tasks)), root=0)
+        self._run_share(cfg, job_id, list(tasks))
         self.comm.Barrier()
 
     def serve(self, cfg: Config) -> None:
@@ -66,8 +66,8 @@ class MPIBackend:
             if msg[0] == "rss":
                 self.comm.gather(_own_rss_mib(), root=0)
                 continue
-            _, job_id, stage, chunks = msg
-            self._run_share(cfg, job_id, stage, chunks)
+            _, job_id, tasks = msg
+            self._run_share(cfg, job_id, tasks)
             self.comm.Barrier()
 
     def abort(self) -> None:
