@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
@@ -128,3 +129,59 @@ def test_publish_keeps_one_masks_table_a_block_and_finalize_gets_every_step_back
             assert set(got(s)) == set(steps[s])
             for name in steps[s]:
                 assert got(s)[name].tobytes() == steps[s][name].tobytes(), (s, name)
+
+
+def test_publish_lays_the_masks_file_out_and_finalize_only_fills_it(cube, tmp_path):
+    """Publish's first task lays the masks file out (groups, dimensions, attributes) from the
+    reduce's pixel counts, components under min_size left out; finalize puts the steps' chunks
+    into it, and the file is the one written whole. Counts that are not the steps' (a layout
+    that does not fit) are never used: the file is then written whole."""
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.outputs.masks import put_step_chunks, write_layout, write_masks
+    from tos2ca_batch.runner import apply_overrides, plan_job, result, submit
+    from tos2ca_batch.stages.common import StepChunks, masks_attributes
+    from tos2ca_batch.stages.products import MASKS_LAYOUT, NetCDFFiles
+    from tos2ca_batch.tasks import run_task
+
+    _, cat, values = cube
+    cfg = Config.from_env(str(tmp_path / "w"), [str(cat)])
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    job, error = submit(cfg, apply_overrides(spec(tracking={"min_size": 4, "connectivity": 1}), block_steps=3),
+                        status="running")
+    assert error is None
+    plan = plan_job(cfg, job)
+    for stage in ("map", "reduce", "publish", "relabel"):
+        for c in range(plan.stage_chunks(stage)):
+            assert run_task(cfg, stage, job, c) == "done", stage
+    store = cfg.store(job)
+    layout = store.get_table(*MASKS_LAYOUT)
+    with np.errstate(invalid="ignore"):
+        assert 0 < layout["num_pixels"].sum() < np.count_nonzero(values > 10.0)  # min_size dropped some
+    steps = [StepChunks(store, plan)(s) for s in range(len(plan.timestamps))]
+    assert layout["num_pixels"].tolist() == [int(step["num_pixels"][0]) for step in steps]
+    n = int(store.get_json("anomalies")["n_anomalies"])
+    layout["file"].tofile(tmp_path / "layout.nc4")
+    with netCDF4.Dataset(tmp_path / "layout.nc4") as ds:
+        made = ds.production_time
+    grid = (plan.grid.lat, plan.grid.lon, plan.timestamps, n, layout["num_pixels"].tolist())
+    write_layout(str(tmp_path / "again.nc4"), dict(masks_attributes(plan, job), production_time=made), *grid)
+    assert (tmp_path / "again.nc4").read_bytes() == (tmp_path / "layout.nc4").read_bytes()
+    # A layout marked by its time: finalize's file is it, filled.
+    marked = tmp_path / "marked.nc4"
+    write_layout(str(marked), dict(masks_attributes(plan, job), production_time="2000-01-01T00:00:00Z"), *grid)
+    marked_layout = {"file": np.fromfile(marked, np.uint8), "num_pixels": layout["num_pixels"]}
+    store.put_table(*MASKS_LAYOUT, marked_layout)
+    put_step_chunks(str(marked), plan.timestamps, steps)
+
+    assert run_task(cfg, "finalize", job, 0) == "done"
+    res = result(cfg, job)
+    assert res["status"] == "complete", res["message"]
+    (masks,) = [p for p in res["outputs"] if p.endswith("-ForTraCC-Mask-Output.nc4")]
+    assert open(masks, "rb").read() == marked.read_bytes()
+
+    attrs = masks_attributes(plan, job)
+    args = (attrs, plan.grid.lat, plan.grid.lon, plan.timestamps, n, lambda s: steps[s])
+    write_masks(str(tmp_path / "whole.nc4"), *args)
+    misfit = dict(marked_layout, num_pixels=layout["num_pixels"] + np.eye(1, layout["num_pixels"].size, 1, np.int64)[0])
+    NetCDFFiles(masks_layout=misfit).masks(str(tmp_path / "misfit.nc4"), "m", *args)
+    assert (tmp_path / "misfit.nc4").read_bytes() == (tmp_path / "whole.nc4").read_bytes()

@@ -325,3 +325,28 @@ def test_the_animation_of_a_synced_job_is_the_one_shot_jobs_frame_for_frame(tmp_
     assert len(a) == len(b) == 10
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[0], a[-1])  # the frames move
+
+
+def test_a_polygons_file_without_anomalies_is_typed_so_a_sync_appends_to_it(tmp_path):
+    """Found by the test above: steps without anomalies made ``J-polygons.parquet`` columns of
+    pyarrow's null type, and a sync adding such steps to a file with rows failed to cast."""
+    from types import SimpleNamespace
+
+    import pyarrow.parquet as pq
+    from tos2ca_batch.kernels.fortracc import TAGS
+
+    from tos2ca_batch.stages.products import polygon_table, write_polygons
+
+    plan = SimpleNamespace(timestamps=["202001010000", "202001010030"])
+    props = {"anomaly": 1, "tag": TAGS[0], "area_pixels": 3, "area_km2": 2.5, "centroid_lat": 0.5,
+             "centroid_lon": 0.5, "min": 5.5, "max": 9.0, "mean": 7.0, "std": 1.0}
+    feature = {"type": "Feature", "properties": props,
+               "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}
+    empty, rows = tmp_path / "empty.parquet", tmp_path / "rows.parquet"
+    write_polygons(str(empty), plan, [(0, polygon_table([]))])
+    write_polygons(str(rows), plan, [(0, polygon_table([feature]))])
+    assert pq.read_schema(empty).remove_metadata() == pq.read_schema(rows).remove_metadata()
+    for earlier, new, n in ((rows, [], 1), (empty, [feature], 1), (rows, [feature], 2)):
+        grown = tmp_path / "grown.parquet"
+        write_polygons(str(grown), plan, [(1, polygon_table(new))], earlier=str(earlier))
+        assert pq.read_table(grown).num_rows == n

@@ -82,8 +82,17 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
     """``read_step(s)`` returns step s's :func:`step_chunks`.
 
     ``attrs`` holds TOS2CA's root attributes plus ``units`` and ``long_name`` of the variable,
-    which ``data_values`` carries too. netCDF4 writes the structure (groups, dimensions, deflated
-    variables of one chunk each), then h5py puts each variable's precompressed chunk in place."""
+    which ``data_values`` carries too. netCDF4 writes the structure (:func:`write_layout`), then
+    h5py puts each variable's precompressed chunk in place (:func:`put_step_chunks`)."""
+    steps = [read_step(s) for s in range(len(timestamps))]
+    write_layout(path, attrs, lat, lon, timestamps, n_events, [int(step["num_pixels"][0]) for step in steps])
+    put_step_chunks(path, timestamps, steps)
+
+
+def write_layout(path: str, attrs: dict, lat, lon, timestamps: list[str], n_events: int, counts: list[int]) -> None:
+    """The masks file without its data: groups, dimensions (``counts``: each step's pixels),
+    variables of one deflated chunk each, attributes. It needs only the pixel counts, so a job
+    lays it out while its steps are still being compressed; :func:`put_step_chunks` fills it."""
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         nav = ds.createGroup("navigation")
         nav.createDimension("lat", lat.size)
@@ -93,7 +102,18 @@ def write_masks(path: str, attrs: dict, lat, lon, timestamps: list[str], n_event
         nav["lat"].units = "degrees_north"
         nav["lon"].units = "degrees_east"
         ds.createGroup("masks")
-        chunks = _add_steps(ds, attrs, timestamps, n_events, read_step)
+        _add_groups(ds, attrs, timestamps, n_events, dict(enumerate(counts)))
+
+
+def put_step_chunks(path: str, timestamps: list[str], steps: list[dict[str, np.ndarray]] | dict) -> None:
+    """Each step's :func:`step_chunks` into the file :func:`write_layout` made (``steps``: a list
+    by step, or a dict step -> chunks of some steps)."""
+    by_step = steps if isinstance(steps, dict) else dict(enumerate(steps))
+    chunks: dict[str, bytes] = {}
+    for s, step in sorted(by_step.items()):
+        if int(step["num_pixels"][0]):
+            chunks[f"masks/{timestamps[s]}/mask_indices"] = step["mask_indices"].tobytes()
+            chunks[f"masks/{timestamps[s]}/data_values"] = step["data_values"].tobytes()
     _put_chunks(path, chunks)
 
 
@@ -104,21 +124,18 @@ def append_masks(path: str, attrs: dict, timestamps: list[str], n_events: int, r
     so a sync costs its new steps, not the job's history."""
     with netCDF4.Dataset(path, "a") as ds:
         have = set(ds["masks"].groups)
-        chunks = _add_steps(ds, attrs, timestamps, n_events, read_step, skip=have)
-    _put_chunks(path, chunks)
+        new = {s: read_step(s) for s, ts in enumerate(timestamps) if ts not in have}
+        _add_groups(ds, attrs, timestamps, n_events, {s: int(step["num_pixels"][0]) for s, step in new.items()})
+    put_step_chunks(path, timestamps, new)
 
 
-def _add_steps(ds, attrs: dict, timestamps: list[str], n_events: int, read_step, skip=frozenset()) -> dict:
+def _add_groups(ds, attrs: dict, timestamps: list[str], n_events: int, counts: dict[int, int]) -> None:
+    """The root attributes, and a group for each step of ``counts`` (step -> its pixels)."""
     ds.setncatts(attrs)
     masks = ds["masks"]
     masks.num_events = np.int32(n_events)
-    chunks: dict[str, bytes] = {}
-    for s, ts in enumerate(timestamps):
-        if ts in skip:
-            continue
-        step = read_step(s)
-        n = int(step["num_pixels"][0])
-        g = masks.createGroup(ts)
+    for s, n in sorted(counts.items()):
+        g = masks.createGroup(timestamps[s])
         g.createDimension("num_pixels", n)
         g.createDimension("num_cols", 3)
         layout = {"zlib": True, "complevel": MASKS_DEFLATE_LEVEL, "shuffle": False, "endian": "little"}
@@ -130,10 +147,6 @@ def _add_steps(ds, attrs: dict, timestamps: list[str], n_events: int, read_step,
         dv = g.createVariable("data_values", "f4", ("num_pixels",), **layout, chunksizes=(n,) if n else None)
         dv.long_name = attrs.get("long_name", attrs.get("variable", ""))
         dv.units = attrs.get("units", "")
-        if n:
-            chunks[f"masks/{ts}/mask_indices"] = step["mask_indices"].tobytes()
-            chunks[f"masks/{ts}/data_values"] = step["data_values"].tobytes()
-    return chunks
 
 
 def _put_chunks(path: str, chunks: dict[str, bytes]) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.stages.common import StepChunks, ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import (
+    MASKS_LAYOUT,
     NetCDFFiles,
     parquet_available,
     promised_outputs,
@@ -30,8 +31,9 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         ids_attrs = ids_attributes(plan, job_id)
         store.set_ids_attributes(ids_attrs)
         publish = publisher(ctx, tmp, job_id, plan.timestamps[0])
+        layout = store.get_table(*MASKS_LAYOUT) if store.has_table(*MASKS_LAYOUT) else None
         write_job_products(plan, table, n, StepChunks(store, plan), store.read_ids,
-                           ids_attrs, publish, NetCDFFiles())
+                           ids_attrs, publish, NetCDFFiles(masks_layout=layout))
         if "tables" in plan.products:
             parts = [store.get_table("publish", s, "stats") for s in range(len(plan.timestamps))]
             stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}

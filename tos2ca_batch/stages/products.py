@@ -160,11 +160,49 @@ def anomaly_rows(plan: PhDefPlan, table: dict, n: int) -> tuple[list[dict], dict
     return rows, paths
 
 
+MASKS_LAYOUT = ("publish", 0, "masks_layout")  # the chunk-store table :func:`masks_layout` makes
+
+
+def writes_masks_file(plan: PhDefPlan) -> bool:
+    """Whether the job's finalize writes one masks file (not per period, not a sync's commit)."""
+    return "masks" in plan.products and not plan.periods and not plan.sync_of
+
+
+def masks_layout(plan: PhDefPlan, table: dict, n: int, tmp: str) -> dict[str, np.ndarray]:
+    """The masks file laid out (:func:`~tos2ca_batch.outputs.masks.write_layout`: groups,
+    dimensions, variables, attributes; no data) as a chunk-store table: the file's bytes and each
+    step's pixel count. The counts are the reduce's (areas of the components given an anomaly
+    id), so publish's first task makes it while the other tasks compress the steps, and finalize
+    only puts their chunks in: the layout was most of finalize's serial time (netCDF-C creating
+    a group a step)."""
+    kept = table["anomaly_id"] > 0
+    counts = np.zeros(len(plan.timestamps), np.int64)
+    np.add.at(counts, table["step"][kept].astype(np.int64), table["area"][kept].astype(np.int64))
+    path = f"{tmp}/{plan.output_job}-masks-layout.nc4"
+    mk.write_layout(path, masks_attributes(plan, plan.output_job), plan.grid.lat, plan.grid.lon, plan.timestamps,
+                    n, counts.tolist())
+    return {"file": np.fromfile(path, np.uint8), "num_pixels": counts}
+
+
 class NetCDFFiles:
     """How the masks and ids files are made: whole, from every step (a job's finalize and
-    periods). A sync's commit grows the job's earlier files instead (``synccommit``)."""
+    periods). A sync's commit grows the job's earlier files instead (``synccommit``).
+
+    ``masks_layout``: the masks file already laid out (:func:`masks_layout`), used when its pixel
+    counts are the steps' (else, e.g. a job published by an earlier version, the file is written
+    whole)."""
+
+    def __init__(self, masks_layout: dict[str, np.ndarray] | None = None):
+        self.masks_layout = masks_layout
 
     def masks(self, path: str, name: str, attrs: dict, lat, lon, stamps: list[str], n: int, read_step) -> None:
+        layout = self.masks_layout
+        if layout is not None:
+            steps = [read_step(s) for s in range(len(stamps))]
+            if [int(step["num_pixels"][0]) for step in steps] == layout["num_pixels"].tolist():
+                layout["file"].tofile(path)
+                mk.put_step_chunks(path, stamps, steps)
+                return
         mk.write_masks(path, attrs, lat, lon, stamps, n, read_step)
 
     def ids(self, path: str, name: str, lat, lon, times, time_step, read_step, attrs: dict) -> None:
@@ -388,9 +426,11 @@ def write_polygons(path: str, plan: PhDefPlan, steps: list[tuple[int, dict]], ea
         columns["geometry"] += [t["wkb"][a:b].tobytes() for a, b in zip(t["offsets"][:-1], t["offsets"][1:])]
         for k in ("anomaly_id", "area_px", "area_km2", "centroid_lat", "centroid_lon", "min", "max", "mean", "std"):
             columns[k] += t[k].tolist()
-    table = pa.table({"time": pa.array(columns["time"], pa.timestamp("ms", tz="UTC")),
-                      **{k: pa.array(v, pa.binary() if k == "geometry" else None) for k, v in columns.items()
-                         if k != "time"}})
+    # Every column typed, so a file without anomalies has the same schema as any other (and a
+    # sync can append to it); these are the types pyarrow infers from rows.
+    types = {"time": pa.timestamp("ms", tz="UTC"), "anomaly_id": pa.int64(), "tag": pa.string(),
+             "area_px": pa.int64(), "geometry": pa.binary()}
+    table = pa.table({k: pa.array(v, types.get(k, pa.float64())) for k, v in columns.items()})
     if earlier is not None:
         old = pq.read_table(earlier).select(table.column_names)
         first = datetime.strptime(plan.timestamps[steps[0][0]], "%Y%m%d%H%M").replace(tzinfo=UTC)

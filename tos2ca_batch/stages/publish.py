@@ -10,12 +10,15 @@ from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs.masks import MASKS_CHUNKS, block_chunks, step_chunks
 from tos2ca_batch.readers import StepReader
 from tos2ca_batch.stages.products import (
+    MASKS_LAYOUT,
     block_tables,
+    masks_layout,
     parquet_available,
     polygon_table,
     step_features,
     step_stats,
     write_features,
+    writes_masks_file,
 )
 from tos2ca_batch.timeutil import from_ts
 
@@ -27,6 +30,9 @@ def run(ctx: TaskContext, chunk: int) -> None:
     if not {"masks", "geojson", "plots", "tables", "animation"} & set(products):
         return
     table = store.get_table("reduce", 0, "components")
+    if chunk == 0 and writes_masks_file(plan):  # while the other tasks publish their steps
+        with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
+            store.put_table(*MASKS_LAYOUT, masks_layout(plan, table, store.get_json("anomalies")["n_anomalies"], tmp))
     outputs, db = ctx.outputs, ctx.db
     lat_e, lon_e, _ = plan.grid.edges()
     reader = StepReader(plan.entry, plan.variable, plan.grid.source)
