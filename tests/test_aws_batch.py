@@ -377,3 +377,17 @@ def test_aws_sweep_submits_chains_sharing_each_map_and_the_last_job_writes_the_t
         _, alone = run_job(tmp_path / name, dict(spec, value=10, tracking={"min_size": min_size}), catalog)
         swept = {"job_id": jobs[name], "outputs": [o["location"] for o in db.outputs(jobs[name])]}
         assert_same_outputs(local_outputs(alone, tmp_path), local_outputs(swept, tmp_path))
+
+
+def test_a_wave_of_more_arrays_than_a_job_may_depend_on_is_refused_by_name():
+    """AWS Batch lets a job depend on 20 jobs: finalize depends on every array of relabel and of
+    publish (one wave), so their parts count together."""
+    from tos2ca_batch.aws_batch import too_many_arrays
+
+    order = ["map", "reduce", "relabel", "publish", "finalize"]
+    fits = {"map": 190_000, "reduce": 1, "relabel": 190_000, "publish": 5_000, "finalize": 1}
+    assert too_many_arrays(order, fits.get) is None  # 19 + 1 arrays
+    problem = too_many_arrays(order, dict(fits, publish=25_000).get)  # 19 + 3
+    assert problem == ("relabel has 190000 chunks and publish has 25000 chunks: 22 arrays of up to 10000, more "
+                       "than the 20 the next stage can depend on; use longer blocks or larger tiles")
+    assert too_many_arrays(order, dict(fits, map=210_000).get).startswith("map has 210000 chunks: 21 arrays")

@@ -159,6 +159,19 @@ def submit_sync(cfg: Config, job_id: int, queue: str, job_definition: str, until
     return dict(submit_planned(cfg, child, queue, job_definition), sync_of=job_id)
 
 
+def too_many_arrays(order: list[str], chunks) -> str | None:
+    """Why a job's stages (``order``; ``chunks(stage)`` their chunk counts) cannot go out as
+    chained array jobs: a wave whose arrays (every part of every stage in it) are more than a job
+    of the next wave may depend on."""
+    for wave in waves(order):
+        counts = {stage: chunks(stage) for stage in wave}
+        n = sum(len(array_parts(c)) for c in counts.values())
+        if n > MAX_DEPENDS_ON:
+            said = " and ".join(f"{stage} has {c} chunks" for stage, c in counts.items())
+            return (f"{said}: {n} arrays of up to {MAX_ARRAY}, more than the {MAX_DEPENDS_ON} the next stage can "
+                    f"depend on; use longer blocks or larger tiles")
+    return None
+
 
 def _stage_jobs(job_id: int, stage: str, n_chunks: int, queue: str, job_definition: str, env: list[dict],
                 after: list[str]) -> list[dict]:
@@ -191,13 +204,9 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, af
 
     try:
         plan = plan_job(cfg, job_id)
-        too_many = [(s, plan.stage_chunks(s)) for s in plan.stages()
-                    if len(array_parts(plan.stage_chunks(s))) > MAX_DEPENDS_ON]
-        if too_many:
-            stage, n = too_many[0]
-            raise SpecError("chunking", f"{stage} has {n} chunks: more than {MAX_DEPENDS_ON} arrays of "
-                                        f"{MAX_ARRAY}, which the next stage cannot depend on; use longer "
-                                        f"blocks or larger tiles")
+        problem = too_many_arrays(plan.stages(), plan.stage_chunks)
+        if problem:
+            raise SpecError("chunking", problem)
     except (SpecError, ValueError, OSError) as exc:
         fail(cfg, job_id, str(exc))
         return {"job_id": job_id, "status": "failed", "message": str(exc)}

@@ -83,7 +83,7 @@ def predecessors(order: list[str], stage: str) -> list[str]:
     earlier: list[str] = []
     for wave in waves(order):
         if stage in wave:
-            return earlier
+            break
         earlier += wave
     return earlier
 
