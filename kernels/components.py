@@ -135,7 +135,7 @@ def overlap_pairs(prev_labels: np.ndarray, cur_labels: np.ndarray, step: int, ro
         return empty_overlaps()
     pl = p[idx].astype(np.int64)
     cl = c[idx].astype(np.int64)
-    key = pl * (int(c.max()) + 1) + cl
+    key = pl * (int(cl.max()) + 1) + cl  # sorts as (prev, cur) pairs; the overlapping labels' max is enough
     ukey, first, counts = np.unique(key, return_index=True, return_counts=True)
     lin = _job_index(idx[first], width, row0, col0, job_width)
     return {

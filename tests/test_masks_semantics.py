@@ -185,3 +185,67 @@ def test_publish_lays_the_masks_file_out_and_finalize_only_fills_it(cube, tmp_pa
     misfit = dict(marked_layout, num_pixels=layout["num_pixels"] + np.eye(1, layout["num_pixels"].size, 1, np.int64)[0])
     NetCDFFiles(masks_layout=misfit).masks(str(tmp_path / "misfit.nc4"), "m", *args)
     assert (tmp_path / "misfit.nc4").read_bytes() == (tmp_path / "whole.nc4").read_bytes()
+
+
+def test_the_first_map_task_makes_the_ids_dataset_and_finalize_copies_its_attributes(cube, tmp_path):
+    """The plan writes no ids dataset; map chunk 0 makes it, global attributes included, beside
+    the other map tasks. Finalize's netCDF copy carries those same attributes. A dataset made
+    without them (an earlier version planned the job) gets new ones from finalize, set on both."""
+    import json
+    import os
+    import warnings
+
+    import zarr
+
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.outputs.cf import GROUP_ATTRS
+    from tos2ca_batch.runner import apply_overrides, plan_job, result, submit
+    from tos2ca_batch.tasks import run_task
+
+    _, cat, _ = cube
+    cfg = Config.from_env(str(tmp_path / "w"), [str(cat)])
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+
+    def ids_attrs(job):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(zarr.open_group(cfg.store(job).zarr_store(), mode="r").attrs)
+
+    def nc_attrs(job):
+        res = result(cfg, job)
+        assert res["status"] == "complete", res["message"]
+        (path,) = [p for p in res["outputs"] if p.endswith("-anomaly-ids.nc4")]
+        with netCDF4.Dataset(path) as ds:
+            return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in ds.__dict__.items()}
+
+    for earlier_version in (False, True):
+        job, error = submit(cfg, apply_overrides(spec(products=["masks", "ids"]), block_steps=3), status="running")
+        assert error is None
+        plan = plan_job(cfg, job)
+        store = cfg.store(job)
+        zarr_json = f"{store.zarr_store()}/zarr.json"
+        assert plan.stage_chunks("map") > 1
+        for c in range(1, plan.stage_chunks("map")):
+            assert run_task(cfg, "map", job, c) == "done"
+        assert not os.path.exists(zarr_json)  # neither the plan nor the other map tasks made it
+        assert run_task(cfg, "map", job, 0) == "done"
+        made = ids_attrs(job)
+        assert made["job_id"] == job and made["Conventions"] == "CF-1.8" and "date_created" in made
+        assert list(made) == list(json.loads(open(zarr_json).read())["attributes"])
+        if earlier_version:  # the dataset as a plan of the earlier version made it: no attributes document
+            store.blobs.delete("job:0:ids_attributes")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                group = zarr.open_group(store.zarr_store(), mode="r+")
+                group.attrs.put(dict(GROUP_ATTRS))
+                zarr.consolidate_metadata(store.zarr_store())
+            assert "job_id" not in ids_attrs(job)
+        for stage in ("reduce", "relabel", "publish", "finalize"):
+            for c in range(plan.stage_chunks(stage)):
+                assert run_task(cfg, stage, job, c) == "done", stage
+        final = ids_attrs(job)
+        assert final["job_id"] == job and "date_created" in final
+        if not earlier_version:
+            assert final == made
+        copied = nc_attrs(job)
+        assert copied == final and list(copied) == list(final)  # the same attributes, in the same order

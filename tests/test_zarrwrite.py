@@ -75,6 +75,12 @@ def test_store_is_byte_for_byte_zarrs(tmp_path, shape, tile):
     store.set_ids_attributes(attrs)
 
     assert _files(ours) == _files(theirs)
+    made_with = tmp_path / "attributes-at-creation.zarr"  # as the first map task makes it
+    store = ChunkStore(None, str(made_with), "uid")
+    assert store.create_arrays(shape, tile, coords, attrs)
+    for s, region, data in writes:
+        store.write_ids(s, region, data)
+    assert _files(made_with) == _files(theirs)
     ds = xr.open_zarr(str(ours))
     assert ds.attrs["job_id"] == 3 and ds["anomaly_id"].shape == shape
     want = zarr.open_array(str(theirs), path="anomaly_id", mode="r")
@@ -89,8 +95,9 @@ def test_create_again_keeps_what_is_stored(tmp_path):
     store.create_arrays((4, 6, 8), (6, 8), coords)
     store.write_ids(1, (0, 6, 0, 8), np.full((6, 8), 7, np.int32))
     again = ChunkStore(None, str(tmp_path / "s.zarr"), "uid")
-    again.create_arrays((4, 6, 8), (6, 8), coords)  # planned again: nothing is overwritten
+    assert not again.create_arrays((4, 6, 8), (6, 8), coords, {"title": "new"})  # nothing is overwritten
     assert (again.read_ids(1) == 7).all()
+    assert zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["title"] == "ForTraCC anomaly ids"
 
 
 def test_a_region_that_is_not_whole_chunks_is_written_by_zarr(tmp_path):

@@ -39,6 +39,7 @@ from tos2ca_batch.errors import SpecError
 from tos2ca_batch.plans import PhDefPlan, Tracking
 from tos2ca_batch.runner import Interrupted, execute
 from tos2ca_batch.spec import validate
+from tos2ca_batch.stages.common import create_ids_dataset
 from tos2ca_batch.stores.objectstore import claim_output_prefix
 
 SWEEPABLE = ("value", "value2", "operator", "tracking.connectivity", "tracking.min_size", "tracking.min_overlap",
@@ -131,9 +132,7 @@ def plan_follower(cfg: Config, lead: PhDefPlan, job_id: int, tracking: dict, out
         output_prefix=claim_output_prefix(output_base, store.identity))
     plan.save(store)
     lay = plan.layout
-    store.create_arrays((lay.n_steps, lay.height, lay.width), (lay.tile_h, lay.tile_w),
-                        {"lat": plan.grid.lat, "lon": plan.grid.lon, "times": plan.times(), "units": plan.units,
-                         "long_name": plan.long_name, "variable": plan.variable, "time_step": plan.entry.time_step})
+    create_ids_dataset(store, plan)  # it has no map stage to make it
     for stage in plan.stages():
         ctx.db.add_chunks(job_id, stage, plan.stage_ranges(stage))
     ctx.db.update_job(job_id, nChunks=lay.n_chunks)

@@ -160,6 +160,31 @@ class StepChunks:
         return self._steps[s - self.layout.block(block)[0]]
 
 
+def create_ids_dataset(store: ChunkStore, plan: PhDefPlan) -> None:
+    """The job's CF anomaly-id dataset, empty (relabel fills it), with its global attributes,
+    which are also kept as the JSON ``ids_attributes`` for the netCDF copy finalize writes.
+
+    The first map task makes it, beside the other map tasks, not the plan or finalize: those
+    are the tasks every worker waits for."""
+    lay = plan.layout
+    attrs = ids_attributes(plan, plan.output_job)
+    if store.create_arrays((lay.n_steps, lay.height, lay.width), (lay.tile_h, lay.tile_w),
+                           {"lat": plan.grid.lat, "lon": plan.grid.lon, "times": plan.times(), "units": plan.units,
+                            "long_name": plan.long_name, "variable": plan.variable,
+                            "time_step": plan.entry.time_step}, attrs):
+        store.put_json("ids_attributes", list(attrs.items()))  # pairs: JSON documents are stored key-sorted
+
+
+def job_ids_attributes(store: ChunkStore, plan: PhDefPlan) -> dict:
+    """The attributes :func:`create_ids_dataset` gave the ids dataset; for a dataset made without
+    them (by an earlier version, or kept from before its plan was lost), new ones, set on it."""
+    if store.has_json("ids_attributes"):
+        return dict(store.get_json("ids_attributes"))
+    attrs = ids_attributes(plan, plan.output_job)
+    store.set_ids_attributes(attrs)
+    return attrs
+
+
 def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:
     """Every map chunk's tables joined for ``resolve`` (see ``gather_chunk_tables``)."""
     lay = plan.layout

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from tos2ca_batch.context import TaskContext
-from tos2ca_batch.stages.common import StepChunks, ids_attributes, last_step_records, verify_outputs
+from tos2ca_batch.stages.common import StepChunks, job_ids_attributes, last_step_records, verify_outputs
 from tos2ca_batch.stages.products import (
     MASKS_LAYOUT,
     NetCDFFiles,
@@ -28,8 +28,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     table = store.get_table("reduce", 0, "components")
     n = store.get_json("anomalies")["n_anomalies"]
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
-        ids_attrs = ids_attributes(plan, job_id)
-        store.set_ids_attributes(ids_attrs)
+        ids_attrs = job_ids_attributes(store, plan)
         publish = publisher(ctx, tmp, job_id, plan.timestamps[0])
         layout = store.get_table(*MASKS_LAYOUT) if store.has_table(*MASKS_LAYOUT) else None
         write_job_products(plan, table, n, StepChunks(store, plan), store.read_ids,

@@ -13,11 +13,13 @@ from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.binarize import polygon_mask
 from tos2ca_batch.kernels.blockmap import BlockMapper
 from tos2ca_batch.readers import StepReader
-from tos2ca_batch.stages.common import last_step_tile, pixel_records, tile_baseline
+from tos2ca_batch.stages.common import create_ids_dataset, last_step_tile, pixel_records, tile_baseline
 
 
 def run(ctx: TaskContext, chunk: int) -> None:
     plan, store, grid = ctx.plan, ctx.store, ctx.plan.grid
+    if chunk == 0:
+        create_ids_dataset(store, plan)
     lay = plan.layout
     t0, t1, r0, r1, c0, c1 = lay.chunk(chunk)
     rows, cols = grid.src_rows[r0:r1], grid.src_cols[c0:c1]

@@ -49,8 +49,9 @@ def _timestamps(entry: CatalogEntry, dataset: str, start, end, field: str) -> li
 
 def _check_files(entry: CatalogEntry, dataset: str, times: list, field: str) -> None:
     """Every time step has its file (one listing per S3 prefix), else a SpecError naming some."""
-    present = existing([file_for(entry, t) for t in times])
-    missing = [t for t in times if file_for(entry, t) not in present]
+    paths = [file_for(entry, t) for t in times]
+    present = existing(paths)
+    missing = [t for t, path in zip(times, paths) if path not in present]
     if len(missing) == len(times):
         raise SpecError(field, f"no files of {dataset} in range (looked for e.g. {file_for(entry, times[0])})")
     if missing:
@@ -126,10 +127,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         plot_range=plot_range,
         periods=period_ranges([to_ts(t) for t in times], cfg.period) if len(times) > cfg.period_steps else None,
     )
-    plan.save(store)
-    store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
-                        {"lat": lat, "lon": lon, "times": times, "units": plan.units,
-                         "long_name": plan.long_name, "variable": spec.variable, "time_step": entry.time_step})
+    plan.save(store)  # the ids dataset is made by the first map task (stages.common.create_ids_dataset)
     db = ctx.db
     for stage in plan.stages():
         db.add_chunks(job_id, stage, plan.stage_ranges(stage))

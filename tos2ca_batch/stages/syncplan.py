@@ -106,10 +106,7 @@ def make_plan(ctx: TaskContext, job_id: int, until: datetime | None) -> PhDefPla
     start["n_anomalies"] = np.array([parent.store.get_json("anomalies")["n_anomalies"]], np.int64)
     store.put_table("sync", 0, "start", start)
     store.put_table("sync", 0, "last", parent.store.get_table("sync", 0, "last"))
-    plan.save(store)
-    store.create_arrays((layout.n_steps, layout.height, layout.width), (layout.tile_h, layout.tile_w),
-                        {"lat": plan.grid.lat, "lon": plan.grid.lon, "times": plan.times(), "units": plan.units,
-                         "long_name": plan.long_name, "variable": plan.variable, "time_step": entry.time_step})
+    plan.save(store)  # the ids dataset is made by the first map task (stages.common.create_ids_dataset)
     for stage in plan.stages():
         ctx.db.add_chunks(ctx.job_id, stage, plan.stage_ranges(stage))
     ctx.db.update_job(ctx.job_id, nChunks=layout.n_chunks, startDate=stamps[1], endDate=stamps[-1])

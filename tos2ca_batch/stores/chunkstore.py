@@ -158,23 +158,27 @@ class ChunkStore:
             self._writer = ZarrWriter(_s3_store(self.zarr_url) if self.zarr_url.startswith("s3://") else self.zarr_url)
         return self._writer
 
-    def create_arrays(self, shape: tuple[int, int, int], tile: tuple[int, int], coords: dict) -> None:
-        """Create the CF anomaly-id dataset (called once, by plan): what ``outputs.cf.create_cf_group``
-        then ``zarr.consolidate_metadata`` make, byte for byte, written by ``stores.zarrwrite``."""
+    def create_arrays(self, shape: tuple[int, int, int], tile: tuple[int, int], coords: dict,
+                      attributes: dict | None = None) -> bool:
+        """Create the CF anomaly-id dataset (called once, by the first map task): what
+        ``outputs.cf.create_cf_group`` then ``zarr.consolidate_metadata`` make, byte for byte,
+        written by ``stores.zarrwrite``; ``attributes`` are merged into the group's as
+        :meth:`set_ids_attributes` would. False when a dataset was there already (kept as is)."""
         from tos2ca_batch.outputs.cf import GROUP_ATTRS, ID_ATTRS, cf_arrays
 
         self._arrays.clear()
         writer = self._ids_writer()
         group = writer.metadata("")
         if group is not None and "anomaly_id" in (group.get("consolidated_metadata") or {}).get("metadata", {}):
-            return  # planned again after its plan document was lost: keep what is stored
+            return False  # planned again after its plan document was lost: keep what is stored
         arrays = {"anomaly_id": (array_metadata(shape, "int32", (1, *tile), 0, ID_ATTRS, ("time", "lat", "lon")),
                                  None)}
         for name, (values, dims, attrs) in cf_arrays(coords).items():
             meta = array_metadata(values.shape, values.dtype.name, guess_chunks(values.shape, values.dtype.itemsize),
                                   0, attrs, dims)
             arrays[name] = (meta, values)
-        writer.create_group(dict(GROUP_ATTRS), arrays)
+        writer.create_group({**GROUP_ATTRS, **(attributes or {})}, arrays)
+        return True
 
     def extend_arrays(self, times, time_step) -> None:
         """Lengthen the ids dataset to ``times`` (a sync's commit; see ``extend_cf_group``)."""
