@@ -9,7 +9,8 @@ tool must do. The job is ``tos2ca-batch run`` (masks only) on the same files, as
 ``--work`` (tmpfs by default). ``floor2`` runs two floor processes at once, each on half the
 files: how well this machine runs two independent copies of the work, the ceiling of any
 job's parallel efficiency here. Prints one JSON line: the medians, Mpx/s, the ratio of each to
-the floor measured in the same run, and the parallel efficiencies T1 / (2 T2) of floor and job.
+the floor measured in the same run, and the parallel efficiencies T1 / (2 T2) of floor and job
+(from the medians, and per round of the interleaved runs).
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ def main() -> None:
         "parallel_efficiency": {"floor": round(med["floor"] / (2 * med["floor2"]), 3),
                                 **({"job": round(med["local1"] / (2 * med["local2"]), 3)}
                                    if {"local1", "local2"} <= set(med) else {})},
+        # The same, per round (its one- and two-process runs back to back): this VM's speed drifts
+        # by 10-30 % over minutes, which medians of separate columns mix into the ratio.
+        "parallel_efficiency_by_round": {
+            name: [round(a / (2 * b), 3) for a, b in zip(walls[one], walls[two])]
+            for name, one, two in (("floor", "floor", "floor2"), ("job", "local1", "local2"))
+            if one in walls and two in walls},
         "machine": f"{os.cpu_count()} cores", "work": args.work or tempfile.gettempdir(),
     }))
 

@@ -64,6 +64,21 @@ def test_a_new_job_1_after_the_database_was_deleted_gets_its_own_state_and_outpu
         assert ds.attrs["job_uid"] == uid and ds.attrs["threshold"] == 15.0
 
 
+def test_a_folder_store_lists_its_keys_but_not_writes_in_flight(tmp_path):
+    """What ``release`` deletes: every key, nested ones too, sorted; not a write's temp file."""
+    from tos2ca_batch.stores.blobs import DirBlobs
+
+    blobs = DirBlobs(tmp_path / "tables")
+    assert blobs.keys() == []  # no folder yet
+    for key in ("reduce:0:lookup", "map:1:pixels", "map:0:pixels", "sub/map:2:x"):
+        blobs.put(key, b"v")
+    (tmp_path / "tables" / ".map:3:pixels.tmp").write_bytes(b"half")
+    (tmp_path / "tables" / "empty-folder").mkdir()
+    assert blobs.keys() == ["map:0:pixels", "map:1:pixels", "reduce:0:lookup", "sub/map:2:x"]
+    blobs.delete("sub/map:2:x")
+    assert blobs.keys() == ["map:0:pixels", "map:1:pixels", "reduce:0:lookup"]
+
+
 def test_completed_job_releases_its_scratch(cube, tmp_path):
     cfg, res = run_job(tmp_path / "w", SPEC, cube)
     assert res["status"] == "complete"

@@ -249,3 +249,43 @@ def test_the_first_map_task_makes_the_ids_dataset_and_finalize_copies_its_attrib
             assert final == made
         copied = nc_attrs(job)
         assert copied == final and list(copied) == list(final)  # the same attributes, in the same order
+
+
+def test_the_publish_task_of_the_last_step_keeps_what_a_sync_starts_from(cube, tmp_path):
+    """The job's last step as a later sync needs it (``sync:0:last``) is stored by the publish
+    task whose block ends the job, beside the other publish tasks, not by the serial finalize;
+    finalize still stores it for a job an earlier version published without it."""
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.runner import apply_overrides, plan_job, submit
+    from tos2ca_batch.stages.common import last_step_records
+    from tos2ca_batch.tasks import run_task
+
+    _, cat, _ = cube
+    cfg = Config.from_env(str(tmp_path / "w"), [str(cat)])
+    cfg.workdir.mkdir(parents=True, exist_ok=True)
+    for earlier_version in (False, True):
+        job, error = submit(cfg, apply_overrides(spec(products=["masks"]), block_steps=3), status="running")
+        assert error is None
+        plan = plan_job(cfg, job)
+        store = cfg.store(job)
+        for stage in ("map", "reduce", "relabel"):
+            for c in range(plan.stage_chunks(stage)):
+                assert run_task(cfg, stage, job, c) == "done", stage
+        last = plan.stage_chunks("publish") - 1
+        assert last > 0
+        for c in range(last):
+            assert run_task(cfg, "publish", job, c) == "done"
+        assert not store.has_table("sync", 0, "last")  # the other blocks do not write it
+        assert run_task(cfg, "publish", job, last) == "done"
+        expected = last_step_records(store, plan)
+        assert expected["index"].size > 0
+        kept = store.get_table("sync", 0, "last")
+        assert set(kept) == {"index", "value"}
+        for name in kept:
+            np.testing.assert_array_equal(kept[name], expected[name])
+        if earlier_version:
+            store.blobs.delete("sync:0:last")
+        assert run_task(cfg, "finalize", job, 0) == "done"
+        after = cfg.store(job).get_table("sync", 0, "last")  # kept after the release
+        for name in after:
+            np.testing.assert_array_equal(after[name], expected[name])

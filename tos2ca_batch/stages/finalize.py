@@ -48,5 +48,6 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         if "report" in plan.products:  # last: it links to every other file
             write_report(plan, json.loads(ctx.db.get_job(ctx.job_id)["spec"]), table, n, store.read_ids,
                          promised_outputs(plan, job_id), job_log(ctx.db, ctx.job_id), publish)
-    store.put_table("sync", 0, "last", last_step_records(store, plan))  # what a later sync starts from
+    if not store.has_table("sync", 0, "last"):  # publish writes it; not a job published by an earlier version
+        store.put_table("sync", 0, "last", last_step_records(store, plan))  # what a later sync starts from
     verify_outputs(ctx.db, ctx.outputs, job_id, promised_outputs(plan, job_id))

@@ -9,6 +9,7 @@ import numpy as np
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.outputs.masks import MASKS_CHUNKS, block_chunks, step_chunks
 from tos2ca_batch.readers import StepReader
+from tos2ca_batch.stages.common import last_step_records
 from tos2ca_batch.stages.products import (
     MASKS_LAYOUT,
     block_tables,
@@ -27,6 +28,8 @@ def run(ctx: TaskContext, chunk: int) -> None:
     plan, store, job_id = ctx.plan, ctx.store, ctx.plan.output_job
     products = plan.products
     t0, t1 = plan.stage_layout("publish").chunk(chunk)[:2]
+    if t1 == len(plan.timestamps) and not plan.sync_of:  # what a later sync starts from, here, not at
+        store.put_table("sync", 0, "last", last_step_records(store, plan))  # finalize (serial work)
     if not {"masks", "geojson", "plots", "tables", "animation"} & set(products):
         return
     table = store.get_table("reduce", 0, "components")
