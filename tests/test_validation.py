@@ -87,6 +87,20 @@ def test_missing_file_in_range_is_refused(cube, tmp_path):
     assert "2020-01-01T00:30" in res["message"]
 
 
+def test_a_range_without_any_file_is_refused_naming_a_path_looked_for(cube, tmp_path):
+    base, cat = cube
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(base / "data", data)
+    for f in data.glob("CUBE_*.nc"):
+        f.unlink()
+    cfg, res = run_job(tmp_path / "work", GOOD, data / "catalog.json")
+    assert res["status"] == "failed", res
+    assert res["message"].startswith("start: no files of CUBE in range (looked for e.g. "), res["message"]
+    assert f"{data}/CUBE_202001010000.nc)" in res["message"]
+
+
 def test_unknown_product_refused(cube, tmp_path):
     from tos2ca_batch.cli import main
 

@@ -53,7 +53,7 @@ def _check_files(entry: CatalogEntry, dataset: str, times: list, field: str) -> 
     present = existing(paths)
     missing = [t for t, path in zip(times, paths) if path not in present]
     if len(missing) == len(times):
-        raise SpecError(field, f"no files of {dataset} in range (looked for e.g. {file_for(entry, times[0])})")
+        raise SpecError(field, f"no files of {dataset} in range (looked for e.g. {paths[0]})")
     if missing:
         shown = ", ".join(f"{t:%Y-%m-%dT%H:%M}" for t in missing[:5])
         raise SpecError(field, f"{len(missing)} of {len(times)} time steps of {dataset} have no file ({shown}...)")
