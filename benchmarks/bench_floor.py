@@ -42,7 +42,12 @@ print(n)
 """
 
 
-def timed(cmd: list[str], env: dict) -> float:
+SERIAL_STAGES = ("plan", "reduce", "finalize")  # the waves of one task: every other worker waits
+
+
+def timed(cmd: list[str], env: dict, timings: list | None = None) -> float:
+    """The wall time of ``cmd``; ``timings``: gets the stage timings its last JSON line reports
+    (``run`` prints them), so each run's serial share is of its own wall time."""
     # The last run's work dir was just deleted: on a disk mounted with ``discard`` (this machine)
     # the deletes stall the next files made for a second or so. Flush them before timing.
     os.sync()
@@ -51,7 +56,17 @@ def timed(cmd: list[str], env: dict) -> float:
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed: {p.stderr[-2000:]}")
+    if timings is not None:  # under mpirun every rank's lines are there: the job's is the one with timings
+        timings.append(next(doc["timings"] for doc in map(_json_or_none, reversed(p.stdout.splitlines()))
+                            if isinstance(doc, dict) and "timings" in doc))
     return wall
+
+
+def _json_or_none(line: str):
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def timed_together(cmds: list[list[str]], env: dict) -> float:
@@ -95,6 +110,7 @@ def main() -> None:
         modes["mpi2"] = [mpirun, "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", "SPEC",
                          "--catalog", str(catalog), "--backend", "mpi"]
     walls: dict[str, list[float]] = {"floor": [], "floor2": [], **{m: [] for m in modes}}
+    stage_timings: dict[str, list[dict]] = {m: [] for m in modes}
     half = len(files) // 2
     for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every mode alike
         walls["floor"].append(timed([sys.executable, "-c", FLOOR, *files], env))
@@ -107,10 +123,11 @@ def main() -> None:
             try:
                 (work / "spec.json").write_text(json.dumps(spec))
                 cmd = [str(work / "spec.json") if c == "SPEC" else c for c in cmd] + ["--workdir", str(work)]
-                walls[mode].append(timed(cmd, env))
+                walls[mode].append(timed(cmd, env, stage_timings[mode]))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in walls.items()}
+    serial = {m: [sum(t.get(k, 0.0) for k in SERIAL_STAGES) for t in ts] for m, ts in stage_timings.items()}
     print(json.dumps({
         "benchmark": "floor", "shape": [args.steps, ny, nx], "mpx": round(mpx, 1), "repeats": args.repeats,
         "median_s": {k: round(v, 3) for k, v in med.items()}, "walls": {k: [round(x, 3) for x in v]
@@ -127,6 +144,9 @@ def main() -> None:
             name: [round(a / (2 * b), 3) for a, b in zip(walls[one], walls[two])]
             for name, one, two in (("floor", "floor", "floor2"), ("job", "local1", "local2"))
             if one in walls and two in walls},
+        # plan + reduce + finalize as each run reports them, and as a share of that run's wall time
+        "serial_ms": {m: round(statistics.median(v) * 1000, 1) for m, v in serial.items()},
+        "serial_share": {m: round(statistics.median(x / w for x, w in zip(v, walls[m])), 4) for m, v in serial.items()},
         "machine": f"{os.cpu_count()} cores", "work": args.work or tempfile.gettempdir(),
     }))
 

@@ -4,6 +4,8 @@ store prefix); a job never reports, reuses or overwrites state or files of anoth
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,53 @@ def test_a_folder_store_lists_its_keys_but_not_writes_in_flight(tmp_path):
     assert blobs.keys() == ["map:0:pixels", "map:1:pixels", "reduce:0:lookup", "sub/map:2:x"]
     blobs.delete("sub/map:2:x")
     assert blobs.keys() == ["map:0:pixels", "map:1:pixels", "reduce:0:lookup"]
+
+
+def test_a_table_is_one_deflate_stream_and_tables_of_earlier_versions_still_decode():
+    """The chunk store's tables: every column back with its dtype, shape and values, aligned; the
+    columns not stored as they are share one compressed stream; a table an earlier version wrote
+    (one numcodecs Zstd frame a column: a job resumed after an upgrade) decodes the same."""
+    import struct
+
+    import numcodecs
+
+    table = {"step": np.arange(40, dtype=np.int32), "area": np.arange(40, dtype=np.int64) * 3,
+             "empty": np.zeros((0, 3), np.float32), "scalar": np.array(2.5), "flags": np.array([True, False, True]),
+             "grid": np.arange(12, dtype=np.int16).reshape(3, 4).T, "chunk": np.frombuffer(b"deflated", np.uint8)}
+    data = codec.encode(table, "job-a", stored=("chunk",))
+    (n,) = struct.unpack_from("<I", data)
+    head = json.loads(data[4:4 + n])
+    assert head["packed"]["codec"] == "deflate" and head["identity"] == codec.identity(data) == "job-a"
+    assert len(data) == 4 + n + head["packed"]["nbytes"] + len(b"deflated")  # one stream, then the stored bytes
+    assert data.endswith(b"deflated")
+    for blob in (data, codec.encode(table)):
+        back = codec.decode(blob)
+        assert list(back) == list(table)
+        for name, arr in table.items():
+            assert back[name].dtype == arr.dtype and back[name].shape == arr.shape, name
+            assert np.array_equal(back[name], arr) and back[name].flags.aligned, name
+    zstd = numcodecs.Zstd(level=3)
+    blobs = {n: (a.tobytes() if n == "chunk" else bytes(zstd.encode(np.ascontiguousarray(a))) if a.size else b"")
+             for n, a in table.items() if n != "scalar"}
+    header = [{"name": n, "dtype": table[n].dtype.str, "shape": list(table[n].shape), "nbytes": len(b),
+               **({"codec": "none"} if n == "chunk" else {})} for n, b in blobs.items()]
+    old = json.dumps({"identity": "job-a", "arrays": header}).encode()
+    earlier = codec.decode(struct.pack("<I", len(old)) + old + b"".join(blobs.values()))
+    for name in blobs:
+        assert earlier[name].shape == table[name].shape and np.array_equal(earlier[name], table[name]), name
+
+
+def test_the_table_codec_needs_no_numcodecs():
+    """Importing numcodecs costs ~35 ms (its registry scans every installed package's entry
+    points): a process that reads and writes tables only (a map task's container) skips it."""
+    code = ("import sys, numpy as np\n"
+            "from tos2ca_batch.stores import codec\n"
+            "t = codec.decode(codec.encode({'a': np.arange(9)}, 'j'))\n"
+            "assert t['a'].tolist() == list(range(9))\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'numcodecs'))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
 
 
 def test_completed_job_releases_its_scratch(cube, tmp_path):

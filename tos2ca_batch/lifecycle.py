@@ -101,14 +101,15 @@ def cancel(cfg: Config, job_id: int, reason: str) -> bool:
     return changed
 
 
-def complete(cfg: Config, job_id: int) -> bool:
+def complete(cfg: Config, job_id: int, plan=None) -> bool:
     """``running`` -> ``complete`` once every chunk is complete (finalize has verified the outputs);
-    then the scratch is released and the user told. False if it was not running or not done."""
+    then the scratch is released and the user told. False if it was not running or not done.
+    ``plan``: the job's plan, when the caller has it loaded already."""
     db = cfg.db()
     if any(c["status"] != "complete" for c in db.chunks(job_id)):
         return False
     store = cfg.store(job_id)
-    plan = load_plan(store)
+    plan = plan or load_plan(store)
     prefix = cfg.outputs(job_id, plan.output_prefix).prefix
     message = f"complete at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}; outputs under {prefix}"
     if store.has_json("summary"):  # curation: say which mask times had no curation data

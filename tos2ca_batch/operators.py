@@ -120,8 +120,18 @@ def plugin_errors() -> dict[str, str]:
     return dict(_ERRORS)
 
 
+_BUILTIN_BY_NAME = {op.name: op for op in BUILTIN}
+
+
+def find(name: str) -> Operator | None:
+    """The operator ``name``, or None. A built-in is found without looking for plugins: a plugin
+    never replaces one, and the look (every installed distribution's entry points read) costs
+    ~5 ms in each process of a job."""
+    return _BUILTIN_BY_NAME.get(name) or registry().get(name)
+
+
 def get(name: str) -> Operator:
-    ops = registry()
-    if name not in ops:
-        raise KeyError(f"unknown operator {name!r}; known: {', '.join(ops)}")
-    return ops[name]
+    op = find(name)
+    if op is None:
+        raise KeyError(f"unknown operator {name!r}; known: {', '.join(registry())}")
+    return op

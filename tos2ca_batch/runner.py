@@ -191,8 +191,9 @@ def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
     except Exception as exc:  # a store or service error outside any chunk
         lifecycle.fail(cfg, job_id, f"{db.get_job(job_id)['phase']}: {type(exc).__name__}: {exc}")
         return result(cfg, job_id)
-    lifecycle.complete(cfg, job_id)
-    return dict(result(cfg, job_id), timings={k: round(v, 3) for k, v in timings.items()})
+    if db.get_job(job_id)["status"] == "running":  # else the task that ran the last stage completed it
+        lifecycle.complete(cfg, job_id)
+    return dict(result(cfg, job_id), timings={k: round(v, 4) for k, v in timings.items()})
 
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:

@@ -164,25 +164,26 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
         return JobSpec(stage, dataset, variable, phdef_job=job, block_steps=block, tile=tile,
                        email=email, raw=raw)
 
-    from tos2ca_batch.operators import registry
+    from tos2ca_batch.operators import find, registry
 
-    ops = registry()
     operator = raw.get("operator")
-    if not isinstance(operator, str) or operator not in ops:
-        raise SpecError("operator", f"unknown operator {operator!r}; allowed: {_allowed(ops)} "
+    op = find(operator) if isinstance(operator, str) else None
+    if op is None:
+        raise SpecError("operator", f"unknown operator {operator!r}; allowed: {_allowed(registry())} "
                                     "(tos2ca-batch operators lists them with their parameters)")
     value = _number(raw, "value")
     value2 = None
-    if ops[operator].takes_value2:
+    if op.takes_value2:
         value2 = _number(raw, "value2")
         if value2 == value:
             raise SpecError("value2", f"{operator} needs two different thresholds; value and value2 are both {value}")
     elif raw.get("value2") is not None:
+        ops = registry()
         raise SpecError("value2", f"only {_allowed([o for o in ops if ops[o].takes_value2])} take a value2, "
                                   f"not {operator}")
     if operator == "anomalyEvent" and value == 0:
         raise SpecError("value", "anomalyEvent needs k != 0 standard deviations")
-    if ops[operator].baseline == "percentile" and not 0 < value < 100:
+    if op.baseline == "percentile" and not 0 < value < 100:
         raise SpecError("value", f"{operator} needs a percentile 0 < value < 100, got {value}")
     start, end = _time(raw, "start"), _time(raw, "end")
     if end < start:
@@ -220,7 +221,8 @@ def validate(raw: dict, catalog: dict) -> JobSpec:
     baseline = None
     if raw.get("baseline") is not None:
         b = raw["baseline"]
-        if ops[operator].baseline is None:
+        if op.baseline is None:
+            ops = registry()
             raise SpecError("baseline", f"only {_allowed([o for o in ops if ops[o].baseline])} take a baseline, "
                                         f"not {operator}")
         if not isinstance(b, dict) or set(b) != {"start", "end"}:

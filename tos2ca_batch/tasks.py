@@ -106,7 +106,7 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
         keeper.stop.set()
     db.finish_chunk(job_id, stage, chunk, "complete")
     if STAGES[stage].completes_job:  # the last stage: the job is complete (once, whoever runs it)
-        lifecycle.complete(cfg, job_id)
+        lifecycle.complete(cfg, job_id, ctx.plan)
     return "done"
 
 
