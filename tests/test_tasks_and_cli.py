@@ -36,6 +36,10 @@ def test_claims_are_exclusive_and_leases_expire(tmp_path):
     db.add_chunks(job, "map", [("202001010000", "202001010030")] * 2)
     db.add_chunks(job, "map", [("x", "y")] * 2)  # idempotent
     assert len(db.chunks(job, "map")) == 2
+    db.add_stage_chunks(job, {"map": [("x", "y")] * 3, "reduce": [("a", "b")]})  # several stages, one commit
+    assert [(r["stage"], r["chunkID"], r["startDate"]) for r in db.chunks(job)] == [
+        ("map", 0, "202001010000"), ("map", 1, "202001010000"), ("map", 2, "x"), ("reduce", 0, "a")]
+    db.execute("DELETE FROM chunks WHERE jobID = ? AND (stage = 'reduce' OR chunkID = 2)", (job,))
     assert db.claim_chunk(job, "map", 0, "w1", 600) == "claimed"
     assert db.claim_chunk(job, "map", 0, "w2", 600) == "busy"
     assert db.claim_chunk(job, "map", 1, "w1", -1) == "claimed"  # lease already expired

@@ -253,11 +253,16 @@ class JobsDB:
     # -- chunks ---------------------------------------------------------------------------------
     def add_chunks(self, job_id: int, stage: str, ranges: list[tuple[str, str]]) -> None:
         """One pending row per chunk (idempotent); ``ranges`` gives each chunk's first/last time."""
+        self.add_stage_chunks(job_id, {stage: ranges})
+
+    def add_stage_chunks(self, job_id: int, ranges: dict[str, list[tuple[str, str]]]) -> None:
+        """:meth:`add_chunks` of several stages (stage -> ranges) in one transaction: a plan's rows
+        in one commit, not one a stage (each a sync of the journal on a disk)."""
         with self._cursor() as cur:
             cur.executemany(self._sql(
                 f"{self.insert_ignore} INTO chunks (jobID, chunkID, stage, status, attempts, startDate, endDate)"
                 " VALUES (?, ?, ?, 'pending', 0, ?, ?)"
-            ), [(job_id, i, stage, a, b) for i, (a, b) in enumerate(ranges)])
+            ), [(job_id, i, stage, a, b) for stage, rs in ranges.items() for i, (a, b) in enumerate(rs)])
 
     def claim_chunk(self, job_id: int, stage: str, chunk_id: int, worker: str, lease_seconds: float) -> str:
         """``claimed``, ``complete`` (nothing to do) or ``busy`` (another worker holds a live lease)."""
