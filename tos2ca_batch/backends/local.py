@@ -43,9 +43,9 @@ def _init_worker(pickled_cfg: bytes) -> None:
 
 def preload() -> None:
     """Import what a job runs, once, before the workers are forked: every stage module, netCDF4
-    (the masks file), numcodecs' Zstd (the ids dataset's chunks, ``stores.zarrwrite``) and the
-    planner with its scan cache (this process plans the job). zarr is not among them: a job
-    writes its ids without it; only the stages that read the ids back import it."""
+    (the masks file) and the planner with its scan cache (this process plans the job). zarr is
+    not among them: a job writes its ids without it (``stores.zarrwrite``); only the stages that
+    read the ids back import it."""
     import importlib
 
     import tos2ca_batch.tasks  # noqa: F401
@@ -53,7 +53,7 @@ def preload() -> None:
 
     for stage in STAGES.values():
         importlib.import_module(f"tos2ca_batch.stages.{stage.module}")
-    for module in ("netCDF4", "numcodecs.zstd", "tos2ca_batch.stages.plan", "tos2ca_batch.stores.scancache"):
+    for module in ("netCDF4", "tos2ca_batch.stages.plan", "tos2ca_batch.stores.scancache"):
         importlib.import_module(module)
 
 

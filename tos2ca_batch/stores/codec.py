@@ -1,21 +1,20 @@
 """Tables (dicts of named arrays) to compressed bytes and back.
 
-Layout: 4-byte little-endian header length, a JSON header, then the packed arrays as one raw
-DEFLATE stream (libdeflate, level 1), then the arrays the caller ``stored`` as they are. The
-header holds the identity of the job that wrote it, each array's name, dtype, shape and byte
-length (``"codec": "none"`` for a stored one: its bytes are compressed already, and compressing
-them again would spend milliseconds a step to gain nothing) and ``packed``: the stream's codec,
-compressed length and inflated size. Packed arrays lie end to end, each padded to 8 bytes, so
-every column decodes aligned, as a view of the one inflated buffer.
+Layout: 4-byte little-endian header length, a JSON header, then the packed arrays as one
+numcodecs Zstd frame (level 3), then the arrays the caller ``stored`` as they are. The header
+holds the identity of the job that wrote it, each array's name, dtype, shape and byte length
+(``"codec": "none"`` for a stored one: its bytes are compressed already, and compressing them
+again would spend milliseconds a step to gain nothing) and ``packed``: the frame's codec,
+compressed length and content size. Packed arrays lie end to end, each padded to 8 bytes, so
+every column decodes aligned, as a view of the one decompressed buffer.
 
-Why one stream a table, and why libdeflate: the map's tables have 5-16 columns of a few hundred
-bytes, and a compressor call has a fixed cost (~12 us for numcodecs' Zstd), which the serial
-reduce and finalize paid some 150 times a job. libdeflate is the reads' own inflater
-(``rawchunks``), imported anyway; numcodecs costs ~35 ms to import (its codec registry scans
-every installed package's entry points), in every process of every job. On these tables level 1
-is as small as zstd level 3 and faster on the small ones (benchmarks/RESULTS.md). Tables an
-earlier version wrote (one Zstd frame an array, no ``packed``) still decode, importing numcodecs
-only then.
+Why one frame a table: the map's tables have 5-16 columns of a few hundred bytes, and each Zstd
+call has a fixed cost (~12 us), which the serial reduce and finalize paid some 150 times a job;
+one frame a table decodes such a table 3-4.5x faster, encodes it 2.3-3.9x faster
+(``benchmarks/bench_codec.py``). Why Zstd and not libdeflate, which the reads import anyway: on
+a map chunk's pixel table (0.5 MB) libdeflate level 1 encodes 1.6x and decodes 1.7x slower
+(it is 10-40 us faster on the small tables). Tables an earlier version wrote (one frame an
+array, no ``packed``) still decode.
 """
 
 from __future__ import annotations
@@ -23,10 +22,10 @@ from __future__ import annotations
 import json
 import struct
 
-import deflate
+import numcodecs
 import numpy as np
 
-LEVEL = 1
+_CODEC = numcodecs.Zstd(level=3)
 _ALIGN = 8
 
 
@@ -48,10 +47,10 @@ def encode(arrays: dict[str, np.ndarray], identity: str | None = None, stored: t
             packed.append(raw.ljust(_padded(len(raw)), b"\0"))
         header.append(entry)
     body = b"".join(packed)
-    stream = deflate.deflate_compress(body, LEVEL) if body else b""
+    frame = bytes(_CODEC.encode(body)) if body else b""
     head = json.dumps({"identity": identity, "arrays": header,
-                       "packed": {"codec": "deflate", "nbytes": len(stream), "size": len(body)}}).encode()
-    return struct.pack("<I", len(head)) + head + stream + b"".join(kept)
+                       "packed": {"codec": "zstd", "nbytes": len(frame), "size": len(body)}}).encode()
+    return struct.pack("<I", len(head)) + head + frame + b"".join(kept)
 
 
 def _header(data: bytes) -> tuple[dict, int]:
@@ -69,10 +68,10 @@ def decode(data: bytes) -> dict[str, np.ndarray]:
     packed = head.get("packed")
     if packed is None:
         return _decode_per_array(head["arrays"], data, pos)
-    if packed["codec"] != "deflate":
-        raise ValueError(f"table packed with {packed['codec']!r}; this version reads deflate")
+    if packed["codec"] != "zstd":
+        raise ValueError(f"table packed with {packed['codec']!r}; this version reads zstd")
     end = pos + packed["nbytes"]
-    body = deflate.deflate_decompress(data[pos:end], packed["size"]) if packed["size"] else b""
+    body = _CODEC.decode(data[pos:end]) if packed["size"] else b""
     pos, at, out = end, 0, {}
     for h in head["arrays"]:
         dtype, n = np.dtype(h["dtype"]), h["nbytes"]
@@ -86,10 +85,7 @@ def decode(data: bytes) -> dict[str, np.ndarray]:
 
 
 def _decode_per_array(header: list[dict], data: bytes, pos: int) -> dict[str, np.ndarray]:
-    """A table of an earlier version: each array its own numcodecs Zstd frame."""
-    from numcodecs import Zstd
-
-    zstd = Zstd()
+    """A table of an earlier version: each array its own Zstd frame."""
     out = {}
     for h in header:
         blob = data[pos : pos + h["nbytes"]]
@@ -98,7 +94,7 @@ def _decode_per_array(header: list[dict], data: bytes, pos: int) -> dict[str, np
         if h.get("codec") == "none":
             arr = np.frombuffer(blob, dtype=dtype).reshape(tuple(h["shape"]))
         elif h["nbytes"]:
-            arr = np.frombuffer(zstd.decode(blob), dtype=dtype).reshape(tuple(h["shape"]))
+            arr = np.frombuffer(_CODEC.decode(blob), dtype=dtype).reshape(tuple(h["shape"]))
         else:
             arr = np.zeros(h["shape"], dtype)
         out[h["name"]] = arr
