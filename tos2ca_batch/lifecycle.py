@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from tos2ca_batch.config import Config
 from tos2ca_batch.notify import notify
 from tos2ca_batch.pipeline import KEPT_AFTER_COMPLETION
-from tos2ca_batch.plans import load_plan
+from tos2ca_batch.plans import Plan, load_plan
 from tos2ca_batch.redact import redact
 
 log = logging.getLogger("tos2ca_batch")
@@ -101,7 +101,7 @@ def cancel(cfg: Config, job_id: int, reason: str) -> bool:
     return changed
 
 
-def complete(cfg: Config, job_id: int, plan=None) -> bool:
+def complete(cfg: Config, job_id: int, plan: Plan | None = None) -> bool:
     """``running`` -> ``complete`` once every chunk is complete (finalize has verified the outputs);
     then the scratch is released and the user told. False if it was not running or not done.
     ``plan``: the job's plan, when the caller has it loaded already."""
