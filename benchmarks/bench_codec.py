@@ -21,7 +21,7 @@ import statistics
 import struct
 import subprocess
 import sys
-import time
+import timeit
 
 import deflate
 import numcodecs
@@ -77,12 +77,7 @@ def per_array_decode(data: bytes) -> dict[str, np.ndarray]:
 
 
 def median_us(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times) * 1e6, 1)
+    return round(statistics.median(timeit.repeat(fn, number=1, repeat=repeats)) * 1e6, 1)
 
 
 def main() -> None:

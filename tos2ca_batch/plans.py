@@ -109,6 +109,10 @@ class Plan:
         lay = self.stage_layout(stage)
         return [(stamps[t0], stamps[t1 - 1]) for t0, t1 in (lay.chunk(c)[:2] for c in range(lay.n_chunks))]
 
+    def chunk_ranges(self) -> dict[str, list[tuple[str, str]]]:
+        """:meth:`stage_ranges` of every stage of the job: its chunk rows, stage by stage."""
+        return {stage: self.stage_ranges(stage) for stage in self.stages()}
+
     def to_json(self) -> dict:
         doc = {"kind": self.kind}
         for f in dataclasses.fields(self):

@@ -133,7 +133,7 @@ def plan_follower(cfg: Config, lead: PhDefPlan, job_id: int, tracking: dict, out
     plan.save(store)
     lay = plan.layout
     create_ids_dataset(store, plan)  # it has no map stage to make it
-    ctx.db.add_stage_chunks(job_id, {stage: plan.stage_ranges(stage) for stage in plan.stages()})
+    ctx.db.add_stage_chunks(job_id, plan.chunk_ranges())
     ctx.db.update_job(job_id, nChunks=lay.n_chunks)
     return plan
 

@@ -103,7 +103,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         time_step_minutes=step, categorical=spec.variable in entry.categorical,
     )
     plan.save(store)
-    db.add_stage_chunks(job_id, {stage: plan.stage_ranges(stage) for stage in plan.stages()})
+    db.add_stage_chunks(job_id, plan.chunk_ranges())
     db.update_job(job_id, nChunks=layout.n_chunks)
     return plan
 

@@ -129,6 +129,6 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
     )
     plan.save(store)  # the ids dataset is made by the first map task (stages.common.create_ids_dataset)
     db = ctx.db
-    db.add_stage_chunks(job_id, {stage: plan.stage_ranges(stage) for stage in plan.stages()})
+    db.add_stage_chunks(job_id, plan.chunk_ranges())
     db.update_job(job_id, nChunks=layout.n_chunks)
     return plan

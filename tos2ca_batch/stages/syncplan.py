@@ -107,6 +107,6 @@ def make_plan(ctx: TaskContext, job_id: int, until: datetime | None) -> PhDefPla
     store.put_table("sync", 0, "start", start)
     store.put_table("sync", 0, "last", parent.store.get_table("sync", 0, "last"))
     plan.save(store)  # the ids dataset is made by the first map task (stages.common.create_ids_dataset)
-    ctx.db.add_stage_chunks(ctx.job_id, {stage: plan.stage_ranges(stage) for stage in plan.stages()})
+    ctx.db.add_stage_chunks(ctx.job_id, plan.chunk_ranges())
     ctx.db.update_job(ctx.job_id, nChunks=layout.n_chunks, startDate=stamps[1], endDate=stamps[-1])
     return plan
