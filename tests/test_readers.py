@@ -398,3 +398,22 @@ def test_dimension_names_are_those_of_the_dimension_scales(tmp_path):
         f["y"].make_scale("y")
         plain.dims[1].attach_scale(f["y"])
         assert HDF5File._dimension_names(plain) == [None, "y", None]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["hdf5", "netcdf4"])
+def test_named_attributes_are_the_full_set_restricted(tmp_path, fast):
+    """``attributes(t, names)`` (what the plan reads: units and long_name) is the full set's
+    entries of those names, a missing name left out; the HDF5 reader opens no raw chunk index for it."""
+    write(tmp_path / "f.nc", {"packed": True})
+    entry = CatalogEntry("f", str(tmp_path / "f.nc"), 60, {"lat": "lat", "lon": "lon", "time": "time"})
+    with StepReader(entry, "sst") as r:
+        r.fast = fast
+        every = r.attributes(T)
+        named = r.attributes(T, ("scale_factor", "long_name", "valid_range"))
+        assert isinstance(r.handle(T), HDF5File) is fast
+        if fast:
+            assert r.handle(T)._chunks is False  # not read: no value was asked for
+    assert set(every) >= {"scale_factor", "add_offset", "valid_range", "_FillValue"}
+    assert set(named) == {"scale_factor", "valid_range"}
+    for k in named:
+        np.testing.assert_array_equal(named[k], every[k])

@@ -150,8 +150,8 @@ class NetCDFFile:
         """Decoded values at ``key`` into ``dest`` (a view shaped as the read, any strides)."""
         dest[...] = self.decode(self.raw(key))
 
-    def attributes(self) -> dict:
-        return {k: self.var.getncattr(k) for k in self.var.ncattrs()}
+    def attributes(self, names: tuple[str, ...] | None = None) -> dict:
+        return {k: self.var.getncattr(k) for k in self.var.ncattrs() if names is None or k in names}
 
 
 class ZarrFile:
@@ -185,8 +185,8 @@ class ZarrFile:
     def read_into(self, key: tuple, dest: np.ndarray) -> None:
         dest[...] = np.asarray(self.var[key].values, np.float32)
 
-    def attributes(self) -> dict:
-        return dict(self.var.attrs)
+    def attributes(self, names: tuple[str, ...] | None = None) -> dict:
+        return {k: v for k, v in self.var.attrs.items() if names is None or k in names}
 
 
 PHONY_DIMENSION = b"This is a netCDF dimension but not a netCDF variable"
@@ -227,14 +227,33 @@ class HDF5File:
             for name in coordinates:  # packed coordinates: netCDF4 would unpack them
                 if name in self.group and _packed(h5py.h5o.open(self.group.id, name.encode())):
                     raise NotDecodable(f"coordinate {name} is packed")
-            try:
-                self.chunks: RawChunks | None = RawChunks(self.var, self.source)
-            except NotFast:
-                self.chunks = None
-            self.dims = self._dimension_names(self.var)
         except BaseException:
             self.file.close()
             raise
+        self._chunks: RawChunks | None | bool = False  # False: not looked at yet
+        self._dims: list[str | None] | None = None
+
+    # The chunk index and the dimension names are read when first needed: the plan opens the
+    # first file for its grid and attributes only (in a process just forked, every call costs).
+    @property
+    def chunks(self) -> RawChunks | None:
+        """The variable's raw chunks, or None when h5py must read them (a filter not ours)."""
+        if self._chunks is False:
+            try:
+                self._chunks = RawChunks(self.var, self.source)
+            except NotFast:
+                self._chunks = None
+        return self._chunks
+
+    @chunks.setter
+    def chunks(self, value: RawChunks | None) -> None:
+        self._chunks = value
+
+    @property
+    def dims(self) -> list[str | None]:
+        if self._dims is None:
+            self._dims = self._dimension_names(self.var)
+        return self._dims
 
     @staticmethod
     def _attrs(obj, names=None) -> dict:
@@ -294,8 +313,8 @@ class HDF5File:
                 self.chunks = None
         dest[...] = self.decode(self.raw(key))
 
-    def attributes(self) -> dict:
-        return self._attrs(self.var)
+    def attributes(self, names: tuple[str, ...] | None = None) -> dict:
+        return self._attrs(self.var, names)
 
 
 class StepReader:
@@ -437,6 +456,7 @@ class StepReader:
                 handle.read_into(tuple(parts[role] for role in roles), dest)
         return out
 
-    def attributes(self, t: datetime) -> dict:
-        """The variable's own attributes (units, long_name...) from the file holding ``t``."""
-        return self.handle(t).attributes()
+    def attributes(self, t: datetime, names: tuple[str, ...] | None = None) -> dict:
+        """The variable's own attributes (units, long_name...) from the file holding ``t``; only
+        ``names`` when given (each attribute read costs: the plan needs two)."""
+        return self.handle(t).attributes(names)

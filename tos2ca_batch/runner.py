@@ -56,19 +56,30 @@ def submit(cfg: Config, raw: dict, status: str = "pending") -> tuple[int, str | 
 
     ``run`` stores it as ``running`` so that no worker claims a job it is about to run itself.
     """
+    job_id, error, _ = _submit(cfg, raw, status)
+    return job_id, error
+
+
+Validated = tuple[JobSpec, dict, dict]  # the spec, the catalog it was checked against, the document
+
+
+def _submit(cfg: Config, raw: dict, status: str) -> tuple[int, str | None, Validated | None]:
     db = cfg.db()
     job_id = db.create_job(raw, status=status)
     try:
         spec_doc = {k: v for k, v in raw.items() if k != "products"} if isinstance(raw, dict) else raw
-        validate(spec_doc, cfg.catalog())
+        catalog = cfg.catalog()
+        spec = validate(spec_doc, catalog)
     except (SpecError, ValueError) as exc:
         lifecycle.fail(cfg, job_id, str(exc))
-        return job_id, str(exc)
-    return job_id, None
+        return job_id, str(exc), None
+    return job_id, None, (spec, catalog, raw)
 
 
-def plan_job(cfg: Config, job_id: int) -> Plan:
-    """Validate against catalog and data and store the plan (raises SpecError)."""
+def plan_job(cfg: Config, job_id: int, validated: Validated | None = None) -> Plan:
+    """Validate against catalog and data and store the plan (raises SpecError). ``validated``:
+    the job's spec as :func:`run` just checked it in this process (else it is read and checked
+    again from the job's row)."""
     ctx = TaskContext(cfg, job_id)
     row = ctx.db.get_job(job_id)
     if ctx.store.has_json("plan") and ctx.db.chunks(job_id):  # picked up again after a lost worker
@@ -81,7 +92,7 @@ def plan_job(cfg: Config, job_id: int) -> Plan:
         lifecycle.begin(cfg, job_id)
         until = json.loads(row["spec"]).get("until")
         return make_sync_plan(ctx, int(row["phdefJobID"]), parse_time(until) if until else None)
-    spec, catalog, raw = _spec_from_row(cfg, row)
+    spec, catalog, raw = validated or _spec_from_row(cfg, row)
     lifecycle.begin(cfg, job_id)
     if spec.stage == "curation":
         from tos2ca_batch.stages.curate import make_plan
@@ -149,20 +160,20 @@ def run_to_end(cfg: Config, job_id: int, stages: list[str], backend: Backend) ->
             time.sleep(min(5.0, max(0.2, cfg.lease_seconds / 4)))
 
 
-def execute(cfg: Config, job_id: int, backend: Backend) -> dict:
+def execute(cfg: Config, job_id: int, backend: Backend, validated: Validated | None = None) -> dict:
     """Plan and run every stage of a job this process holds; the job ends complete, failed or
     cancelled (never left running by an error: any exception fails it with the reason)."""
     with lifecycle.job_lease(cfg, job_id, lifecycle.worker_name()):
-        return _execute(cfg, job_id, backend)
+        return _execute(cfg, job_id, backend, validated)
 
 
-def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
+def _execute(cfg: Config, job_id: int, backend: Backend, validated: Validated | None) -> dict:
     db = cfg.db()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
         try:
-            plan = plan_job(cfg, job_id)
+            plan = plan_job(cfg, job_id, validated)
         except SpecError as exc:
             lifecycle.fail(cfg, job_id, str(exc))
             return result(cfg, job_id)
@@ -198,10 +209,10 @@ def _execute(cfg: Config, job_id: int, backend: Backend) -> dict:
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:
     """Store and run a job in this process (holding its lease, so it can be resumed if we die)."""
-    job_id, error = submit(cfg, raw, status="running")
+    job_id, error, validated = _submit(cfg, raw, "running")
     if error:
         return result(cfg, job_id)
-    return execute(cfg, job_id, backend)
+    return execute(cfg, job_id, backend, validated)
 
 
 def resume(cfg: Config, job_id: int, backend: Backend) -> dict:

@@ -55,6 +55,10 @@ def preload() -> None:
         importlib.import_module(f"tos2ca_batch.stages.{stage.module}")
     for module in ("netCDF4", "tos2ca_batch.stages.plan", "tos2ca_batch.stores.scancache"):
         importlib.import_module(module)
+    from tos2ca_batch.timeutil import decode_file_times
+
+    # cftime's first call costs 0.5 ms (its caches): paid here once, not by the plan and each worker
+    decode_file_times([0.0], "seconds since 1980-01-06 00:00:00", "julian", "warm-up")
 
 
 def _ready(_: int) -> int:

@@ -73,7 +73,7 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
         stats_times = _timestamps(entry, spec.dataset, b0, b1, "baseline" if spec.baseline else "start")
     with StepReader(entry, spec.variable) as reader:
         src_lat, src_lon = reader.grid(times[0])
-        attrs = reader.attributes(times[0])
+        attrs = reader.attributes(times[0], ("units", "long_name"))
     rows, cols, wrap = select_grid(src_lat, src_lon, spec.bbox)
     if rows.size == 0 or cols.size == 0:
         lon = ((src_lon + 180) % 360) - 180
