@@ -41,7 +41,8 @@ def one_run(catalog: Path, steps: int, workers: int, block_steps: int | None) ->
         if block_steps:
             raw["chunking"] = {"block_steps": block_steps}
         t0 = time.perf_counter()
-        backend.start(cfg)  # as the CLI does: workers forked with the package imported
+        backend.prepare()  # as the CLI does: the workers are forked with the package imported,
+        # after the plan here (runner.execute)
         try:
             res = run(cfg, raw, backend)
         finally:

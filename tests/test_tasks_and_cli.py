@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime
 
 import numpy as np
@@ -218,3 +219,87 @@ def test_a_task_before_its_stage_is_ready_changes_nothing(cube, tmp_path):
     _, ref = run_job(tmp_path / "ref", SPEC, cube, block_steps=2, tile=(5, 12))
     assert_same_outputs(local_outputs(result(Config.from_env(work), 1), tmp_path / "a"),
                         local_outputs(ref, tmp_path / "b"))
+
+
+def test_the_pool_forks_after_the_plan_when_planning_leaves_no_thread_or_client(cube, tmp_path, monkeypatch):
+    """``run`` of a PhDef job on local files with SQLite and folders forks its workers after the
+    plan (its pages are then not shared yet: no copy-on-write while it plans), with no thread of
+    the job alive at the fork; the job's lease is renewed from then on. Any other job, or any
+    configuration that opens a connection, forks before the plan."""
+    import threading
+
+    from tos2ca_batch import runner
+    from tos2ca_batch.backends.local import LocalBackend
+    from tos2ca_batch.catalog import CatalogEntry
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.spec import JobSpec
+    from tos2ca_batch.worker import work
+
+    events = []
+    plan_job, make_pool = runner.plan_job, LocalBackend._make_pool
+    monkeypatch.setattr(runner, "plan_job", lambda *a, **k: events.append("plan") or plan_job(*a, **k))
+    monkeypatch.setattr(LocalBackend, "_make_pool", lambda self, cfg, ctx: events.append(
+        ("fork", ctx.get_start_method(), sorted(t.name for t in threading.enumerate()))) or make_pool(self, cfg, ctx))
+
+    def run_with_pool(cfg: Config, spec: dict) -> dict:
+        backend = LocalBackend(2)
+        backend.prepare()  # as the CLI does for ``run``
+        try:
+            return runner.run(cfg, spec, backend)
+        finally:
+            backend.close()
+
+    threads = sorted(t.name for t in threading.enumerate())  # the test process's own: no lease, no tqdm monitor
+    cfg = Config.from_env(str(tmp_path / "w"), [str(cube)])
+    res = run_with_pool(cfg, SPEC)
+    assert res["status"] == "complete", res["message"]
+    assert events == ["plan", ("fork", "fork", threads)]
+
+    # a job a worker claimed (its spec is read from its row when planned): forked before the plan
+    events.clear()
+    cfg = Config.from_env(str(tmp_path / "w2"), [str(cube)])
+    job_id, error = runner.submit(cfg, SPEC)
+    assert error is None
+    backend = LocalBackend(2)
+    backend.prepare()
+    try:
+        (res,) = work(cfg, backend, once=True)
+    finally:
+        backend.close()
+    assert res["job_id"] == job_id and res["status"] == "complete", res["message"]
+    assert events == [("fork", "fork", threads), "plan"]
+
+    def decides(environ: dict, location: str = "/data/x_{time:%Y}.nc", fmt: str = "netcdf4", stage="phdef"):
+        entry = CatalogEntry(name="D", full_name="", format=fmt, location=location, time_step=30,
+                             start_date="2020-01-01T00:00", end_date="2020-01-02T00:00", variables=["v"],
+                             coordinate_names={"lat": "lat", "lon": "lon", "time": "time"})
+        spec = JobSpec(stage=stage, dataset="D", variable="v")
+        return runner.forks_after_plan(Config.from_env(str(tmp_path / "w3"), environ=environ),
+                                       (spec, {"D": entry}, {}))
+
+    assert decides({}) and decides({}, fmt="hdf5")
+    assert not decides({}, fmt="zarr")  # zarr's reads start a thread
+    assert not decides({}, location="s3://bucket/x_{time:%Y}.nc")  # obstore's runtime
+    assert not decides({}, stage="curation")
+    for environ in ({"TOS2CA_DB_URL": "mysql://root@127.0.0.1:3306/x"}, {"TOS2CA_REDIS_URL": "redis://127.0.0.1"},
+                    {"TOS2CA_STORE_URL": "s3://bucket/store"}, {"TOS2CA_OUTPUT_URL": "s3://bucket/out"}):
+        assert not decides(environ), environ
+    assert not runner.forks_after_plan(cfg, None)  # resume: the job's row is read after the fork
+
+
+def test_a_lease_entered_without_renewal_starts_renewing_when_told(tmp_path):
+    from tos2ca_batch.lifecycle import Lease
+
+    holds = []
+    lease = Lease(0.03, lambda: holds.append(1), "test", renew=False)
+    with lease:
+        assert len(holds) == 1 and lease._thread.ident is None  # held, no thread yet
+        lease.renew_from_now()
+        lease.renew_from_now()  # once
+        assert lease._thread.is_alive()
+        deadline = time.monotonic() + 60  # renewed every 0.01 s: however loaded the machine, it comes
+        while len(holds) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(holds) >= 4
+    lease._thread.join(60)
+    assert not lease._thread.is_alive()

@@ -365,10 +365,11 @@ def _config(args, make_workdir: bool = True):
     return cfg
 
 
-def _on_backend(cfg, args, call, exit_code=None) -> int:
+def _on_backend(cfg, args, call, exit_code=None, start_in_job: bool = False) -> int:
     """Run ``call(backend)`` (a job) on the chosen backend with signals handled; print its JSON line.
     Under MPI, ranks > 0 serve rank 0 instead. ``exit_code(res)``: the exit status (default: the
-    job's)."""
+    job's). ``start_in_job``: ``call`` starts the backend itself (``runner.execute``: maybe after
+    the plan), which it may when nothing of ``cfg`` opens a connection before."""
     from tos2ca_batch.backends import make_backend
     from tos2ca_batch.lifecycle import NotResumable
     from tos2ca_batch.runner import Interrupted
@@ -377,7 +378,9 @@ def _on_backend(cfg, args, call, exit_code=None) -> int:
     if args.backend == "mpi" and backend.rank > 0:
         backend.serve(cfg)
         return 0
-    backend.start(cfg)  # before the job starts threads or opens connections (workers are forked)
+    backend.prepare()  # before the job starts threads or opens connections
+    if not (start_in_job and cfg.all_local()):
+        backend.start(cfg)  # (workers are forked now; else by the job: runner.execute)
     try:
         with _Signals():
             res = call(backend)
@@ -406,7 +409,7 @@ def _run_spec(cfg, raw, args) -> int:
     from tos2ca_batch.runner import apply_overrides, run
 
     raw = apply_overrides(raw, args.block_steps, args.tile, args.products)
-    return _on_backend(cfg, args, lambda backend: run(cfg, raw, backend))
+    return _on_backend(cfg, args, lambda backend: run(cfg, raw, backend), start_in_job=True)
 
 
 def _with_job(command):
@@ -552,6 +555,7 @@ def cmd_worker(args) -> int:
 
     cfg = _config(args)
     backend = make_backend(args.backend, args.workers)
+    backend.prepare()
     backend.start(cfg)
     try:
         with _Signals():

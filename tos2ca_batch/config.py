@@ -272,6 +272,12 @@ class Config:
         """The output location the job claimed when it was planned (``prefix``, from its plan)."""
         return open_output_store(prefix or self.output_base(job_id))
 
+    def all_local(self) -> bool:
+        """Jobs DB in SQLite, chunk store and outputs in folders: using this configuration opens
+        no network connection and starts no client or thread (see ``runner.execute``)."""
+        remote = [u for u in (self.store_url, self.output_url) if u and "://" in u]
+        return not self.redis_url and not remote and (not self.db_url or self.db_url.startswith("sqlite:///"))
+
     def describe(self) -> dict:
         """Where things are, without credentials."""
         return {

@@ -237,12 +237,14 @@ def forget_lost_outputs(cfg: Config, job_id: int) -> int:
 
 class Lease:
     """Hold a lease while inside ``with``: ``hold()`` takes it on entry and renews it every third
-    of ``lease_seconds`` (a job's lease here, a job's sync in ``sync``)."""
+    of ``lease_seconds`` (a job's lease here, a job's sync in ``sync``). With ``renew=False`` no
+    thread renews it until :meth:`renew_from_now` (``run`` forks its workers after the plan, and
+    a process with a thread of its own must not fork)."""
 
-    def __init__(self, lease_seconds: float, hold, what: str):
-        self.lease_seconds, self.hold, self.what = lease_seconds, hold, what
+    def __init__(self, lease_seconds: float, hold, what: str, renew: bool = True):
+        self.lease_seconds, self.hold, self.what, self.renew = lease_seconds, hold, what, renew
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, daemon=True)
+        self._thread = threading.Thread(target=self._renew, daemon=True, name=f"lease of {what}")
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_seconds / 3):
@@ -253,13 +255,21 @@ class Lease:
 
     def __enter__(self) -> Lease:
         self.hold()
-        self._thread.start()
+        if self.renew:
+            self._thread.start()
         return self
+
+    def renew_from_now(self) -> None:
+        """Take the lease afresh and start renewing it (a lease entered with ``renew=False``)."""
+        if self._thread.ident is None:  # never started
+            self.hold()
+            self._thread.start()
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
 
 
-def job_lease(cfg: Config, job_id: int, worker: str) -> Lease:
-    """Hold (and renew) a running job's lease while inside ``with``."""
-    return Lease(cfg.lease_seconds, lambda: cfg.db().hold_job(job_id, worker, cfg.lease_seconds), f"job {job_id}")
+def job_lease(cfg: Config, job_id: int, worker: str, renew: bool = True) -> Lease:
+    """Hold (and, unless ``renew`` is False, renew) a running job's lease while inside ``with``."""
+    return Lease(cfg.lease_seconds, lambda: cfg.db().hold_job(job_id, worker, cfg.lease_seconds), f"job {job_id}",
+                 renew)

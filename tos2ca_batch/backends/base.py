@@ -14,8 +14,14 @@ class StageFailed(RuntimeError):
 
 
 class Backend(Protocol):
+    def prepare(self) -> None:
+        """Get ready before a job begins, while this process has no thread of its own and no
+        network client (e.g. import what the workers run); may do nothing."""
+
     def start(self, cfg: Config) -> None:
-        """Get ready before a job begins (e.g. start worker processes); may do nothing."""
+        """Start what :meth:`prepare` readied (e.g. fork worker processes); a no-op when started
+        or not prepared. ``runner.execute`` calls it before the plan, or after it when the plan
+        leaves no thread or client behind."""
 
     def run_tasks(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
         """Run these ``(stage, chunk)`` tasks, in any order and at once if it can (they are of one

@@ -17,6 +17,8 @@ from tos2ca_batch.backends.base import StageFailed
 from tos2ca_batch.config import Config
 from tos2ca_batch.interrupts import held
 
+tqdm.monitor_interval = 0  # no monitor thread: a process that forks workers keeps no thread of its own
+
 
 def _exit_with_parent(parent: int) -> None:
     """A pool process whose parent died (``kill -9`` of ``run``) ends too, at once: its chunk's
@@ -35,10 +37,15 @@ def _init_worker(pickled_cfg: bytes) -> None:
     global _worker_config
     # Unpickling configures S3 afresh, which drops clients a forked process inherited.
     _worker_config = pickle.loads(pickled_cfg)
-    # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool).
+    # Ctrl-C reaches the whole process group: only the parent handles it (it stops the pool),
+    # whose SIGTERM ends a worker at once (a pool forked in the job inherits the CLI's handlers).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
+
+
+_preloaded = False
 
 
 def preload() -> None:
@@ -46,6 +53,11 @@ def preload() -> None:
     (the masks file) and the planner with its scan cache (this process plans the job). zarr is
     not among them: a job writes its ids without it (``stores.zarrwrite``); only the stages that
     read the ids back import it."""
+    global _preloaded
+    if _preloaded:
+        return
+    _preloaded = True
+    import encodings.ascii  # noqa: F401  (h5py decodes the first ASCII attribute with it: the plan's)
     import importlib
 
     import tos2ca_batch.tasks  # noqa: F401
@@ -76,12 +88,13 @@ def _child(stage: str, job_id: int, chunk: int) -> tuple[str, int]:
 class LocalBackend:
     """One worker runs tasks in this process; more run them in a process pool.
 
-    A pool costs nothing per job or task beyond its first start: :meth:`start`, called before the
-    job begins (before any thread or network client exists), forks the workers from this process
-    with everything imported. A pool made later (a library caller that did not start it) is
-    spawned, so its processes see this process's environment as it is then (a fork server's
-    would be the one of its own start). Either way each worker keeps its ``Config``,
-    connections and imports for every task it runs.
+    A pool costs nothing per job or task beyond its first start: :meth:`prepare`, called before
+    the job begins (before any thread or network client exists), imports everything, and
+    :meth:`start` forks the workers from this process (``runner.execute``: before the job's
+    plan, or after it when that leaves no thread or client). A pool a library caller did not
+    prepare is spawned when first needed, so its processes see this process's environment as
+    it is then (a fork server's would be the one of its own start). Either way each worker
+    keeps its ``Config``, connections and imports for every task it runs.
     """
 
     def __init__(self, workers: int | None = None):
@@ -90,12 +103,23 @@ class LocalBackend:
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
         self._pool_cfg: Config | None = None
+        self._prepared = False
         self.peak_rss_kib: dict[str, int] = {}
 
+    def _forks(self) -> bool:
+        return self.workers > 1 and "fork" in mp.get_all_start_methods()
+
+    def prepare(self) -> None:
+        """Import what the workers run, in this process, so that :meth:`start` forks them with it."""
+        if self._forks():
+            preload()
+            self._prepared = True
+
     def start(self, cfg: Config) -> None:
-        """Fork the pool's processes now (a no-op with one worker, or when already started)."""
-        if self.workers > 1 and self._pool is None and "fork" in mp.get_all_start_methods():
-            preload()  # imported once, here, for every worker
+        """Fork the pool's processes now (a no-op with one worker, when not prepared, or when
+        already started). While this process has no thread of its own and no network client: a
+        forked worker inherits neither their threads nor their locks (``runner.execute``)."""
+        if self._prepared and self._pool is None:
             self._make_pool(cfg, mp.get_context("fork"))
             list(self._pool.map(_ready, range(self.workers)))  # the executor forks every worker now
 

@@ -31,6 +31,9 @@ class MPIBackend:
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
 
+    def prepare(self) -> None:
+        """Each rank imports what it runs."""
+
     def start(self, cfg: Config) -> None:
         """The ranks are already running."""
 
