@@ -158,9 +158,7 @@ def _run_raw(cfg: Config, raw: dict, workers: int, products, block_steps, tile) 
     from tos2ca_batch.runner import run as run_job
 
     backend = LocalBackend(workers)
-    backend.prepare()
-    if not cfg.all_local():
-        backend.start(cfg)  # before the job opens a connection (else ``run`` forks: runner.execute)
+    backend.prepare()  # ``run`` starts it (runner.run)
     try:
         res = run_job(cfg, apply_overrides(raw, block_steps, tile, products), backend)
     finally:

@@ -368,8 +368,7 @@ def _config(args, make_workdir: bool = True):
 def _on_backend(cfg, args, call, exit_code=None, start_in_job: bool = False) -> int:
     """Run ``call(backend)`` (a job) on the chosen backend with signals handled; print its JSON line.
     Under MPI, ranks > 0 serve rank 0 instead. ``exit_code(res)``: the exit status (default: the
-    job's). ``start_in_job``: ``call`` starts the backend itself (``runner.execute``: maybe after
-    the plan), which it may when nothing of ``cfg`` opens a connection before."""
+    job's). ``start_in_job``: ``call`` starts the backend itself (``runner.run``)."""
     from tos2ca_batch.backends import make_backend
     from tos2ca_batch.lifecycle import NotResumable
     from tos2ca_batch.runner import Interrupted
@@ -379,8 +378,8 @@ def _on_backend(cfg, args, call, exit_code=None, start_in_job: bool = False) -> 
         backend.serve(cfg)
         return 0
     backend.prepare()  # before the job starts threads or opens connections
-    if not (start_in_job and cfg.all_local()):
-        backend.start(cfg)  # (workers are forked now; else by the job: runner.execute)
+    if not start_in_job:
+        backend.start(cfg)  # (workers are forked now)
     try:
         with _Signals():
             res = call(backend)

@@ -231,7 +231,11 @@ def _execute(cfg: Config, job_id: int, backend: Backend, validated: Validated | 
 
 
 def run(cfg: Config, raw: dict, backend: Backend) -> dict:
-    """Store and run a job in this process (holding its lease, so it can be resumed if we die)."""
+    """Store and run a job in this process (holding its lease, so it can be resumed if we die).
+    A prepared backend starts here, before the jobs DB opens a connection, unless ``cfg`` opens
+    none (then :func:`execute` starts it, maybe after the plan)."""
+    if not cfg.all_local():
+        backend.start(cfg)
     job_id, error, validated = _submit(cfg, raw, "running")
     if error:
         return result(cfg, job_id)
