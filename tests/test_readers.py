@@ -198,6 +198,9 @@ def _read_both_ways(entry, variable, t, rows, cols):
         with StepReader(entry, variable) as r:
             r.fast = fast
             out[fast] = r.read(t, rows, cols)
+            # into a caller's array, as the map reads every step (its last step's values in it)
+            reused = np.full((rows.size, cols.size), -7.5, np.float32)
+            assert r.read(t, rows, cols, reused) is reused and reused.tobytes() == out[fast].tobytes()
             if fast:
                 handle = r.handle(t)
                 took_fast = isinstance(handle, HDF5File) and handle.chunks is not None
@@ -232,6 +235,17 @@ def test_raw_chunk_reads_equal_netcdf4_bit_for_bit(tmp_path, kind):
         assert took_fast, f"{kind}: the raw-chunk path was not taken"
         assert fast.tobytes() == want.tobytes() and slow.tobytes() == want.tobytes()
     assert np.isnan(ref).any() or kind == "merra2"  # fill values are masked, not passed through
+
+
+def test_a_read_into_an_array_of_another_shape_or_type_is_refused(tmp_path):
+    cat = synthesize("imerg", tmp_path, datetime(2020, 1, 1), datetime(2020, 1, 1), res=1.0)
+    import json
+
+    entry = load_catalog([str(cat)])[next(iter(json.loads(cat.read_text())))]
+    with StepReader(entry, entry.variables[0]) as r:
+        for wrong in (np.zeros((3, 2), np.float32), np.zeros((2, 3), np.float64), np.zeros((3, 2), np.float32).T):
+            with pytest.raises(ValueError, match=r"C-contiguous float32 \(2, 3\)"):
+                r.read(entry.first, np.arange(2), np.arange(3), wrong)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda d: "+".join(d) or "plain")

@@ -436,13 +436,19 @@ class StepReader:
         self._runs.move_to_end(key)
         return self._runs[key]
 
-    def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing."""
+    def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing;
+        into ``out`` when given (a C-contiguous float32 array of that shape: a task reading step
+        after step reuses one, whose pages are then faulted in once, not every step)."""
         handle = self.handle(t)
         roles = self._roles(handle.dims)
         tk = self._time_index(t) if "time" in roles else None
         kept = [r for r in roles if r != "time"]
-        out = np.empty((rows.size, cols.size), np.float32)
+        if out is None:
+            out = np.empty((rows.size, cols.size), np.float32)
+        elif out.shape != (rows.size, cols.size) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out is {out.shape} {out.dtype}; the read needs C-contiguous float32 "
+                             f"{(rows.size, cols.size)}")
         for r0, r1, rlo, rhi in self._index_runs(rows):
             for c0, c1, clo, chi in self._index_runs(cols):
                 parts = {"time": tk if tk is not None else 0, "lat": slice(rlo, rhi), "lon": slice(clo, chi)}

@@ -43,14 +43,17 @@ def run(ctx: TaskContext, chunk: int) -> None:
     earlier = None
     if plan.sync_of and t0 == 0:  # a sync's step 0 is the job's last step, as stored at its end
         earlier = last_step_tile(store.get_table("sync", 0, "last"), lay.width, (r0, r1, c0, c1))
+    # Every step is read into one array: a step's values are done with before the next is read
+    # (records copy the masked ones).
+    buffer = np.empty((rows.size, cols.size), np.float32)
     with StepReader(plan.entry, plan.variable, grid.source) as reader:
         if t0 > 0:
-            mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols)))
+            mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols, buffer)))
         for s in range(t0, t1):
             if s == 0 and earlier is not None:
                 mask, values = earlier
             else:
-                values = reader.read(times[s], rows, cols)
+                values = reader.read(times[s], rows, cols, buffer)
                 mask = mask_of(values)
             labels = mapper.add(s, mask, values)
             index = mapper.index.astype(np.int32)
