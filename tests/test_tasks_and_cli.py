@@ -308,9 +308,10 @@ def test_a_lease_entered_without_renewal_starts_renewing_when_told(tmp_path):
 HEAP_PROBE = """
 import resource, sys
 import numpy as np
-from tos2ca_batch.heap import keep_freed_arrays
-if sys.argv[1] == "keep":
-    assert keep_freed_arrays()
+from tos2ca_batch.heap import tune_for_tasks
+if sys.argv[1] == "tuned":
+    assert tune_for_tasks() == {"heap_kept": True, "no_huge_page_advice": True}
+    assert not np._core.multiarray._get_madvise_hugepage()
 faults = []
 for _ in range(6):  # a map task's steps: two step-sized arrays (values, labels) made, filled, freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -323,29 +324,29 @@ print(faults[0], sum(faults[1:]))
 
 @pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"), reason="glibc's mallopt only")
 def test_a_task_process_reuses_a_freed_step_arrays_pages_for_the_next_step():
-    """With the heap set for tasks (``heap.keep_freed_arrays``, what the CLI and every pool worker
-    do), the pages of one step's freed arrays serve the next step's: the kernel faults them in
-    once, for the first step. glibc's defaults give them back and fault them in again."""
+    """With the memory settings for tasks (``heap.tune_for_tasks``, what the CLI and every pool
+    worker apply), the pages of one step's freed arrays serve the next step's: the kernel faults
+    them in once, for the first step. glibc's defaults give them back and fault them in again."""
     def probe(mode: str) -> tuple[int, int]:
         out = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         first, later = map(int, out.stdout.split())
         return first, later
 
-    first, later = probe("keep")
+    first, later = probe("tuned")
     assert first > 0 and later < first / 20, (first, later)
     default_first, default_later = probe("default")
     assert default_later > default_first, (default_first, default_later)  # what the setting avoids
 
 
-def _heap_set_here(_: int) -> bool:
+def _tuned_here(_: int) -> bool:
     from tos2ca_batch import heap
 
-    return heap._applied is True
+    return heap._tuned is not None and all(heap._tuned.values())
 
 
-def test_pool_workers_and_the_cli_set_the_heap_for_tasks(cube, tmp_path):
-    """Every process that runs tasks has the heap set: a pool worker (whatever its parent did) and
+def test_pool_workers_and_the_cli_tune_memory_for_tasks(cube, tmp_path):
+    """Every process that runs tasks has the settings: a pool worker (whatever its parent did) and
     the CLI's own process (a one-worker run, an MPI rank, a Batch child)."""
     from tos2ca_batch.backends.local import LocalBackend
     from tos2ca_batch.config import Config
@@ -353,10 +354,11 @@ def test_pool_workers_and_the_cli_set_the_heap_for_tasks(cube, tmp_path):
     backend = LocalBackend(2)
     try:
         pool = backend._ensure_pool(Config.from_env(str(tmp_path / "w"), [str(cube)]))  # spawned: a fresh parent
-        assert all(pool.map(_heap_set_here, range(2)))
+        assert all(pool.map(_tuned_here, range(2)))
     finally:
         backend.close()
     code = ("import sys; from tos2ca_batch import cli, heap; cli.main(['operators']); "
-            "sys.stderr.write(str(heap._applied))")
+            "sys.stderr.write(repr(heap._tuned))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stderr.endswith("True"), out.stderr[-2000:]
+    want = "{'heap_kept': True, 'no_huge_page_advice': True}"
+    assert out.returncode == 0 and out.stderr.endswith(want), out.stderr[-2000:]

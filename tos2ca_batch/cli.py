@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tos2ca_batch import __version__
-from tos2ca_batch.heap import keep_freed_arrays
+from tos2ca_batch.heap import tune_for_tasks
 from tos2ca_batch.pipeline import TASK_COMMANDS
 from tos2ca_batch.stages.common import CURATION_PRODUCTS, PHDEF_OPTIONAL, PHDEF_PRODUCTS
 
@@ -887,5 +887,5 @@ def main(argv: list[str] | None = None) -> int:
     # responses at DEBUG, so third-party loggers stay at WARNING.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("tos2ca_batch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    keep_freed_arrays()  # this process may run tasks (one worker, an MPI rank, a Batch child)
+    tune_for_tasks()  # this process may run tasks (one worker, an MPI rank, a Batch child)
     return args.func(args)

@@ -1,15 +1,23 @@
-"""glibc's heap, set for the processes that run tasks: a step's freed arrays are reused.
+"""Memory settings for the processes that run tasks: a step's freed arrays are reused at once.
 
 A map task allocates and frees arrays of one step's size every step (at 0.1 degree, 26 MB of
-values and of labels). glibc serves a block over its mmap threshold (128 KiB, raised to the size
-of the last mapped block freed) with a fresh mapping, and gives the top of its heap back to the
-system once more than twice that is free there. Either way the next step's arrays are new pages,
-which the kernel faults in and zeroes again: a read of 35 ms took 70-110 ms every few steps on
-this machine (benchmarks/RESULTS.md, eleventh pass). With the mmap threshold at its largest
-(32 MiB) and the trim threshold above a step's arrays, a freed step's pages serve the next one.
+values and of labels). Two defaults make the next step's arrays fresh pages, which the kernel
+must fault in (and zero) again, at a cost that dwarfs the work on them (benchmarks/RESULTS.md,
+eleventh pass; 1800 x 3600 steps, IMERG layout, on this machine):
 
-It never raises a process's peak: what the heap keeps is memory the process already used at
-once. Only glibc has these settings (``mallopt``); elsewhere this does nothing.
+- glibc serves a block over its mmap threshold (128 KiB, raised to the size of the last mapped
+  block freed) with a fresh mapping, and gives the top of its heap back to the system once more
+  than twice that is free there: a 35 ms read took 70-110 ms every few steps. Here the mmap
+  threshold is set to its largest (32 MiB) and the trim threshold above a step's arrays, so a
+  freed step's pages serve the next one (``mallopt``).
+- numpy asks for transparent huge pages on every array of 4 MB or more (``madvise``), and a
+  kernel whose THP ``defrag`` setting is ``madvise`` (the usual default) then compacts memory
+  inside the page fault: a worker's first five labellings took 45-52 ms instead of 8, and two
+  workers' first chunks 0.2-0.3 s longer. Here numpy's advice is turned off (what
+  ``NUMPY_MADVISE_HUGEPAGE=0`` does at import); the steady state runs no slower without them.
+
+Neither raises a process's peak: what the heap keeps is memory the process already used at once.
+Only glibc has ``mallopt``; elsewhere that part does nothing.
 """
 
 from __future__ import annotations
@@ -17,23 +25,39 @@ from __future__ import annotations
 import ctypes
 import os
 
+import numpy as np
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 MMAP_THRESHOLD = 32 << 20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit): bigger blocks are still mapped
 TRIM_THRESHOLD = 512 << 20
 
-_applied: bool | None = None
+_tuned: dict[str, bool] | None = None
 
 
-def keep_freed_arrays() -> bool:
-    """Set the thresholds in this process (once; a forked child inherits them). True if set."""
-    global _applied
-    if _applied is None:
-        _applied = False
-        if _glibc():
-            libc = ctypes.CDLL(None)
-            _applied = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-                            and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    return _applied
+def tune_for_tasks() -> dict[str, bool]:
+    """Apply both settings in this process (once; a forked child inherits them). Returns which
+    took: ``{"heap_kept": ..., "no_huge_page_advice": ...}``."""
+    global _tuned
+    if _tuned is None:
+        _tuned = {"heap_kept": _keep_freed_heap(), "no_huge_page_advice": _no_huge_page_advice()}
+    return dict(_tuned)
+
+
+def _keep_freed_heap() -> bool:
+    if not _glibc():
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def _no_huge_page_advice() -> bool:
+    """numpy reads ``NUMPY_MADVISE_HUGEPAGE`` once, at import; this is its switch afterwards."""
+    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+    switch = getattr(multiarray, "_set_madvise_hugepage", None)
+    if switch is None:
+        return False
+    switch(False)
+    return not multiarray._get_madvise_hugepage()
 
 
 def _glibc() -> bool:

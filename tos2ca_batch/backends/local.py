@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from tos2ca_batch.backends.base import StageFailed
 from tos2ca_batch.config import Config
-from tos2ca_batch.heap import keep_freed_arrays
+from tos2ca_batch.heap import tune_for_tasks
 from tos2ca_batch.interrupts import held
 
 tqdm.monitor_interval = 0  # no monitor thread: a process that forks workers keeps no thread of its own
@@ -43,7 +43,7 @@ def _init_worker(pickled_cfg: bytes) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    keep_freed_arrays()  # the parent may be a notebook's, which keeps glibc's defaults
+    tune_for_tasks()  # the parent may be a notebook's, which keeps the defaults
     import tos2ca_batch.tasks  # noqa: F401  (import the stack once per worker, not per task)
 
 
