@@ -1,6 +1,6 @@
 """A job's wall time as a ratio to the machine's single-core floor, both timed as whole processes.
 
-    python benchmarks/bench_floor.py [--res 0.25] [--steps 48] [--workers 1 2] [--repeats 3] [--mpi]
+    python benchmarks/bench_floor.py [--res 0.25] [--steps 48] [--workers 1 2] [--repeats 3] [--warmup 1] [--mpi]
 
 The floor is a process that starts Python, imports h5py and scipy, reads every step's field with
 h5py and labels its mask (``> 10``) with ``scipy.ndimage.label``, 8-connected: the least any
@@ -84,6 +84,9 @@ def timed_together(cmds: list[list[str]], env: dict) -> float:
 def main() -> None:
     ap = job_arguments()
     ap.add_argument("--mpi", action="store_true", help="also mpirun -n 2 ... --backend mpi")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="rounds of every mode run first and not kept (as hyperfine's --warmup): the "
+                         "first job after a pause ran 5-15 %% slower than the next ones (RESULTS.md)")
     roomy_tmpfs = os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free > 4 << 30  # not Docker's 64 MB
     ap.add_argument("--work", default="/dev/shm" if roomy_tmpfs else None,
                     help="where each run's work dir (chunk store, outputs, jobs DB) goes; default: tmpfs "
@@ -112,26 +115,30 @@ def main() -> None:
     walls: dict[str, list[float]] = {"floor": [], "floor2": [], **{m: [] for m in modes}}
     stage_timings: dict[str, list[dict]] = {m: [] for m in modes}
     half = len(files) // 2
-    for _ in range(args.repeats):  # interleaved, so a slow moment of the machine hits every mode alike
-        walls["floor"].append(timed([sys.executable, "-c", FLOOR, *files], env))
+    for round_ in range(-args.warmup, args.repeats):  # interleaved: a slow moment of the machine hits every mode alike
+        kept = round_ >= 0  # the warm-up rounds' times are not kept
+        runs = {"floor": timed([sys.executable, "-c", FLOOR, *files], env)}
         # The machine's own parallel ceiling for this work: two floor processes, each on half the
         # files, at once (nothing shared, nothing to coordinate).
-        walls["floor2"].append(timed_together([[sys.executable, "-c", FLOOR, *files[:half]],
-                                               [sys.executable, "-c", FLOOR, *files[half:]]], env))
+        runs["floor2"] = timed_together([[sys.executable, "-c", FLOOR, *files[:half]],
+                                         [sys.executable, "-c", FLOOR, *files[half:]]], env)
         for mode, cmd in modes.items():
             work = Path(tempfile.mkdtemp(prefix="bench-floor-", dir=args.work or None))
             try:
                 (work / "spec.json").write_text(json.dumps(spec))
                 cmd = [str(work / "spec.json") if c == "SPEC" else c for c in cmd] + ["--workdir", str(work)]
-                walls[mode].append(timed(cmd, env, stage_timings[mode]))
+                runs[mode] = timed(cmd, env, stage_timings[mode] if kept else [])
             finally:
                 shutil.rmtree(work, ignore_errors=True)
+        if kept:
+            for mode, wall in runs.items():
+                walls[mode].append(wall)
     med = {k: statistics.median(v) for k, v in walls.items()}
     serial = {m: [sum(t.get(k, 0.0) for k in SERIAL_STAGES) for t in ts] for m, ts in stage_timings.items()}
     print(json.dumps({
         "benchmark": "floor", "shape": [args.steps, ny, nx], "mpx": round(mpx, 1), "repeats": args.repeats,
-        "median_s": {k: round(v, 3) for k, v in med.items()}, "walls": {k: [round(x, 3) for x in v]
-                                                                          for k, v in walls.items()},
+        "warmup": args.warmup, "median_s": {k: round(v, 3) for k, v in med.items()},
+        "walls": {k: [round(x, 3) for x in v] for k, v in walls.items()},
         "mpx_per_s": {k: round(mpx / v, 1) for k, v in med.items()},
         "ratio_to_floor": {k: round(v / med["floor"], 2) for k, v in med.items() if k not in ("floor", "floor2")},
         # T1 / (2 T2): the job's (1 worker vs 2) and the floor's (one process vs two on halves)

@@ -12,8 +12,8 @@ eleventh pass; 1800 x 3600 steps, IMERG layout, on this machine):
   freed step's pages serve the next one (``mallopt``).
 - numpy asks for transparent huge pages on every array of 4 MB or more (``madvise``), and a
   kernel whose THP ``defrag`` setting is ``madvise`` (the usual default) then compacts memory
-  inside the page fault: a worker's first five labellings took 45-52 ms instead of 8, and two
-  workers' first chunks 0.2-0.3 s longer. Here numpy's advice is turned off (what
+  inside the page fault: a worker's first five labellings took 22-52 ms instead of 8, and two
+  workers' first chunks 0.15-0.35 s longer. Here numpy's advice is turned off (what
   ``NUMPY_MADVISE_HUGEPAGE=0`` does at import); the steady state runs no slower without them.
 
 Neither raises a process's peak: what the heap keeps is memory the process already used at once.
