@@ -311,7 +311,8 @@ import numpy as np
 from tos2ca_batch.heap import tune_for_tasks
 if sys.argv[1] == "tuned":
     assert tune_for_tasks() == {"heap_kept": True, "no_huge_page_advice": True}
-    assert not np._core.multiarray._get_madvise_hugepage()
+    import numpy._core.multiarray as multiarray  # numpy 2, which the tests install
+    assert not multiarray._get_madvise_hugepage()
 faults = []
 for _ in range(6):  # a map task's steps: two step-sized arrays (values, labels) made, filled, freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

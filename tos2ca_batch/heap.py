@@ -23,9 +23,8 @@ Only glibc has ``mallopt``; elsewhere that part does nothing.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
-
-import numpy as np
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 MMAP_THRESHOLD = 32 << 20  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit): bigger blocks are still mapped
@@ -52,12 +51,15 @@ def _keep_freed_heap() -> bool:
 
 def _no_huge_page_advice() -> bool:
     """numpy reads ``NUMPY_MADVISE_HUGEPAGE`` once, at import; this is its switch afterwards."""
-    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
-    switch = getattr(multiarray, "_set_madvise_hugepage", None)
-    if switch is None:
-        return False
-    switch(False)
-    return not multiarray._get_madvise_hugepage()
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy 2; numpy 1.26
+        try:
+            multiarray = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(multiarray, "_set_madvise_hugepage"):
+            multiarray._set_madvise_hugepage(False)
+            return not multiarray._get_madvise_hugepage()
+    return False
 
 
 def _glibc() -> bool:
