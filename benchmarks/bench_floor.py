@@ -1,6 +1,7 @@
 """A job's wall time as a ratio to the machine's single-core floor, both timed as whole processes.
 
     python benchmarks/bench_floor.py [--res 0.25] [--steps 48] [--workers 1 2] [--repeats 3] [--warmup 1] [--mpi]
+                                     [--field blobs|fractal]
 
 The floor is a process that starts Python, imports h5py and scipy, reads every step's field with
 h5py and labels its mask (``> 10``) with ``scipy.ndimage.label``, 8-connected: the least any
@@ -136,8 +137,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in walls.items()}
     serial = {m: [sum(t.get(k, 0.0) for k in SERIAL_STAGES) for t in ts] for m, ts in stage_timings.items()}
     print(json.dumps({
-        "benchmark": "floor", "shape": [args.steps, ny, nx], "mpx": round(mpx, 1), "repeats": args.repeats,
-        "warmup": args.warmup, "median_s": {k: round(v, 3) for k, v in med.items()},
+        "benchmark": "floor", "field": args.field, "shape": [args.steps, ny, nx], "mpx": round(mpx, 1),
+        "repeats": args.repeats, "warmup": args.warmup, "median_s": {k: round(v, 3) for k, v in med.items()},
         "walls": {k: [round(x, 3) for x in v] for k, v in walls.items()},
         "mpx_per_s": {k: round(mpx / v, 1) for k, v in med.items()},
         "ratio_to_floor": {k: round(v / med["floor"], 2) for k, v in med.items() if k not in ("floor", "floor2")},

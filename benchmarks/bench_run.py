@@ -62,16 +62,19 @@ def job_arguments() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data", default=os.environ.get("TOS2CA_BENCH_DATA", "/tmp/tos2ca-bench-data"))
+    ap.add_argument("--field", choices=["blobs", "fractal"], default="blobs",
+                    help="the synthetic field: the ground truth's blobs, or rain-like (synth --field fractal)")
     return ap
 
 
 def imerg_catalog(args) -> Path:
     """The synthetic IMERG-layout files of ``--res`` and ``--steps`` (written once, then reused)."""
-    data = Path(args.data) / f"imerg-{args.res}-{args.steps}"
+    field = getattr(args, "field", "blobs")
+    data = Path(args.data) / (f"imerg-{args.res}-{args.steps}" + ("" if field == "blobs" else f"-{field}"))
     catalog = data / "catalog-imerg.json"
     if not catalog.exists():
         end = datetime(2020, 1, 4) + timedelta(minutes=30 * (args.steps - 1))
-        synthesize("imerg", data, datetime(2020, 1, 4), end, res=args.res)
+        synthesize("imerg", data, datetime(2020, 1, 4), end, res=args.res, field=field)
     return catalog
 
 

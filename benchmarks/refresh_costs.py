@@ -41,7 +41,11 @@ def main() -> None:
     serial = last_json([str(HERE / "bench_serial.py"), "--steps", "10000"])
     comps = serial["steps"] * serial["components_per_step"]
     costs["reduce_seconds_per_component"] = float(f"{serial['reduce_s'] / comps:.3g}")
-    costs["reduce_bytes_per_component"] = round((serial["reduce_peak_rss_mib"] - 150) * 2**20 / comps)
+    # The reduce holds one time block at a time: its rows, a map block more and the halo block.
+    held = min(comps, serial["rows"] + 2 * 24 * serial["components_per_step"])
+    costs["reduce_bytes_per_row"] = round((serial["reduce_peak_rss_mib"] - serial["before_reduce_rss_mib"])
+                                          * 2**20 / held)
+    costs.pop("reduce_bytes_per_component", None)
     costs["finalize_seconds_per_step"] = serial["masks_structure_s_per_step"]
     costs["measured"] = (f"{date.today()} on {platform.machine()}, {platform.python_version()}: "
                          f"bench_large.py (local1, {steps} x 1800 x 3600) and bench_serial.py (10,000 steps)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS, LinkStart, StepOverlaps, link, tos2ca_fractions
+from tos2ca_batch.kernels.fortracc import OVERLAP_FRACTIONS, TAGS, LinkStart, StepOverlaps, link, tos2ca_fractions
 from tos2ca_batch.kernels.seams import seam_edges
 from tos2ca_batch.kernels.unionfind import join
 
@@ -24,7 +24,7 @@ class Resolved:
     """
 
     components: dict[str, np.ndarray]
-    tags: list[str]
+    tag_code: np.ndarray
     n_anomalies: int
     node_base: np.ndarray
     node_count: np.ndarray
@@ -32,6 +32,10 @@ class Resolved:
     events: dict[str, np.ndarray] | None = None
     """Merges and splits with their partners: ``step``, ``kind`` (0 merge, 1 split), ``anomaly_id``
     (the one that goes on), ``partner_id`` (the one merged into it, or split off it)."""
+
+    @property
+    def tags(self) -> list[str]:
+        return [TAGS[c] for c in self.tag_code]
 
     def lookup(self, step: int, tile: int) -> np.ndarray:
         """Local label -> anomaly id for one (step, tile); index 0 is background."""
@@ -123,6 +127,7 @@ def resolve(
     piece_strips: dict[tuple[int, int], dict[str, np.ndarray]] | None = None,
     start: LinkStart | None = None,
     keep=None,
+    halo: bool = False,
 ) -> Resolved:
     """Global components and anomalies from per-chunk tables.
 
@@ -133,6 +138,9 @@ def resolve(
     ``start`` continues an earlier linking whose last step is step 0 here (see ``link``).
     ``keep(value_min, value_max)``, if given, says which joined components count besides
     ``min_size`` (an operator's component rule, e.g. hysteresis: the component holds a core).
+    ``halo``: step 0 is the last step of the time block before (its components and seam lines
+    only), linked from as if its components had the ids 1..n and tag code -1 (unchanged); the
+    block's new series follow from n + 1 (:class:`Stitch` makes them the job's ids).
     """
     if overlap_fraction not in OVERLAP_FRACTIONS:
         raise ValueError(f"overlap_fraction must be one of {OVERLAP_FRACTIONS}, got {overlap_fraction!r}")
@@ -209,18 +217,21 @@ def resolve(
             forward=None if forward is None else forward[sel],
             backward=None if backward is None else backward[sel],
         ))
+    if halo:
+        n0 = int(step_starts[1]) if n_steps else 0
+        start = LinkStart(np.arange(1, n0 + 1, dtype=np.int32), np.full(n0, -1, np.int8), n0)
     tracks = link(areas, step_overlaps, min_overlap, start)
     table["anomaly_id"] = (
         np.concatenate(tracks.anomaly_id) if tracks.anomaly_id else np.zeros(0, np.int32)
     )
-    tags = [tag for step_tags in tracks.tag for tag in step_tags]
+    tag_code = np.concatenate(tracks.tag_code) if tracks.tag_code else np.zeros(0, np.int8)
 
     anomaly_of_comp = np.r_[table["anomaly_id"], 0].astype(np.int32)
     node_anomaly = anomaly_of_comp[comp_of_node] if n_nodes else np.zeros(0, np.int32)
     ev = tracks.events or []
     return Resolved(
         components=table,
-        tags=tags,
+        tag_code=tag_code,
         n_anomalies=tracks.n_anomalies,
         node_base=node_base,
         node_count=node_count,
@@ -230,3 +241,110 @@ def resolve(
                 "anomaly_id": np.array([e[2] for e in ev], np.int32),
                 "partner_id": np.array([e[3] for e in ev], np.int32)},
     )
+
+
+class Stitch:
+    """One linking from time blocks linked apart, in order: the first block by ``resolve`` (from
+    a sync's ``start``, if any), every later one by ``resolve(..., halo=True)`` with the block
+    before's last step as its step 0.
+
+    Why it is exact: ForTraCC looks one step back, and its decisions at a step depend on the
+    areas and overlaps of two steps only, never on the ids (ids are carried, and new series
+    are numbered in the order they begin). A block linked from placeholder ids 1..n at its halo
+    step therefore makes the same decisions as one linking over the job; its placeholder ids
+    become the ids the block before gave its last step, and its own new series follow the
+    block before's count. The halo step's tags as the block leaves them (dissipations, merges)
+    are the block before's last tags: a block's table is handed out when the next one arrives
+    (or at :meth:`finish`).
+    """
+
+    def __init__(self) -> None:
+        self.n_anomalies = 0
+        self._last_ids: np.ndarray | None = None  # job ids of the block before's last step, in order
+        self._pending: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+
+    def add(self, res: Resolved, first_step: int, halo: bool) -> tuple[np.ndarray, tuple | None]:
+        """Take one block's ``res`` (its step 0 is job step ``first_step``). Returns the job id
+        of each of the block's nodes (``res.node_anomaly`` translated) and the block before's
+        finished ``(components, events)`` tables (None for the first block)."""
+        ids = res.components["anomaly_id"].astype(np.int64)
+        step = res.components["step"].astype(np.int64)
+        n_steps = res.node_base.shape[0]
+        if halo:
+            n0 = int(np.count_nonzero(step == 0))
+            last = self._last_ids if self._last_ids is not None else np.zeros(0, np.int32)
+            if last.size != n0:
+                raise ValueError(f"block at step {first_step}: its halo step has {n0} components, the block "
+                                 f"before's last step {last.size}")
+            n_new = res.n_anomalies - n0
+            trans = np.r_[0, last, self.n_anomalies + np.arange(1, n_new + 1)].astype(np.int32)
+            self.n_anomalies += n_new
+        else:
+            if self._last_ids is not None:
+                raise ValueError("only the first block is linked without a halo step")
+            trans = np.arange(res.n_anomalies + 1, dtype=np.int32)
+            self.n_anomalies = res.n_anomalies
+        job_ids = trans[ids]
+        tag = res.tag_code.copy()
+        finished = None
+        if halo:
+            patch, own = tag[step == 0], step > 0
+            table, events = self._pending
+            rows = np.flatnonzero(table["step"] == first_step)
+            table["tag"][rows] = np.where(patch >= 0, patch, table["tag"][rows])
+            finished = (table, events)
+        else:
+            own = np.ones(step.size, bool)
+        table = {k: v[own] for k, v in res.components.items()}
+        table["step"] = table["step"] + first_step
+        table["anomaly_id"] = job_ids[own]
+        table["tag"] = tag[own]
+        ev = res.events
+        events = {"step": ev["step"] + first_step, "kind": ev["kind"], "anomaly_id": trans[ev["anomaly_id"]],
+                  "partner_id": trans[ev["partner_id"]]}
+        self._pending = (table, events)
+        self._last_ids = job_ids[step == n_steps - 1]
+        return trans[res.node_anomaly], finished
+
+    def finish(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The last block's ``(components, events)``."""
+        if self._pending is None:
+            raise ValueError("no block was added")
+        out, self._pending = self._pending, None
+        return out
+
+
+def block_tables(gathered: dict, t0: int, t1: int, halo: bool) -> dict:
+    """The rows of ``gathered`` (``components.gather_chunk_tables``' output, covering at least
+    steps ``t0 - halo`` to ``t1``) that ``resolve`` needs for the time block ``t0:t1``, steps
+    renumbered from 0. With ``halo``, step 0 is step ``t0 - 1``: its components and seam lines
+    only (its overlaps and pieces link it to a step before, which this block does not link)."""
+    lo = t0 - 1 if halo else t0
+
+    def rows(table, first):
+        if table is None:
+            return None
+        s = table["step"]
+        keep = (s >= first) & (s < t1)
+        out = {k: v[keep] for k, v in table.items()}
+        out["step"] = (out["step"] - lo).astype(table["step"].dtype)
+        return out
+
+    def lines(strips, first):
+        if strips is None:
+            return None
+        out = {}
+        for ij, table in strips.items():
+            out[ij] = {}
+            for side in ("top", "bottom", "left", "right"):
+                s = table[f"{side}_step"]
+                keep = (s >= first) & (s < t1)
+                out[ij][f"{side}_step"] = (s[keep] - lo).astype(s.dtype)
+                out[ij][f"{side}_pos"] = table[f"{side}_pos"][keep]
+                out[ij][f"{side}_label"] = table[f"{side}_label"][keep]
+                out[ij][f"{side}_length"] = table[f"{side}_length"]
+        return out
+
+    return {"components": rows(gathered["components"], lo), "overlaps": rows(gathered["overlaps"], t0),
+            "pieces": rows(gathered.get("pieces"), t0), "strips": lines(gathered["strips"], lo),
+            "piece_strips": lines(gathered.get("piece_strips"), t0)}

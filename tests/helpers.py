@@ -49,9 +49,11 @@ def write_cube(folder: Path, name: str, values: np.ndarray, lat: np.ndarray, lon
 
 
 def run_job(workdir: Path, spec: dict, catalog: Path | list[Path], block_steps=None, tile=None,
-            products=None, workers: int = 1) -> tuple[Config, dict]:
+            products=None, workers: int = 1, reduce_rows: int | None = None) -> tuple[Config, dict]:
     catalogs = [str(c) for c in (catalog if isinstance(catalog, list) else [catalog])]
     cfg = Config.from_env(str(workdir), catalogs)
+    if reduce_rows is not None:
+        cfg.reduce_rows = reduce_rows
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     backend = LocalBackend(workers)
     try:

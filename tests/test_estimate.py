@@ -51,10 +51,16 @@ def test_twenty_years_priced_without_reading_a_pixel(twenty_years, tmp_path, mon
     assert not (tmp_path / "w").exists(), "an estimate writes nothing"
 
 
-def test_estimate_warns_when_the_reduce_outgrows_a_task(twenty_years, tmp_path):
+def test_the_reduces_memory_follows_its_time_block_not_the_jobs_length(twenty_years, tmp_path):
     _, cat = twenty_years
     cfg = Config.from_env(str(tmp_path / "w"), [str(cat)])
-    est = estimate(cfg, SPEC, [100], components_per_step=5000)
+    twenty = estimate(cfg, SPEC, [100], components_per_step=5000)
+    month = estimate(cfg, dict(SPEC, end="2020-02-03T23:30"), [100], components_per_step=5000)
+    assert twenty["memory_mib_per_task"]["reduce"] == month["memory_mib_per_task"]["reduce"]
+    assert twenty["memory_mib_per_task"]["reduce"] < twenty["job_definition_memory_mib"]
+    assert twenty["stages"]["reduce"]["seconds_per_task"] > 100 * month["stages"]["reduce"]["seconds_per_task"]
+    # A map block is the least the reduce holds: one of millions of rows outgrows a task.
+    est = estimate(cfg, SPEC, [100], components_per_step=500_000)
     assert est["memory_mib_per_task"]["reduce"] > est["job_definition_memory_mib"]
     assert any(w.startswith("reduce:") for w in est["warnings"])
 

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 from chunkdriver import tag_table, track_cube
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tos2ca_batch.kernels.fortracc import StepOverlaps, link
 
 
@@ -26,16 +28,18 @@ def anomalies_of(ids, res, timestamps):
 CHUNKINGS = [(100, (100, 100)), (1, (1, 1)), (1, (2, 2)), (2, (1, 3)), (3, (3, 2)), (1, (4, 1))]
 
 
+@pytest.mark.parametrize("reduce_steps", [None, 1, 2])
 @pytest.mark.parametrize("mode", ["exact", "tos2ca"])
 @pytest.mark.parametrize("block,tile", CHUNKINGS)
 @pytest.mark.parametrize("cases", ["fortracc_cases", "fragmented_cases"])
-def test_worked_cases_every_chunking(request, cases, block, tile, mode):
+def test_worked_cases_every_chunking(request, cases, block, tile, mode, reduce_steps):
     """Single-piece overlaps (fortracc-cases.json): both fractions give the published result.
-    Overlaps in several pieces (the fragmented cases): each mode's own expected anomalies."""
+    Overlaps in several pieces (the fragmented cases): each mode's own expected anomalies. Also
+    linked in time blocks of 1 and 2 steps and stitched, as the reduce stage does."""
     for name, case in request.getfixturevalue(cases).items():
         masks = frames_to_masks(case["frames"])
         ids, res = track_cube(masks, block, tile, case["connectivity"], case["min_size"], case["min_overlap"],
-                              overlap_fraction=mode)
+                              overlap_fraction=mode, reduce_steps=reduce_steps)
         expected = case["expected_anomalies"]
         expected = expected[mode] if isinstance(expected, dict) else expected
         assert anomalies_of(ids, res, case["timestamps"]) == expected, (name, mode)
@@ -154,3 +158,45 @@ def test_link_names_the_partners_of_merges_and_splits():
     tracks = link(areas, ov, 0.25)
     assert [a.tolist() for a in tracks.anomaly_id] == [[1, 2], [2], [2, 3]]
     assert tracks.events == [(1, "merge", 2, 1), (2, "split", 2, 3)]
+
+
+@st.composite
+def step_graphs(draw):
+    """Random steps of components and overlap pairs, dense enough for chains of merges and
+    splits, with forward and backward fractions that may differ (the ``tos2ca`` mode)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_steps = draw(st.integers(1, 6))
+    areas = [rng.integers(1, draw(st.sampled_from([3, 20])), rng.integers(0, 9)) for _ in range(n_steps)]
+    overlaps = [None]
+    asymmetric = draw(st.booleans())
+    for s in range(1, n_steps):
+        n_prev, n_cur = areas[s - 1].size, areas[s].size
+        pairs = sorted({(int(p), int(c)) for p, c in zip(rng.integers(0, max(n_prev, 1), 12),
+                                                           rng.integers(0, max(n_cur, 1), 12))}) \
+            if n_prev and n_cur else []
+        pairs = [pq for pq in pairs if rng.random() < 0.6]
+        prev = np.array([p for p, _ in pairs], np.int64)
+        cur = np.array([c for _, c in pairs], np.int64)
+        o = np.minimum(areas[s - 1][prev], areas[s][cur]) if pairs else np.zeros(0, np.int64)
+        o = np.maximum(1, (o * rng.random(o.size)).astype(np.int64)) if o.size else o
+        first = rng.permutation(1000)[:o.size].astype(np.int64)
+        fwd = back = None
+        if asymmetric:
+            fwd, back = rng.random(o.size), rng.random(o.size)
+        overlaps.append(StepOverlaps(prev, cur, o, first, fwd, back))
+    return areas, overlaps, draw(st.sampled_from([0.1, 0.25, 0.5]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(step_graphs())
+def test_the_shortcut_for_single_components_and_pairs_decides_as_the_pool_loop(graph):
+    """Components alone or in a pair are decided with array operations; every other group goes
+    through the pool loop. Sending every group through the loop gives the same ids, tags and
+    events (ties of area and one-way fractions included)."""
+    areas, overlaps, min_overlap = graph
+    fast = link(areas, overlaps, min_overlap)
+    loop = link(areas, overlaps, min_overlap, shortcut=False)
+    assert fast.n_anomalies == loop.n_anomalies
+    assert [a.tolist() for a in fast.anomaly_id] == [a.tolist() for a in loop.anomaly_id]
+    assert fast.tag == loop.tag
+    assert fast.events == loop.events

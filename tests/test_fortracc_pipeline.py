@@ -37,7 +37,7 @@ def test_cases_through_files(fortracc_cases, fragmented_cases, tmp_path, block, 
             assert ds.overlap_fraction == mode
         masks = read_masks(masks_path)
         assert sorted(masks) == case["timestamps"]
-        table = cfg.store(res["job_id"]).get_table("reduce", 0, "components")
+        table = cfg.store(res["job_id"]).reduce_table("components")
         from tos2ca_batch.kernels.fortracc import TAGS
 
         tags = {(case["timestamps"][int(s)], int(a)): TAGS[int(t)]

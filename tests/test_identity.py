@@ -14,7 +14,6 @@ import pytest
 from helpers import run_job, write_cube
 
 from tos2ca_batch.config import Config
-from tos2ca_batch.pipeline import KEPT_AFTER_COMPLETION
 from tos2ca_batch.stores import codec
 from tos2ca_batch.synth import synthesize
 
@@ -111,14 +110,14 @@ def test_a_table_is_one_compressed_frame_and_tables_of_earlier_versions_still_de
 
 
 def test_completed_job_releases_its_scratch(cube, tmp_path):
-    cfg, res = run_job(tmp_path / "w", SPEC, cube)
+    cfg, res = run_job(tmp_path / "w", SPEC, cube, reduce_rows=1)  # two time blocks: each keeps its tables
     assert res["status"] == "complete"
     store = cfg.store(res["job_id"])
     root = tmp_path / "w" / "jobs" / f"{res['job_id']}-{store.identity}"
     tables = sorted(p.name for p in (root / "tables").iterdir())
-    assert tables == sorted(set(KEPT_AFTER_COMPLETION) & set(tables))
     assert tables == ["job:0:anomalies", "job:0:plan", "plan:0:grid", "reduce:0:components", "reduce:0:events",
-                      "sync:0:last", "tables:0:steps"]
+                      "reduce:1:components", "reduce:1:events", "sync:0:last", "tables:0:steps"]
+    assert store.reduce_blocks() == [(0, 2), (2, 4)]
     assert not (root / "store.zarr" / "scratch").exists()
     assert not [p for p in (tmp_path / "w").iterdir() if p.name.startswith("tmp")], "no temp folders left"
     import xarray as xr

@@ -74,3 +74,25 @@ def test_union_find_equals_scipy_connected_components(n_nodes, data):
     got = join(n_nodes, a, b)
     assert got.dtype == np.int64 and np.array_equal(got, want)
     assert np.array_equal(join(n_nodes, b[::-1], a[::-1]), want)  # edge order and direction do not matter
+
+
+def test_the_map_drops_small_components_whole_in_their_tile_and_keeps_those_at_a_seam():
+    from tos2ca_batch.kernels.blockmap import BlockMapper
+
+    m = np.zeros((8, 8), bool)
+    m[3, 3] = True  # 1 px, inside: dropped
+    m[0, 5] = True  # 1 px on the top edge, a seam: kept (its other part may be across it)
+    m[7, 0:2] = True  # 2 px on the bottom and left edges, the job's border here: dropped
+    m[4:7, 5:8] = True  # 9 px: kept
+    mapper = BlockMapper(0, 0, 8, 2, min_size=3, seams=(True, False, False, True))
+    labels = mapper.add(0, m, np.ones(m.shape, np.float32))
+    tables = mapper.tables()
+    assert sorted(tables["components"]["area"].tolist()) == [1, 9]
+    assert tables["components"]["label"].tolist() == [1, 2]  # numbered 1..n again
+    assert set(np.unique(labels).tolist()) == {0, 1, 2}
+    assert labels[3, 3] == 0 and labels[7, 0] == labels[7, 1] == 0 and labels[0, 5] > 0
+    assert np.array_equal(mapper.index, np.flatnonzero(labels))  # no record of a dropped pixel
+    assert tables["strips"]["bottom_label"].size == 0 and tables["strips"]["left_label"].size == 0
+    # A min_size of 1 drops nothing.
+    keep_all = BlockMapper(0, 0, 8, 2, seams=(True, False, False, True))
+    assert keep_all.add(0, m, np.ones(m.shape, np.float32)).max() == 4

@@ -27,7 +27,8 @@ def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     catalog = synthesize("imerg", base / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 11, 30), res=1.0)
     one = run_job(base / "work", SPEC, catalog, block_steps=24, tile=(180, 360))
-    many = run_job(base / "work", SPEC, catalog, block_steps=5, tile=(37, 50), workers=2)
+    # Linked one map block at a time (reduce_rows=1) and stitched: the same as one linking.
+    many = run_job(base / "work", SPEC, catalog, block_steps=5, tile=(37, 50), workers=2, reduce_rows=1)
     return base, one, many
 
 
@@ -47,6 +48,8 @@ def test_jobs_complete_with_rows(runs):
         assert sorted(o["location"] for o in db.outputs(res["job_id"])) == sorted(res["outputs"])
         assert all(Path(p).exists() for p in res["outputs"])
     assert len(cfg2.db().chunks(r2["job_id"], "map")) == 5 * 5 * 8  # blocks x tile rows x tile cols
+    assert cfg1.store(r1["job_id"]).reduce_blocks() == [(0, 24)]
+    assert cfg2.store(r2["job_id"]).reduce_blocks() == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 24)]
 
 
 def test_every_output_identical_across_chunkings(runs, tmp_path):

@@ -78,6 +78,7 @@ def arrivals(draw):
         "tracking": {"overlap_fraction": draw(st.sampled_from(["exact", "tos2ca"])),
                      "connectivity": draw(st.sampled_from([1, 2])),
                      "min_overlap": draw(st.sampled_from([0.1, 0.5]))},
+        "reduce_rows": draw(st.sampled_from([None, 1])),  # 1: the reduce links a map block at a time
     }
 
 
@@ -93,7 +94,8 @@ def test_a_job_synced_batch_by_batch_equals_one_job_over_the_whole_range(tmp_pat
 
     block, tile = case["chunking"]
     cfg, first = run_job(tmp / "grown", dict(spec, end=stamp(case["first"] - 1)), catalog,
-                         block_steps=min(block, case["first"]), tile=tile, products=NO_PLOTS)
+                         block_steps=min(block, case["first"]), tile=tile, products=NO_PLOTS,
+                         reduce_rows=case["reduce_rows"])
     assert first["status"] == "complete", first["message"]
     untils = [int(u) - 1 for u in np.cumsum([case["first"], *case["batches"]])[1:]]
     outcomes = synced(cfg, first["job_id"], untils)

@@ -5,14 +5,14 @@ import numpy as np
 from chunkdriver import tag_table, track_cube
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tos2ca_batch.kernels.fortracc import TAGS, LinkStart
+from tos2ca_batch.kernels.fortracc import CODE, INITIATION, TAGS, LinkStart
 
 
 def start_from(res, last_step: int) -> LinkStart:
     """Step ``last_step`` (the last) of a resolved range as a ``LinkStart``."""
     c = res.components
     last = np.flatnonzero(c["step"] == last_step)
-    return LinkStart(c["anomaly_id"][last], [res.tags[k] for k in last], res.n_anomalies)
+    return LinkStart(c["anomaly_id"][last], res.tag_code[last], res.n_anomalies)
 
 
 @st.composite
@@ -62,7 +62,7 @@ def test_the_earlier_last_steps_tag_changes_when_the_anomaly_dissipates_after_it
 def test_a_start_that_does_not_match_step_0_is_refused():
     masks = np.ones((2, 3, 3), bool)
     _, first = track_cube(masks, 2, (3, 3))
-    bad = LinkStart(np.array([1, 2], np.int32), ["initiation", "initiation"], 2)
+    bad = LinkStart(np.array([1, 2], np.int32), np.full(2, CODE[INITIATION]), 2)
     try:
         track_cube(masks, 2, (3, 3), start=bad)
     except ValueError as exc:

@@ -78,7 +78,7 @@ class Job:
     @cached_property
     def _table(self) -> dict[str, np.ndarray]:
         self._complete()
-        return self.cfg.store(self.id).get_table("reduce", 0, "components")
+        return self.cfg.store(self.id).reduce_table("components")
 
     @cached_property
     def steps(self):

@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="last time, ISO 8601")
     p.add_argument("--res", type=float, default=None, help="grid spacing in degrees (default: the real dataset's)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the drizzle and missing pixels (0)")
+    p.add_argument("--field", choices=["blobs", "fractal"], default="blobs",
+                   help="blobs: named features of a ground truth (default); fractal: rain-like, power-law "
+                        "spectrum, intermittent, advected (prints each step's coverage and components)")
     return ap
 
 
@@ -876,7 +879,12 @@ def cmd_synth(args) -> int:
     from tos2ca_batch.synth import synthesize
     from tos2ca_batch.timeutil import parse_time
 
-    path = synthesize(args.kind, args.out, parse_time(args.start), parse_time(args.end), args.res, args.seed)
+    def progress(stamp: str, counts: dict) -> None:
+        print(f"{stamp}  wet {counts['wet']:.1%}  > 10: {counts['above']:.2%}  components > 10: "
+              f"{counts['components']}", file=sys.stderr, flush=True)
+
+    path = synthesize(args.kind, args.out, parse_time(args.start), parse_time(args.end), args.res, args.seed,
+                      field=args.field, progress=progress)
     print(json.dumps({"catalog": str(path)}))
     return 0
 

@@ -90,7 +90,7 @@ ENV_FIELDS = {
     "TOS2CA_LEASE_SECONDS": "lease_seconds", "TOS2CA_REDIS_TTL": "redis_ttl",
     "TOS2CA_REDIS_PART_BYTES": "redis_part_bytes", "TOS2CA_REDIS_PREFIX": "redis_prefix",
     "TOS2CA_INSTITUTION": "institution", "TOS2CA_MAX_CHUNKS": "max_chunks", "TOS2CA_SMTP_URL": "smtp_url",
-    "TOS2CA_PERIOD_STEPS": "period_steps", "TOS2CA_PERIOD": "period",
+    "TOS2CA_PERIOD_STEPS": "period_steps", "TOS2CA_PERIOD": "period", "TOS2CA_REDUCE_ROWS": "reduce_rows",
     "TOS2CA_SES_SENDER": "ses_sender", "TOS2CA_MAIL_FROM": "mail_from",
     "TOS2CA_BUILTIN_CATALOG": "builtin_catalog", "AWS_ENDPOINT_URL": "aws_endpoint_url",
     "AWS_DEFAULT_REGION": "aws_region", "TOS2CA_EARTHDATA_HOST": "earthdata_host",
@@ -99,7 +99,7 @@ ENV_FIELDS = {
 # what ``aws submit`` forwards to its children (when it holds no password)
 FORWARDED_TO_BATCH = ("TOS2CA_SECRET_ID", "TOS2CA_STORE_URL", "TOS2CA_OUTPUT_URL", "TOS2CA_REDIS_URL",
                       "TOS2CA_REDIS_PREFIX", "TOS2CA_DB_URL", "TOS2CA_LEASE_SECONDS", "TOS2CA_MEMORY_MB",
-                      "TOS2CA_EARTHDATA_HOST", "TOS2CA_EARTHDATA_ACCESS")
+                      "TOS2CA_EARTHDATA_HOST", "TOS2CA_EARTHDATA_ACCESS", "TOS2CA_REDUCE_ROWS")
 
 
 @dataclass
@@ -125,6 +125,9 @@ class Config:
     (``TOS2CA_PERIOD_STEPS``), written in parallel: one file of a month of global 0.1-degree ids
     already takes one task ~4 minutes."""
     period: str = "month"
+    reduce_rows: int = 250_000
+    """``TOS2CA_REDUCE_ROWS``: the map's component rows the reduce links at once (whole map
+    blocks, at least one): its memory follows this, not the job's length."""
     """``month`` or ``day``: the period of those files (``TOS2CA_PERIOD``)."""
     smtp_url: str | None = field(default=None, repr=False)
     ses_sender: str | None = None
@@ -170,6 +173,7 @@ class Config:
             institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
             max_chunks=_positive(env, "TOS2CA_MAX_CHUNKS", 100_000),
             period_steps=_positive(env, "TOS2CA_PERIOD_STEPS", 1488),
+            reduce_rows=_positive(env, "TOS2CA_REDUCE_ROWS", 250_000),
             period=_choice(env, "TOS2CA_PERIOD", ("month", "day"), "month"),
             smtp_url=env.get("TOS2CA_SMTP_URL") or None,
             ses_sender=env.get("TOS2CA_SES_SENDER") or None,

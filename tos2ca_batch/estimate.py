@@ -137,7 +137,10 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
     start = costs["container_start_seconds"].get(platform, 30)
     memory = {
         "map": costs["task_base_mib"] + layout.tile_h * layout.tile_w * BYTES_PER_PIXEL / 2**20,
-        "reduce": costs["task_base_mib"] + n_steps * comps * costs["reduce_bytes_per_component"] / 2**20,
+        # The reduce holds one time block: about TOS2CA_REDUCE_ROWS rows, the map block that
+        # crossed the mark and the map block before it (its halo step), never the whole job.
+        "reduce": costs["task_base_mib"] + min(n_steps * comps, cfg.reduce_rows + 2 * layout.block_steps * comps)
+        * costs["reduce_bytes_per_row"] / 2**20,
     }
     warnings = []
     out_stages = {}

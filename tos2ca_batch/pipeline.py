@@ -42,9 +42,9 @@ TASK_COMMANDS = ("plan", *STAGES)  # what ``tos2ca-batch task`` takes
 
 # What a complete job keeps in its chunk store (what curation, ``aws status`` and a later
 # sync read); every other table, scratch pixel and done marker is released.
-KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:0:components",
+KEPT_AFTER_COMPLETION = ("job:0:plan", "plan:0:grid", "plan:0:curation_grid", "reduce:*:components",
                          "job:0:anomalies", "job:0:summary", "job:0:aws", "sync:0:last", "job:0:sync",
-                         "reduce:0:events", "tables:0:steps")
+                         "reduce:*:events", "tables:0:steps")
 
 
 def stages_for(kind: str, stats: bool = False, periods: bool = False, sync: bool = False,

@@ -170,6 +170,9 @@ class PhDefPlan(Plan):
     """A sweep's job whose map others share: the jobs its ``share`` stage copies its map tables to."""
     sweep_of: int | None = None
     """The sweep this job is a combination of: the last of them to end writes the sweep's table."""
+    map_min_size: int | None = None
+    """The map drops components smaller than this that are whole in their tile (None: the job's
+    ``min_size``); a sweep's job whose map others share: the smallest ``min_size`` among them."""
 
     @property
     def output_job(self) -> int:

@@ -63,7 +63,7 @@ def score_job(cfg: Config, job_id: int, truth_path: str | Path, iou_threshold: f
         ids = store.read_ids(s).ravel()
         index = np.flatnonzero(ids)
         detected.append(Frame(index, ids[index]))
-    table = store.get_table("reduce", 0, "components")
+    table = store.reduce_table("components")
     kinds = {TAGS.index(MERGE): "merge", TAGS.index(SPLIT): "split"}
     detected_events = [(kinds[int(t)], int(s), int(a)) for t, s, a in
                        zip(table["tag"], table["step"], table["anomaly_id"]) if int(t) in kinds]

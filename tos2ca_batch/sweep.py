@@ -139,7 +139,7 @@ def plan_follower(cfg: Config, lead: PhDefPlan, job_id: int, tracking: dict, out
 
 
 def _plan_lead(cfg: Config, sweep_id: int, job_id: int, spec: dict, output_base: str,
-               followers: list[int]) -> PhDefPlan | str:
+               followers: list[int], map_min_size: int) -> PhDefPlan | str:
     """Plan a lead job into its sub-folder, sharing its map with ``followers``; the reason if it
     is refused (the job then failed)."""
     from tos2ca_batch.stages.plan import make_plan
@@ -153,7 +153,7 @@ def _plan_lead(cfg: Config, sweep_id: int, job_id: int, spec: dict, output_base:
         message = str(exc) if isinstance(exc, SpecError) else f"plan: {type(exc).__name__}: {exc}"
         lifecycle.fail(cfg, job_id, message)
         return message
-    plan = dataclasses.replace(plan, map_for=list(followers) or None, sweep_of=sweep_id)
+    plan = dataclasses.replace(plan, map_for=list(followers) or None, sweep_of=sweep_id, map_min_size=map_min_size)
     plan.save(ctx.store)
     if followers:
         ctx.db.add_chunks(job_id, "share", plan.stage_ranges("share"))
@@ -193,7 +193,10 @@ def prepare(cfg: Config, raw: dict, grid: dict[str, list], truth: str | None = N
     db.update_job(sweep_id, phase="plan")
     for group in members:
         (lead, lead_id), rest = group[0], group[1:]
-        planned = _plan_lead(cfg, sweep_id, lead_id, lead.spec, f"{prefix}/{lead.name}", [j for _, j in rest])
+        # Its map keeps what the smallest min_size of the jobs sharing it may keep.
+        smallest = min(validate(_spec_doc(c.spec), cfg.catalog()).tracking["min_size"] for c, _ in group)
+        planned = _plan_lead(cfg, sweep_id, lead_id, lead.spec, f"{prefix}/{lead.name}", [j for _, j in rest],
+                             smallest)
         for combo, job in rest:
             if isinstance(planned, str):
                 lifecycle.fail(cfg, job, f"the map it shares, job {lead_id}'s, could not be planned: {planned}")

@@ -44,7 +44,7 @@ def combination_row(cfg: Config, entry: dict, truth: str | None, truth_doc: dict
            "outputs": str(Path(outputs[0]).parent) if outputs else None}
     if row["status"] != "complete":
         return dict(out, message=row["message"])
-    table = cfg.store(job).get_table("reduce", 0, "components")
+    table = cfg.store(job).reduce_table("components")
     ids, counts = np.unique(table["anomaly_id"], return_counts=True)
     out.update(n_anomalies=int(ids.size), mean_lifetime_steps=round(float(counts.mean()), 4) if ids.size else 0.0,
                mean_area_px=round(float(table["area"].mean()), 4) if table["area"].size else 0.0,

@@ -126,6 +126,99 @@ def precipitation(lat, lon, t, start, end, seed) -> np.ndarray:
     return field
 
 
+class FractalRain:
+    """A rain-like field: a Gaussian random field with a power-law spatial spectrum (its
+    isotropic energy spectrum ``E(k) ~ k^-slope``, i.e. 2-D power ``k^-(slope + 1)``, flat above
+    ~20 degrees), each Fourier mode an AR(1) process in time whose memory
+    shortens with its scale (a day at the planetary scale, an hour at the grid scale) and whose
+    phase turns with a uniform eastward drift, so cells are advected and grow, merge, split and
+    die; it is then made intermittent: dry below a level (most pixels), rain rising
+    exponentially above it, a latitude profile (ITCZ and storm tracks wetter, subtropics and
+    poles drier), scaled so that ``wet_1pc`` mm/hr is exceeded by about 1 % of pixels. The
+    grid is periodic in both directions (in longitude as the Earth is). Deterministic: the
+    state starts at ``start`` from ``seed`` and each step draws from ``(seed, time)``."""
+
+    def __init__(self, lat: np.ndarray, lon: np.ndarray, seed: int, start: datetime, step_minutes: int,
+                 slope: float = 2.5, drift_deg: float = 0.15, wet_1pc: float = 10.0):
+        self.lat, self.shape, self.seed = lat, (lat.size, lon.size), seed
+        res = abs(float(lon[1] - lon[0])) if lon.size > 1 else 1.0
+        ky = np.fft.fftfreq(lat.size)[:, None]
+        kx = np.fft.rfftfreq(lon.size)[None, :]
+        k = np.hypot(ky, kx)
+        # The power law below scales of ~20 degrees, flat above them (the synoptic scale), so
+        # that the global coverage does not swing with a few planetary modes.
+        k0 = res / 20.0
+        self.amp = (k * k + k0 * k0) ** (-(slope + 1) / 4)
+        self.amp[0, 0] = 0.0  # no mean: the level is set below
+        hours = np.clip(24.0 * k0 / np.maximum(k, k0), 1.0, 24.0)
+        self.rho = np.exp(-(step_minutes / 60.0) / hours)
+        self.turn = np.exp(-2j * np.pi * kx * (drift_deg / res))  # a shift of drift_deg east a step
+        self.step_minutes = step_minutes
+        self.t = start
+        self.state = self.amp * self._noise(start)
+        self.profile = (0.55 * np.exp(-((lat - 5.0) / 14.0) ** 2) + 0.3 * np.exp(-((np.abs(lat) - 45.0) / 12.0) ** 2)
+                        - 0.8 * (np.abs(lat) / 90.0) ** 2)[:, None]
+        g = self._gaussian()
+        self.scale_g = 1.0 / float(g.std())
+        g = g * self.scale_g + self.profile
+        self.dry = float(np.quantile(g, 0.88))  # 12 % of pixels rain
+        self.gain = 1.6
+        at_1pc = float(np.quantile(g, 0.99))
+        self.r0 = wet_1pc / np.expm1(self.gain * (at_1pc - self.dry))
+
+    def _noise(self, t: datetime) -> np.ndarray:
+        rng = _rng(self.seed, t)
+        shape = self.amp.shape
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+
+    def _gaussian(self) -> np.ndarray:
+        return np.fft.irfft2(self.state, s=self.shape)
+
+    def advance(self, t: datetime) -> None:
+        """Step the state forward to ``t`` (a later time of the axis)."""
+        while self.t < t:
+            self.t += timedelta(minutes=self.step_minutes)
+            self.state = self.rho * self.turn * self.state + np.sqrt(1 - self.rho ** 2) * self.amp * self._noise(self.t)
+
+    def at(self, t: datetime) -> np.ndarray:
+        """Rain rate (mm/hr, float32, lat x lon) at ``t``."""
+        self.advance(t)
+        g = self._gaussian() * self.scale_g + self.profile
+        return np.where(g > self.dry, self.r0 * np.expm1(self.gain * (g - self.dry)), 0.0).astype(np.float32)
+
+
+def step_counts(values: np.ndarray, threshold: float = 10.0) -> dict:
+    """What a rain field's step holds at ``threshold``: wet and above-threshold fractions and
+    8-connected components above it (the longitude wrap joins the two edges' components)."""
+    from tos2ca_batch.kernels.components import label
+
+    above = values > threshold
+    labels, n = label(above, 2)
+    if n and labels.shape[1] > 1:  # components touching across the wrap count once
+        west, east = labels[:, 0], labels[:, -1]
+        pairs = set()
+        for dr in (-1, 0, 1):
+            e = np.roll(east, dr)
+            if dr == -1:
+                e[-1] = 0
+            elif dr == 1:
+                e[0] = 0
+            pairs |= {(int(a), int(b)) for a, b in zip(west, e) if a and b and a != b}
+        parent = list(range(n + 1))
+
+        def find(x):
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+        for a, b in pairs:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+                n -= 1
+    return {"wet": round(float(np.mean(values > 0)), 4), "above": round(float(above.mean()), 5), "components": n}
+
+
 def _missing_pixels(lat, lon, seed) -> tuple[np.ndarray, np.ndarray]:
     """A fixed scatter of missing pixels, including the centre of the 'mover' feature's start."""
     rng = np.random.default_rng([seed, 7])
@@ -247,13 +340,23 @@ def _write_cf(path: Path, lat, lon, times: list[datetime], var: str, values: lis
     _write_atomic(path, write)
 
 
+FIELDS = ("blobs", "fractal")
+
+
 def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: float | None = None,
-               seed: int = 0, period: tuple[datetime, datetime] | None = None) -> Path:
+               seed: int = 0, period: tuple[datetime, datetime] | None = None, field: str = "blobs",
+               progress=None) -> Path:
     """Write ``kind`` files for ``[start, end]`` under ``out``; return the catalog file written.
 
     ``period`` fixes the features' life span (defaults to ``[start, end]``) so that datasets of
-    different kinds written for one period show the same features.
+    different kinds written for one period show the same features. ``field``: ``blobs`` (the
+    named features of the ground truth, on drizzle) or ``fractal`` (:class:`FractalRain`, as
+    busy as real rain: hundreds to thousands of cells a step at 0.1 degree; its truth lists each
+    step's coverage and component count instead of features, as does ``progress(stamp,
+    counts)`` when given, for every step written).
     """
+    if field not in FIELDS:
+        raise ValueError(f"field must be one of {', '.join(FIELDS)}, got {field!r}")
     out = Path(out)
     info = KINDS[kind]
     res = res or info["res"]
@@ -282,10 +385,16 @@ def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: 
     by_file: dict[str, list[datetime]] = {}
     for t in times:
         by_file.setdefault(file_for(abs_entry, t), []).append(t)
+    rain = FractalRain(lat, lon, seed, min(p0, times[0]), info["step"]) if field == "fractal" else None
+    per_step = []
     for path, ts in by_file.items():
         fields = []
         for t in ts:
-            f = precipitation(lat, lon, t, p0, p1, seed)
+            f = precipitation(lat, lon, t, p0, p1, seed) if rain is None else rain.at(t)
+            if rain is not None:
+                per_step.append(dict(t=t.strftime("%Y%m%d%H%M"), **step_counts(f)))
+                if progress is not None:
+                    progress(per_step[-1]["t"], per_step[-1])
             if kind == "imerg":
                 f[miss_r, miss_c] = -9999.9
             elif kind == "mergir":
@@ -315,8 +424,9 @@ def synthesize(kind: str, out: str | Path, start: datetime, end: datetime, res: 
                       time_units="seconds since 1981-01-01 00:00:00", epoch=datetime(1981, 1, 1),
                       packed=True, fill=-32768, lat_desc=False, chunks=(1023, 2047))  # MUR v4.1's chunks
     truth = {
-        "kind": kind, "seed": seed, "res": res, "period": [p0.isoformat(), p1.isoformat()],
-        "features": [
+        "kind": kind, "seed": seed, "res": res, "period": [p0.isoformat(), p1.isoformat()], "field": field,
+        "steps": per_step or None,
+        "features": [] if rain is not None else [
             {"name": f.name, "track": [dict(t=t.strftime("%Y%m%d%H%M"), **st) for t in times
                                        if (st := f.at(_u(t, p0, p1))) is not None]}
             for f in FEATURES

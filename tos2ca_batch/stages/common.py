@@ -1,6 +1,6 @@
 """What several stages share: product names, the promised-outputs check, the baseline
-statistic of a tile, a whole step of the job grid, the gathering of the map stage's chunk
-tables for ``resolve``, and the attributes and names of the masks and ids files (finalize writes
+statistic of a tile, a whole step of the job grid, the map stage's chunk tables of
+a time block, and the attributes and names of the masks and ids files (finalize writes
 them whole, the periods stage per period)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from tos2ca_batch import __version__, operators
+from tos2ca_batch.algorithm import Layout
 from tos2ca_batch.kernels import stats as moments
-from tos2ca_batch.kernels.components import gather_chunk_tables
 from tos2ca_batch.plans import PhDefPlan
 from tos2ca_batch.stores.chunkstore import ChunkStore
 
@@ -185,18 +185,16 @@ def job_ids_attributes(store: ChunkStore, plan: PhDefPlan) -> dict:
     return attrs
 
 
-def gather_map_tables(store: ChunkStore, plan: PhDefPlan) -> dict:
-    """Every map chunk's tables joined for ``resolve`` (see ``gather_chunk_tables``)."""
-    lay = plan.layout
-    with_pieces = plan.tracking.overlap_fraction == "tos2ca"
+def map_block_tables(store: ChunkStore, lay: Layout, with_pieces: bool,
+                     block: int) -> list[tuple[int, tuple[int, int], dict]]:
+    """One map block's chunk tables, tile by tile, as ``gather_chunk_tables`` takes them
+    (``with_pieces``: and the overlap pieces of the ``tos2ca`` fraction)."""
     names = ("components", "overlaps", "strips") + (("pieces", "piece_strips") if with_pieces else ())
-
-    def chunks():
-        for c in range(lay.n_chunks):  # ascending chunk id = block-major: strips stack in time order
-            tile = lay.tile_of(c)
-            yield tile, divmod(tile, lay.n_tile_cols), {n: store.get_table("map", c, n) for n in names}
-
-    return gather_chunk_tables(chunks(), with_pieces)
+    out = []
+    for tile in range(lay.n_tiles):
+        c = block * lay.n_tiles + tile
+        out.append((tile, divmod(tile, lay.n_tile_cols), {n: store.get_table("map", c, n) for n in names}))
+    return out
 
 
 def masks_attributes(plan: PhDefPlan, job_id: int) -> dict:

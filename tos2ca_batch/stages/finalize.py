@@ -25,7 +25,7 @@ from tos2ca_batch.stages.report import job_log, write_report
 def run(ctx: TaskContext, chunk: int = 0) -> None:
     plan, store = ctx.plan, ctx.store
     job_id = plan.output_job
-    table = store.get_table("reduce", 0, "components")
+    table = store.reduce_table("components")
     n = store.get_json("anomalies")["n_anomalies"]
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp:
         ids_attrs = job_ids_attributes(store, plan)
@@ -37,7 +37,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
             parts = [store.get_table("publish", s, "stats") for s in range(len(plan.timestamps))]
             stats = {k: np.concatenate([t[k] for t in parts]) for k in parts[0]}
             store.put_table("tables", 0, "steps", stats)  # kept: a sync adds its steps' rows
-            write_tables(plan, table, stats, store.get_table("reduce", 0, "events"), publish)
+            write_tables(plan, table, stats, store.reduce_table("events"), publish)
         if "geojson" in plan.products and parquet_available():
             steps = [(s, store.get_table("publish", s, "polygons")) for s in range(len(plan.timestamps))]
             publish(f"{job_id}-polygons.parquet", "polygons", lambda p: write_polygons(p, plan, steps))

@@ -38,7 +38,9 @@ def run(ctx: TaskContext, chunk: int) -> None:
         return m & inside if inside is not None else m
 
     trk = plan.tracking
-    mapper = BlockMapper(r0, c0, lay.width, trk.connectivity, pieces=trk.overlap_fraction == "tos2ca")
+    seams = (r0 > 0, r1 < lay.height, c0 > 0 or plan.wraps, c1 < lay.width or plan.wraps)
+    mapper = BlockMapper(r0, c0, lay.width, trk.connectivity, pieces=trk.overlap_fraction == "tos2ca",
+                         min_size=plan.map_min_size or trk.min_size, seams=seams)
     records = []
     earlier = None
     if plan.sync_of and t0 == 0:  # a sync's step 0 is the job's last step, as stored at its end

@@ -32,14 +32,15 @@ def run(ctx: TaskContext, chunk: int) -> None:
         store.put_table("sync", 0, "last", last_step_records(store, plan))  # finalize (serial work)
     if not {"masks", "geojson", "plots", "tables", "animation"} & set(products):
         return
-    table = store.get_table("reduce", 0, "components")
+    whole = chunk == 0 and writes_masks_file(plan)  # the masks file's layout counts every step's pixels
+    table = store.reduce_table("components", None if whole else (t0, t1))
     outputs, db = ctx.outputs, ctx.db
     lat_e, lon_e, _ = plan.grid.edges()
     reader = StepReader(plan.entry, plan.variable, plan.grid.source)
     scale = tuple(plan.plot_range) if plan.plot_range else None
     masks = []  # each step's chunks, compressed here, in parallel; finalize writes the file
     with tempfile.TemporaryDirectory(dir=ctx.cfg.workdir) as tmp, reader as rd:
-        if chunk == 0 and writes_masks_file(plan):  # while the other tasks publish their steps
+        if whole:  # while the other tasks publish their steps
             n_anomalies = store.get_json("anomalies")["n_anomalies"]
             store.put_table(*MASKS_LAYOUT, masks_layout(plan, table, n_anomalies, tmp))
         for s, pixels in zip(range(t0, t1), block_tables(store, plan, chunk)):

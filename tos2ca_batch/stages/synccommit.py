@@ -91,6 +91,11 @@ def merged_table(earlier: dict, sync: dict, offset: int, before: int | None = No
             for k in earlier}
 
 
+def _rows(table: dict[str, np.ndarray], first: int, end: int) -> dict[str, np.ndarray]:
+    keep = (table["step"] >= first) & (table["step"] < end)
+    return {k: v[keep] for k, v in table.items()}
+
+
 def run(ctx: TaskContext, chunk: int = 0) -> None:
     sync_plan, store = ctx.plan, ctx.store
     job = ctx.other(sync_plan.sync_of)
@@ -99,11 +104,10 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
         base = _before(base, sync_plan.step_offset + 1)
     full = extended_plan(base, sync_plan)
     off = sync_plan.step_offset
-    table = merged_table(job.store.get_table("reduce", 0, "components"), store.get_table("reduce", 0, "components"),
-                         off)
-    events = store.get_table("reduce", 0, "events")  # the sync's own: at its steps 1.. (the job's off + 1..)
+    table = merged_table(job.store.reduce_table("components"), store.reduce_table("components"), off)
+    events = store.reduce_table("events")  # the sync's own: at its steps 1.. (the job's off + 1..)
     if job.store.has_table("reduce", 0, "events"):
-        events = merged_table(job.store.get_table("reduce", 0, "events"), events, off, before=off + 1)
+        events = merged_table(job.store.reduce_table("events"), events, off, before=off + 1)
     else:  # a job made before events were kept: its own merges and splits are not known
         events = {k: v + (off if k == "step" else 0) for k, v in events.items()}
     n = store.get_json("anomalies")["n_anomalies"]
@@ -165,11 +169,14 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
     store.put_json("sync", {"job": job_id, "version": full.version, "new_steps": sync_plan.layout.n_steps - 1,
                             "through": ts[-1], "added": n - n_before, "ended": ended, "n_anomalies": n})
     # The commit: tables first, the plan (which says which version the job is) last.
-    job.store.put_table("reduce", 0, "components", table)
-    job.store.put_table("reduce", 0, "events", events)
+    blocks = job.store.reduce_blocks() or [(0, off + 1)]
+    blocks[-1] = (blocks[-1][0], len(ts))  # the job's last block grows by the sync's steps
+    for k, (a, b) in enumerate(blocks):  # rewritten whole: an interrupted commit runs again the same
+        job.store.put_table("reduce", k, "components", _rows(table, a, b))
+        job.store.put_table("reduce", k, "events", _rows(events, a, b))
     if stats is not None:
         job.store.put_table("tables", 0, "steps", stats)
-    job.store.put_json("anomalies", {"n_anomalies": n})
+    job.store.put_reduce_blocks(blocks, n)
     job.store.put_table("sync", 0, "last", last_step_records(store, sync_plan))
     full.save(job.store)
     ctx.db.update_job(job_id, endDate=ts[-1], version=full.version)
@@ -178,7 +185,7 @@ def run(ctx: TaskContext, chunk: int = 0) -> None:
 def _step0_geojson(ctx: TaskContext, tmp: str, publish) -> dict[str, np.ndarray]:
     """The job's last step's GeoJSON rewritten (the sync's step 0); its polygons as a table."""
     plan = ctx.plan
-    features, _ = step_features(plan, ctx.store.get_table("reduce", 0, "components"), 0,
+    features, _ = step_features(plan, ctx.store.reduce_table("components", (0, 1)), 0,
                                 block_tables(ctx.store, plan, 0)[0])
     publish(f"{plan.output_job}-{plan.timestamps[0]}.json", "geojson", lambda p: write_features(p, features),
             plan.timestamps[0])

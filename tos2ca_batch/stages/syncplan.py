@@ -100,7 +100,7 @@ def make_plan(ctx: TaskContext, job_id: int, until: datetime | None) -> PhDefPla
         base, job_id=ctx.job_id, job_uid=store.identity, entry=entry, layout=layout, timestamps=stamps,
         periods=None, version=base.version + 1, sync_of=job_id, step_offset=len(base.timestamps) - 1,
     )
-    table = parent.store.get_table("reduce", 0, "components")
+    table = parent.store.reduce_table("components", (plan.step_offset, plan.step_offset + 1))
     last = np.flatnonzero(table["step"] == plan.step_offset)
     start = {k: v[last] for k, v in table.items()}
     start["n_anomalies"] = np.array([parent.store.get_json("anomalies")["n_anomalies"]], np.int64)

@@ -139,11 +139,41 @@ class ChunkStore:
             return False
         return self.blobs.exists_all(doc.get("keys", []))
 
+    # -- the reduce's tables, one per time block ------------------------------------------
+    def put_reduce_blocks(self, blocks: list[tuple[int, int]], n_anomalies: int) -> None:
+        """Say which steps each of the reduce's ``components``/``events`` tables holds (table
+        ``k`` is ``reduce:k:<name>``, steps ``blocks[k]``), and the job's anomaly count. Written
+        after the tables."""
+        self.put_json("anomalies", {"n_anomalies": int(n_anomalies), "blocks": [[int(a), int(b)] for a, b in blocks]})
+
+    def reduce_blocks(self) -> list[tuple[int, int]] | None:
+        """The reduce's time blocks, or None where one table holds every step (a job of an
+        earlier version)."""
+        blocks = self.get_json("anomalies").get("blocks")
+        return None if blocks is None else [(a, b) for a, b in blocks]
+
+    def reduce_table(self, name: str, steps: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """The reduce's ``name`` table (``components`` or ``events``) of the whole job, or of
+        the blocks holding ``steps`` (``(first, end)``; rows of other steps may come with them)."""
+        blocks = self.reduce_blocks()
+        if blocks is None:
+            return self.get_table("reduce", 0, name)
+        picked = [k for k, (a, b) in enumerate(blocks) if steps is None or (a < steps[1] and steps[0] < b)] or [0]
+        parts = [self.get_table("reduce", k, name) for k in picked]
+        return parts[0] if len(parts) == 1 else {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+
     def release(self, keep: tuple[str, ...]) -> list[str]:
         """After completion: delete every blob but the keys in ``keep``
-        (``namespace:chunk:name``; JSON documents are ``job:0:name``); the ids stay. Returns the
-        keys deleted."""
-        gone = [k for k in self.blobs.keys() if k not in keep]
+        (``namespace:chunk:name``, ``*`` for any chunk; JSON documents are ``job:0:name``); the
+        ids stay. Returns the keys deleted."""
+        exact = {k for k in keep if ":*:" not in k}
+        any_chunk = {tuple(k.split(":*:")) for k in keep if ":*:" in k}
+
+        def kept(key: str) -> bool:
+            parts = key.split(":")
+            return key in exact or (len(parts) == 3 and (parts[0], parts[2]) in any_chunk)
+
+        gone = [k for k in self.blobs.keys() if not kept(k)]
         for k in gone:
             self.blobs.delete(k)
         return gone
