@@ -92,6 +92,28 @@ def test_a_sweep_reads_each_file_once_per_binarization_and_equals_separate_jobs(
     assert row["stage"] == "sweep" and row["status"] == "complete" and "18 of 18" in row["message"]
 
 
+def test_a_sweep_linked_a_map_block_at_a_time_equals_separate_jobs_linked_at_once(injected, tmp_path):
+    """Each combination's reduce in time blocks (one 3-step map block each, ``reduce_rows=1``),
+    its map shared and keeping small components for the smaller ``min_size``: the same files as
+    a job of its own, whose map drops them and whose reduce links the range at once."""
+    tmp, catalogs, spec, _ = injected
+    spec = dict(spec, chunking={"block_steps": 3, "tile": [41, 180]})
+    cfg = Config.from_env(str(tmp_path / "w"), [str(c) for c in catalogs])
+    cfg.workdir.mkdir(parents=True)
+    cfg.reduce_rows = 1
+    res = sweep(cfg, spec, parse_grid(["tracking.min_size=3,20", "tracking.min_overlap=0.1,0.5"]),
+                LocalBackend(1), report=lambda _: None)
+    assert res["status"] == "complete", res["message"]
+    for row in res["rows"]:
+        assert len(cfg.store(row["job_id"]).reduce_blocks()) == 4  # 12 steps, linked 3 at a time
+        settings = dict(spec, tracking={"min_size": row["tracking.min_size"],
+                                        "min_overlap": row["tracking.min_overlap"]})
+        _, alone = run_job(tmp_path / row["combination"], settings, catalogs)
+        assert alone["status"] == "complete" and alone["job_id"] != row["job_id"]
+        swept = {"job_id": row["job_id"], "outputs": [o["location"] for o in cfg.db().outputs(row["job_id"])]}
+        assert_same_outputs(local_outputs(alone, tmp_path), local_outputs(swept, tmp_path))
+
+
 def test_a_sweep_without_truth_tables_counts_and_refuses_bad_grids_before_any_work(injected, tmp_path):
     tmp, catalogs, spec, _ = injected
     for grid, field in ((["speed=1,2"], "grid"), (["value=1,1"], "grid"), (["value"], "grid"),
