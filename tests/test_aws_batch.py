@@ -142,7 +142,9 @@ def test_register_submit_and_run_children(batch_setup, tmp_path, monkeypatch):
                                               env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         for pr in procs:
             out, err = pr.communicate(timeout=300)
-            assert pr.returncode == 0, err[-3000:]
+            state = json.loads(out.strip().splitlines()[-1])["state"] if out.strip() else None
+            # the copy that found its twin holding the chunk says busy and exits 75, never 0
+            assert (pr.returncode, state) in ((0, "done"), (0, "skipped"), (75, "busy")), err[-3000:]
     row = db.get_job(job)
     assert row["status"] == "complete", row["message"]
     status = cli(["aws", "status", str(job), "--workdir", str(tmp_path / "client")], dict(env))

@@ -1,8 +1,9 @@
-"""Command line: ``tos2ca-batch demo | run | submit | task | resume | cancel | status | worker | aws | synth``.
+"""Command line: ``tos2ca-batch demo | run | submit | task | resume | cancel | status | worker | aws | slurm | synth``.
 
 Exit status: 0 complete (or done), 1 failed, 2 bad usage, 3 cancelled, 75 a task whose earlier
-stages are not complete (nothing changed), 130/143 interrupted by SIGINT/SIGTERM (job cancelled,
-continue it with ``resume``).
+stages are not complete or whose chunk another live task holds (nothing changed; never 0, so an
+array scheduler does not count it done), 130/143 interrupted by SIGINT/SIGTERM (a job: cancelled,
+continue it with ``resume``; a ``task``: its chunk released, the job goes on).
 """
 
 from __future__ import annotations
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--until", default=None, help="sync up to this time, ISO 8601 (default: the newest arrived)")
     _on_job(aws, "status", "each stage's Batch status and chunk counts", cmd_aws_status)
     _on_job(aws, "cancel", "terminate a job's Batch jobs and cancel the job", cmd_aws_cancel, reason=True)
+
+    from tos2ca_batch import cli_slurm
+
+    cli_slurm.add_parser(sub, sys.modules[__name__])
 
     p = _on_job(sub, "status", "a job: what it found, its outputs, its chunks, what to do next", cmd_status)
     p.add_argument("--json", action="store_true", help="the job's row (spec as JSON), chunk counts and outputs as "
@@ -526,12 +531,22 @@ def cmd_task(cfg, args) -> int:
     except SpecError as exc:
         print(json.dumps({"job_id": args.job, "stage": args.stage, "error": str(exc)}))
         return 2
-    state = run_task(cfg, args.stage, args.job, chunk)
-    out = {"job_id": args.job, "stage": args.stage, "chunk": chunk, "state": state}
+    from tos2ca_batch.runner import Interrupted
+
+    out = {"job_id": args.job, "stage": args.stage, "chunk": chunk}
+    try:  # SIGTERM (scancel, a requeue, a reclaimed host): the chunk is released, the job goes on
+        with _Signals():
+            state = run_task(cfg, args.stage, args.job, chunk)
+    except Interrupted as exc:
+        print(json.dumps(dict(out, state="interrupted", signal=str(exc))))
+        return 128 + exc.signum
+    out["state"] = state
     if state == "not-ready":
         out["reason"] = not_ready(TaskContext(cfg, args.job), args.stage)
+    elif state == "busy":
+        out["reason"] = "another live task holds this chunk"
     print(json.dumps(out))
-    return {"not-ready": EXIT_NOT_READY, "cancelled": EXIT_CANCELLED}.get(state, 0)
+    return {"not-ready": EXIT_NOT_READY, "busy": EXIT_NOT_READY, "cancelled": EXIT_CANCELLED}.get(state, 0)
 
 
 @_with_job

@@ -83,6 +83,24 @@ def has_password(url: str) -> bool:
         return True
 
 
+def task_identity(env: Mapping[str, str]) -> str | None:
+    """``<scheduler>:<child>#<run>`` of an array child, None outside one. The child is the Slurm
+    array element (``SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID``, or ``SLURM_JOB_ID``) or the AWS Batch
+    job (``AWS_BATCH_JOB_ID``); the run counts Slurm's requeues (``SLURM_RESTART_COUNT``) and the
+    batch script's reruns (``TOS2CA_TASK_ATTEMPT``), or Batch's attempts (``AWS_BATCH_JOB_ATTEMPT``)."""
+    def count(name: str, default: int) -> int:
+        value = (env.get(name) or "").strip()
+        return int(value) if value.isdigit() else default
+
+    if env.get("SLURM_JOB_ID"):
+        child = (f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+                 if env.get("SLURM_ARRAY_JOB_ID") else env["SLURM_JOB_ID"])
+        return f"slurm:{child}#{count('SLURM_RESTART_COUNT', 0)}.{count('TOS2CA_TASK_ATTEMPT', 1)}"
+    if env.get("AWS_BATCH_JOB_ID"):
+        return f"batch:{env['AWS_BATCH_JOB_ID']}#{count('AWS_BATCH_JOB_ATTEMPT', 1)}"
+    return None
+
+
 # name in the environment -> Config field, for the settings a child is given as variables
 ENV_FIELDS = {
     "TOS2CA_SECRET_ID": "secret_id", "TOS2CA_DB_URL": "db_url", "TOS2CA_REDIS_URL": "redis_url",
@@ -136,7 +154,13 @@ class Config:
     aws_region: str | None = None
     secret_id: str | None = None
     array_index: str | None = None
-    """``AWS_BATCH_JOB_ARRAY_INDEX``: the chunk of an AWS Batch array child."""
+    """The chunk of an array child: ``AWS_BATCH_JOB_ARRAY_INDEX`` (AWS Batch) or
+    ``SLURM_ARRAY_TASK_ID`` (Slurm), named by :attr:`array_index_source`."""
+    array_index_source: str = "AWS_BATCH_JOB_ARRAY_INDEX"
+    task_identity: str | None = None
+    """Which run of which array child this process is (:func:`task_identity`): a chunk lock held
+    by an earlier run of the same child is taken over at once, since the scheduler runs one
+    at a time."""
     earthdata_host: str = "urs.earthdata.nasa.gov"
     """``TOS2CA_EARTHDATA_HOST``: the Earthdata Login host (``uat.urs.earthdata.nasa.gov`` for UAT)."""
     earthdata_access: str = "auto"
@@ -181,7 +205,10 @@ class Config:
             aws_endpoint_url=endpoint,
             aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or None,
             secret_id=secret_id,
-            array_index=env.get("AWS_BATCH_JOB_ARRAY_INDEX"),
+            array_index=env.get("AWS_BATCH_JOB_ARRAY_INDEX") or env.get("SLURM_ARRAY_TASK_ID"),
+            array_index_source=("AWS_BATCH_JOB_ARRAY_INDEX" if env.get("AWS_BATCH_JOB_ARRAY_INDEX")
+                                or not env.get("SLURM_ARRAY_TASK_ID") else "SLURM_ARRAY_TASK_ID"),
+            task_identity=task_identity(env),
             earthdata_host=env.get("TOS2CA_EARTHDATA_HOST") or "urs.earthdata.nasa.gov",
             earthdata_access=_choice(env, "TOS2CA_EARTHDATA_ACCESS", ("auto", "s3", "https"), "auto"),
         )

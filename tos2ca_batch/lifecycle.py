@@ -28,15 +28,33 @@ log = logging.getLogger("tos2ca_batch")
 FINAL_STATES = ("complete", "failed", "cancelled")
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(identity: str | None = None) -> str:
+    """``host:pid``, after ``identity@`` in an array child (``Config.task_identity``)."""
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    return f"{identity}@{here}" if identity else here
+
+
+def _run_of(identity: str) -> tuple[str, tuple[int, ...]] | None:
+    child, _, run = identity.rpartition("#")
+    parts = run.split(".")
+    return (child, tuple(int(p) for p in parts)) if child and all(p.isdigit() for p in parts) else None
+
+
+def holder_superseded(worker: str | None, identity: str | None) -> bool:
+    """True when ``worker`` was an earlier run of the array child this process is a later run of
+    (same Slurm array element or AWS Batch job, a lower restart or attempt count): the scheduler
+    runs one run of a child at a time, so that holder is dead, on whatever host it ran."""
+    if not worker or not identity or "@" not in worker:
+        return False
+    theirs, mine = _run_of(worker.rpartition("@")[0]), _run_of(identity)
+    return theirs is not None and mine is not None and theirs[0] == mine[0] and theirs[1] < mine[1]
 
 
 def holder_is_dead(worker: str | None) -> bool:
-    """True when ``worker`` (``host:pid``) was a process of this host that no longer runs."""
+    """True when ``worker`` (``[identity@]host:pid``) was a process of this host that no longer runs."""
     if not worker or ":" not in worker:
         return False
-    host, _, pid = worker.rpartition(":")
+    host, _, pid = worker.rpartition("@")[2].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

@@ -1,5 +1,6 @@
 """One array task: claim a chunk, run its stage, record the result. The same call serves a
-local process, an MPI rank and an AWS Batch child (``tos2ca-batch task <stage> --job J``)."""
+local process, an MPI rank, an AWS Batch child and a Slurm array child
+(``tos2ca-batch task <stage> --job J``)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,18 @@ def not_ready(ctx: TaskContext, stage: str) -> str | None:
     return None
 
 
+def _take_from_dead_run(cfg: Config, job_id: int, stage: str, chunk: int) -> bool:
+    """The chunk's holder is gone (an earlier run of this array child, or a process of this host
+    that no longer runs, e.g. killed and rerun by the batch script): its chunks go back to
+    pending now instead of after its lease. True when it released any."""
+    holder = next((c["worker"] for c in cfg.db().chunks(job_id, stage)
+                   if c["chunkID"] == chunk and c["status"] == "running"), None)
+    if not (lifecycle.holder_superseded(holder, cfg.task_identity) or lifecycle.holder_is_dead(holder)):
+        return False
+    log.warning("job %s %s chunk %s: its holder %s is gone; taking it over", job_id, stage, chunk, holder)
+    return cfg.db().release_chunks(job_id, [holder]) > 0
+
+
 def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") -> str:
     """``done``, ``skipped`` (already complete), ``busy`` (another task holds it), ``not-ready``
     (an earlier stage is not complete) or ``cancelled`` (the job was cancelled): in the last two
@@ -80,8 +93,10 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
     except LostState as exc:
         lifecycle.fail(cfg, job_id, f"{stage} chunk {chunk}: {exc}")
         raise
-    worker = worker_name()
+    worker = worker_name(cfg.task_identity)
     state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
+    if state == "busy" and _take_from_dead_run(cfg, job_id, stage, chunk):
+        state = db.claim_chunk(job_id, stage, chunk, worker, cfg.lease_seconds)
     if state != "claimed":
         return "skipped" if state == "complete" else "busy"
     store = ctx.store
@@ -111,11 +126,12 @@ def run_task(cfg: Config, stage: str, job_id: int, chunk: int, where: str = "") 
 
 
 def chunk_index(cfg: Config, job_id: int, stage: str, given: int | None, offset: int = 0) -> int:
-    """The chunk a task runs: ``--chunk`` or ``offset`` + ``AWS_BATCH_JOB_ARRAY_INDEX``
-    (``cfg.array_index``; 0 when neither is set; ``offset`` is the first chunk of a stage's array
-    part when a stage needs several arrays), checked against the stage's chunk count."""
+    """The chunk a task runs: ``--chunk`` or ``offset`` + the array index
+    (``cfg.array_index``: ``AWS_BATCH_JOB_ARRAY_INDEX`` or ``SLURM_ARRAY_TASK_ID``; 0 when neither
+    is set; ``offset`` is the first chunk of a stage's array part when a stage needs several
+    arrays), checked against the stage's chunk count."""
     raw = given if given is not None else cfg.array_index or "0"
-    field = "--chunk" if given is not None else "AWS_BATCH_JOB_ARRAY_INDEX"
+    field = "--chunk" if given is not None else cfg.array_index_source
     if isinstance(raw, str) and not raw.strip().isdigit():
         raise SpecError(field, f"must be a chunk index (a whole number >= 0), got {raw!r}")
     index = int(raw) + (offset if given is None else 0)
