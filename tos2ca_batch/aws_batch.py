@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from pathlib import Path
 
 from tos2ca_batch.config import Config
@@ -28,10 +29,11 @@ MAX_DEPENDS_ON = 20  # jobs one AWS Batch job may depend on
 _PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
 
 
-def batch_client(cfg: Config):
-    import boto3
+def batch_client(cfg: Config, service: str = "batch"):
+    """An AWS client (Batch by default) for ``cfg``'s endpoint and region, standard retries."""
+    from tos2ca_batch.stores.awsclient import client
 
-    return boto3.client("batch", endpoint_url=cfg.aws_endpoint_url, region_name=cfg.aws_region)
+    return client(service, cfg.aws_endpoint_url, cfg.aws_region)
 
 
 def manifests_dir(cfg: Config) -> Path:
@@ -67,24 +69,65 @@ def load_manifest(cfg: Config, name: str, values: dict) -> dict:
         raise ValueError(f"manifests/{name} needs a value for {exc.args[0]}") from None
 
 
-def register(cfg: Config, values: dict, platform: str) -> dict:
-    """Create the compute environment and job queue (if missing) and register the job definition."""
+def wait_valid(describe, name: str, what: str, timeout: float = 600.0, interval: float = 5.0,
+               sleep=time.sleep) -> dict:
+    """Poll ``describe()`` (the resource's description) until its status is VALID; a resource
+    that turns INVALID, or stays CREATING/UPDATING past ``timeout``, is an error naming it and
+    Batch's ``statusReason``. A job queue made before its compute environment is VALID is refused
+    or attached to nothing, so ``register`` waits for each in turn."""
+    waited = 0.0
+    while True:
+        doc = describe()
+        state = doc.get("status")
+        if state == "VALID":
+            return doc
+        if state == "INVALID" or waited >= timeout:
+            why = "is INVALID" if state == "INVALID" else f"is still {state} after {timeout:.0f} s"
+            raise RuntimeError(f"{what} {name} {why}: {doc.get('statusReason') or 'no reason given'}")
+        sleep(interval)
+        waited += interval
+
+
+def _log_group(cfg: Config, jobdef: dict) -> str | None:
+    """Create the job definition's awslogs group when missing (the awslogs driver does not, and
+    a child then dies at start with no log)."""
+    options = jobdef.get("containerProperties", {}).get("logConfiguration", {}).get("options", {})
+    group = options.get("awslogs-group")
+    if group:
+        logs = batch_client(cfg, "logs")
+        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            try:
+                logs.create_log_group(logGroupName=group)
+            except logs.exceptions.ResourceAlreadyExistsException:  # made meanwhile by another register
+                pass
+    return group
+
+
+def register(cfg: Config, values: dict, platform: str, sleep=time.sleep) -> dict:
+    """Create the platform's compute environment and then its own job queue (if missing), each
+    once Batch reports it VALID, the awslogs group, and register the job definition."""
     client = batch_client(cfg)
-    values = dict(values, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
+    values = dict(values, PLATFORM=platform, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
     ce = load_manifest(cfg, f"compute-environment-{platform}.json", values)
     queue = load_manifest(cfg, "job-queue.json", values)
     jobdef = load_manifest(cfg, f"job-definition-{platform}.json", values)
     out = {}
-    have = client.describe_compute_environments(computeEnvironments=[ce["computeEnvironmentName"]])
-    if have["computeEnvironments"]:
-        out["computeEnvironmentArn"] = have["computeEnvironments"][0]["computeEnvironmentArn"]
-    else:
-        out["computeEnvironmentArn"] = client.create_compute_environment(**ce)["computeEnvironmentArn"]
-    have = client.describe_job_queues(jobQueues=[queue["jobQueueName"]])
-    if have["jobQueues"]:
-        out["jobQueueArn"] = have["jobQueues"][0]["jobQueueArn"]
-    else:
-        out["jobQueueArn"] = client.create_job_queue(**queue)["jobQueueArn"]
+    ce_name, queue_name = ce["computeEnvironmentName"], queue["jobQueueName"]
+
+    def describe_ce() -> dict:
+        return client.describe_compute_environments(computeEnvironments=[ce_name])["computeEnvironments"][0]
+
+    def describe_queue() -> dict:
+        return client.describe_job_queues(jobQueues=[queue_name])["jobQueues"][0]
+
+    if not client.describe_compute_environments(computeEnvironments=[ce_name])["computeEnvironments"]:
+        client.create_compute_environment(**ce)
+    out["computeEnvironmentArn"] = wait_valid(describe_ce, ce_name, "compute environment",
+                                              sleep=sleep)["computeEnvironmentArn"]
+    if not client.describe_job_queues(jobQueues=[queue_name])["jobQueues"]:
+        client.create_job_queue(**queue)
+    out["jobQueueArn"] = wait_valid(describe_queue, queue_name, "job queue", sleep=sleep)["jobQueueArn"]
+    out["logGroup"] = _log_group(cfg, jobdef)
     res = client.register_job_definition(**jobdef)
     out["jobDefinitionArn"] = res["jobDefinitionArn"]
     out["jobDefinitionName"] = res["jobDefinitionName"]
@@ -96,8 +139,6 @@ def register_sync_schedule(cfg: Config, values: dict, platform: str, schedule: s
     """An EventBridge rule that submits ``sync --due`` as a Batch job on ``schedule`` (e.g.
     ``rate(30 minutes)``): a job definition like the children's whose command is ``sync --due``,
     and the rule with the job queue as its target (``manifests/sync-due-rule.json``)."""
-    import boto3
-
     values = dict(values, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
     jobdef = load_manifest(cfg, f"job-definition-{platform}.json", values)
     jobdef["jobDefinitionName"] += "-sync-due"
@@ -107,11 +148,30 @@ def register_sync_schedule(cfg: Config, values: dict, platform: str, schedule: s
     doc = load_manifest(cfg, "sync-due-rule.json", dict(
         values, SYNC_SCHEDULE=schedule, JOB_QUEUE_ARN=job_queue_arn, EVENTS_ROLE_ARN=events_role_arn,
         SYNC_JOB_DEFINITION_ARN=registered["jobDefinitionArn"]))
-    events = boto3.client("events", endpoint_url=cfg.aws_endpoint_url, region_name=cfg.aws_region)
+    events = batch_client(cfg, "events")
     rule = events.put_rule(**doc["rule"])
     events.put_targets(Rule=doc["rule"]["Name"], Targets=[doc["target"]])
     return {"ruleArn": rule["RuleArn"], "syncJobDefinitionArn": registered["jobDefinitionArn"],
             "schedule": schedule}
+
+
+def retry_action(strategy: dict, exit_code: int | None, status_reason: str = "", reason: str = "") -> str:
+    """What AWS Batch does with a failed attempt under ``strategy`` (a job definition's
+    ``retryStrategy``), as documented: the first ``evaluateOnExit`` entry whose given patterns
+    all match (``onExitCode``, ``onStatusReason``, ``onReason``; a pattern may end with ``*``)
+    decides ``RETRY`` or ``EXIT``; when none matches (or there are none) the attempt is retried.
+    Batch retries only while the attempt is below ``attempts``; that is the caller's count."""
+    def matches(pattern: str | None, value: str) -> bool:
+        if pattern is None:
+            return True
+        return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+    code = "" if exit_code is None else str(exit_code)
+    for rule in strategy.get("evaluateOnExit", []):
+        if (matches(rule.get("onExitCode"), code) and matches(rule.get("onStatusReason"), status_reason)
+                and matches(rule.get("onReason"), reason)):
+            return rule["action"].upper()
+    return "RETRY"
 
 
 def array_parts(n: int, max_array: int = MAX_ARRAY) -> list[tuple[int, int]]:

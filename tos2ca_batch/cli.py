@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--secret-id", default="", help="Secrets Manager secret the children read")
     r.add_argument("--store-url", default="", help="chunk store for children, e.g. s3://bucket/store")
     r.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
-    r.add_argument("--max-vcpus", type=int, default=256, help="the compute environment's most vCPUs (256)")
+    r.add_argument("--max-vcpus", type=int, default=2000,
+                   help="the compute environment's most vCPUs (2000: the 1,000 two-vCPU containers of estimate's "
+                        "middle column; estimate gives the vCPUs each container count needs)")
     r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED",
                    help="Fargate: give tasks a public IP (only without a NAT gateway; default DISABLED)")
     r.add_argument("--sync-schedule", default=None,

@@ -26,9 +26,9 @@ from tos2ca_batch.stores.objectstore import OutputStore, default_output_prefix, 
 
 def secret_settings(secret_id: str, endpoint_url: str | None = None) -> dict[str, str]:
     """DB/Redis/output URLs from a TOS2CA secret (values are never logged)."""
-    import boto3
+    from tos2ca_batch.stores.awsclient import client as aws_client
 
-    client = boto3.client("secretsmanager", endpoint_url=endpoint_url)
+    client = aws_client("secretsmanager", endpoint_url)
     try:
         doc = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
     except Exception as exc:  # the message names the secret, never its content

@@ -176,7 +176,8 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
         "dataset": spec.dataset, "variable": spec.variable, "steps": n_steps, "grid": [layout.height, layout.width],
         "mpx": round(total_mpx, 1), "chunking": {"block_steps": layout.block_steps,
                                                  "tile": [layout.tile_h, layout.tile_w]},
-        "stages": out_stages, "wall_hours_by_containers": walls, "task_hours": round(task_hours, 2),
+        "stages": out_stages, "wall_hours_by_containers": walls,
+        "max_vcpus_by_containers": {str(n): n * vcpus for n in containers}, "task_hours": round(task_hours, 2),
         "vcpu_hours": round(task_hours * vcpus, 2), "platform": platform, "vcpus_per_task": vcpus,
         "memory_mib_per_task": {k: round(v) for k, v in memory.items()}, "job_definition_memory_mib": jobdef_mib,
         "s3_bytes_read": read, "s3_bytes_written": written, "components_per_step": round(comps, 1),
@@ -195,6 +196,8 @@ def describe(est: dict) -> str:
                      f"{s['seconds_per_task']:>9.2f} s a task")
     walls = ", ".join(f"{h} h with {n} containers" for n, h in est["wall_hours_by_containers"].items())
     lines.append(f"  wall: {walls}; {est['vcpu_hours']:,} vCPU-hours ({est['platform']})")
+    need = ", ".join(f"{v:,} for {n}" for n, v in est["max_vcpus_by_containers"].items())
+    lines.append(f"  compute environment maxvCpus (aws register --max-vcpus): {need} containers")
     mem = ", ".join(f"{k} {v / 1024:.1f} GiB" for k, v in est["memory_mib_per_task"].items())
     lines.append(f"  memory per task: {mem} (job definition {est['job_definition_memory_mib'] / 1024:.0f} GiB)")
     read = "unknown" if est["s3_bytes_read"] is None else f"{est['s3_bytes_read'] / 1e9:,.1f} GB"

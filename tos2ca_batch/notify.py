@@ -60,9 +60,9 @@ def send_smtp(url: str, sender: str, to: str, subject: str, body: str) -> None:
 
 def send_ses(sender: str, to: str, subject: str, body: str, endpoint_url: str | None = None,
              region: str | None = None) -> str:
-    import boto3
+    from tos2ca_batch.stores.awsclient import client
 
-    ses = boto3.client("ses", endpoint_url=endpoint_url, region_name=region)
+    ses = client("ses", endpoint_url, region)
     res = ses.send_email(Source=sender, Destination={"ToAddresses": [to]},
                          Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": body}}})
     return res["MessageId"]

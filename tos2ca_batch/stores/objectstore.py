@@ -30,12 +30,12 @@ def s3_settings() -> tuple[str | None, str | None]:
 
 @functools.lru_cache(maxsize=8)
 def _client(endpoint: str | None, region: str | None, keys: tuple[str, str, str] | None = None):
-    import boto3
+    from tos2ca_batch.stores.awsclient import client
 
     if keys is None:
-        return boto3.client("s3", endpoint_url=endpoint, region_name=region)
-    return boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=keys[0],
-                        aws_secret_access_key=keys[1], aws_session_token=keys[2])
+        return client("s3", endpoint, region)
+    return client("s3", endpoint, region, aws_access_key_id=keys[0], aws_secret_access_key=keys[1],
+                  aws_session_token=keys[2])
 
 
 def forget_clients() -> None:
