@@ -111,3 +111,54 @@ def test_a_sweep_under_mpirun_runs_every_combination_on_both_ranks_as_separate_j
                        workers=2)
     swept = {"job_id": row["job_id"], "outputs": [o["location"] for o in db.outputs(row["job_id"])]}
     assert_same_outputs(local_outputs(alone, tmp_path), local_outputs(swept, tmp_path))
+
+
+def _rank_process(rank: int) -> int | None:
+    """The pid of this machine's tos2ca_batch MPI rank ``rank`` (hydra sets PMI_RANK)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tos2ca_batch" in argv and b"mpi4py" in argv and f"PMI_RANK={rank}".encode() in environ:
+            return int(pid)
+    return None
+
+
+def test_a_rank_killed_outright_fails_the_job_with_a_reason_and_resume_finishes_it(data, tmp_path):
+    """``kill -9`` of rank 1: mpirun stops rank 0 too, so nobody in the run can record it; rank 0's
+    watchdog does. The job ends failed (not running, no reason) and ``resume`` completes it."""
+    import signal
+
+    base, catalog = data
+    _, local = run_job(tmp_path / "local", SPEC, catalog, block_steps=3, tile=(90, 360), workers=2)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    work = tmp_path / "w"
+    cmd = [mpirun(), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "tos2ca_batch", "run", str(spec),
+           "--backend", "mpi", "--catalog", str(catalog), "--workdir", str(work), "--block-steps", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    end = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < end:  # rank 1 waits while rank 0 finalizes
+        row = Config.from_env(str(work)).db().get_job(1) if (work / "jobs.sqlite").exists() else None
+        if row and row["phase"] == "finalize":
+            break
+        time.sleep(0.05)
+    victim = _rank_process(1)
+    assert victim is not None and proc.poll() is None, "caught the run while rank 0 finalizes"
+    os.kill(victim, signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    db = Config.from_env(str(work)).db()
+    t0 = time.monotonic()
+    while db.get_job(1)["status"] == "running" and time.monotonic() - t0 < 60:
+        time.sleep(0.1)
+    row = db.get_job(1)
+    assert row["status"] == "failed", row
+    assert "rank 0" in row["message"] and "tos2ca-batch resume 1" in row["message"], row["message"]
+    p = subprocess.run([sys.executable, "-m", "tos2ca_batch", "resume", "1", "--workdir", str(work), "--workers", "2"],
+                       capture_output=True, text=True, timeout=300)
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 0 and res["status"] == "complete", p.stderr[-3000:]
+    assert_same_outputs(local_outputs(local, tmp_path), local_outputs(res, tmp_path))

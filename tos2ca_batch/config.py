@@ -250,6 +250,11 @@ class Config:
                 env[name] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
         return env
 
+    def process_env(self) -> dict[str, str]:
+        """The whole environment of a helper process this one starts: this process's, with
+        :meth:`child_env` over it."""
+        return {**os.environ, **self.child_env()}
+
     def batch_env(self) -> dict[str, str]:
         """What ``aws submit`` puts in its children's environment: :data:`FORWARDED_TO_BATCH`
         settings this configuration was given, never one holding a password."""

@@ -35,7 +35,13 @@ class MPIBackend:
         """Each rank imports what it runs."""
 
     def start(self, cfg: Config) -> None:
-        """The ranks are already running."""
+        """The ranks are already running; rank 0 starts its watchdog (``backends.watchdog``), so
+        a job it holds does not stay ``running`` if ``mpirun`` stops every rank at once."""
+        if self.rank == 0 and getattr(self, "_watchdog", None) is None:
+            from tos2ca_batch.backends.watchdog import start as start_watchdog
+            from tos2ca_batch.lifecycle import worker_name
+
+            self._watchdog = start_watchdog(cfg, worker_name())
 
     def _run_share(self, cfg: Config, job_id: int, tasks: list[tuple[str, int]]) -> None:
         from tos2ca_batch.tasks import run_task

@@ -230,6 +230,11 @@ class JobsDB:
         where, params = ("WHERE status = ?", (status,)) if status else ("", ())
         return self.query(f"SELECT {columns} FROM jobs {where} ORDER BY jobID DESC LIMIT ?", (*params, int(limit)))
 
+    def running_jobs_of(self, worker: str) -> list[int]:
+        """The running jobs ``worker`` holds."""
+        rows = self.query("SELECT jobID FROM jobs WHERE status = 'running' AND worker = ? ORDER BY jobID", (worker,))
+        return [int(r["jobID"]) for r in rows]
+
     def get_job(self, job_id: int) -> dict | None:
         rows = self.query("SELECT * FROM jobs WHERE jobID = ?", (job_id,))
         return rows[0] if rows else None
