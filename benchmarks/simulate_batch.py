@@ -1,16 +1,20 @@
 """Replay the AWS Batch submission graph of a long job against a model of Batch.
 
     python benchmarks/simulate_batch.py [--years 20] [--containers 100 1000 5000] [--spot-rate 0.05]
-        [--plot benchmarks/scale-makespan.png]
+        [--max-vcpus 2000] [--launch-rate 20 --launch-burst 100] [--plot benchmarks/scale-makespan.png]
 
 The graph is what ``tos2ca-batch aws submit`` sends for a global 0.1-degree IMERG job of that
-length with the planner's default chunking (``algorithm.default_chunking``; the arrays split at
-10,000 children, ``aws_batch.array_parts``): map and relabel arrays of one chunk per block, reduce
+length with its default chunking (``algorithm.default_chunking`` with ``array_chunks``: blocks
+of ~180 steps for 20 years; the arrays split at 10,000 children, ``aws_batch.array_parts``): map
+and relabel arrays of one chunk per block, reduce
 and finalize as single jobs, publish per block, the masks and ids files per month; each stage
 waits for the whole stage before.
 
-The model of Batch: ``N`` containers; a child starts when a container is free (FIFO over the
-released stages), pays a container start, then runs for a time drawn from a lognormal whose
+The model of Batch: ``N`` containers, no more than ``--max-vcpus`` holds at ``--vcpus`` each;
+a child starts when a container is free (FIFO over the released stages) and Fargate has a
+launch for it (a token bucket of ``--launch-burst`` launches refilled at ``--launch-rate`` a
+second, AWS's documented quota per account and Region; ``--launch-rate 0``: unlimited), pays a
+container start, then runs for a time drawn from a lognormal whose
 median is the measured cost of its chunk (per step of 1800 x 3600 on one core, from
 ``benchmarks/RESULTS.md``: map 75 ms, relabel 19 ms, publish 4 ms; a month's files 0.6 ms a step
 for the masks file's structure and 160 ms a step for the ids netCDF; the reduce from
@@ -47,11 +51,34 @@ def reduce_seconds(steps: int) -> float:
     return 2.4e-4 * steps
 
 
-def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048) -> list[tuple[str, int, float]]:
+class LaunchBucket:
+    """Fargate's launch throttle: ``burst`` tokens, refilled at ``rate`` a second; a launch
+    takes one, waiting for it when the bucket is empty."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.time = float(burst), 0.0
+
+    def launch(self, wanted: float) -> float:
+        """When a launch asked for at ``wanted`` (never earlier than the last ask) happens."""
+        if self.rate <= 0:
+            return wanted
+        t = max(wanted, self.time)
+        self.tokens = min(self.burst, self.tokens + (t - self.time) * self.rate)
+        if self.tokens < 1:
+            t += (1 - self.tokens) / self.rate
+            self.tokens = 1.0
+        self.tokens -= 1
+        self.time = t
+        return t
+
+
+def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048,
+          array_chunks: int = 2000) -> list[tuple[str, int, float]]:
     """(stage, children, median seconds per child) in submission order; blocks of ``block_steps``
-    (default: the planner's choice)."""
+    (default: what ``aws submit`` plans, ``array_chunks`` map chunks)."""
     steps = int(years * 365.25 * 48)
-    block, tile = default_chunking(steps, 1800, 3600, memory_mb)
+    block, tile = default_chunking(steps, 1800, 3600, memory_mb, array_chunks)
     block = block_steps or block
     blocks = math.ceil(steps / block)
     tiles = math.ceil(1800 / tile[0]) * math.ceil(3600 / tile[1])
@@ -64,8 +91,11 @@ def graph(years: float, block_steps: int | None = None, memory_mb: float = 2048)
             ("finalize", 1, 1e-4 * steps)]
 
 
-def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, start_s: float, seed: int) -> dict:
+def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, start_s: float, seed: int,
+             launches: LaunchBucket | None = None) -> dict:
     rng = np.random.default_rng(seed)
+    launches = launches or LaunchBucket(0, 0)
+    waited = 0.0
     sigma = math.sqrt(math.log(1 + cv * cv))
     clock, retries, failed = 0.0, 0, 0
     critical = []
@@ -79,7 +109,10 @@ def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, star
         end = clock
         while queue:
             child = queue.pop()
-            t = heapq.heappop(free) + start_s
+            free_at = heapq.heappop(free)
+            launched = launches.launch(free_at)
+            waited += launched - free_at
+            t = launched + start_s
             run = durations[child]
             reclaim = rng.exponential(3600 / spot_rate_per_hour) if spot_rate_per_hour > 0 else math.inf
             if reclaim < run:  # the host went away: Batch retries on another one
@@ -97,7 +130,7 @@ def simulate(stages, containers: int, spot_rate_per_hour: float, cv: float, star
                          "seconds": round(end - clock, 1)})
         clock = end
     return {"makespan_h": round(clock / 3600, 2), "retries": retries, "failed_children": failed,
-            "critical_path": critical}
+            "launch_wait_container_h": round(waited / 3600, 2), "critical_path": critical}
 
 
 def main() -> None:
@@ -107,7 +140,11 @@ def main() -> None:
     ap.add_argument("--spot-rate", type=float, default=0.05, help="reclaims per container-hour")
     ap.add_argument("--cv", type=float, default=0.3, help="spread of child times (coefficient of variation)")
     ap.add_argument("--container-start", type=float, default=30.0, help="seconds to start a container")
-    ap.add_argument("--block-steps", type=int, nargs="+", default=[0], help="0: the planner's default")
+    ap.add_argument("--block-steps", type=int, nargs="+", default=[0], help="0: aws submit's default")
+    ap.add_argument("--max-vcpus", type=int, default=2000, help="the compute environment's maxvCpus")
+    ap.add_argument("--vcpus", type=int, default=2, help="vCPUs of a container (the job definitions' 2)")
+    ap.add_argument("--launch-rate", type=float, default=20.0, help="Fargate launches a second (0: unlimited)")
+    ap.add_argument("--launch-burst", type=int, default=100, help="launches Fargate allows at once")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args()
@@ -115,8 +152,11 @@ def main() -> None:
     for block in args.block_steps:
         stages = graph(args.years, block or None)
         for n in args.containers:
-            res = simulate(stages, n, args.spot_rate, args.cv, args.container_start, args.seed)
-            rows.append({"years": args.years, "block_steps": block or "default", "containers": n, **res})
+            running = min(n, args.max_vcpus // args.vcpus)
+            res = simulate(stages, running, args.spot_rate, args.cv, args.container_start, args.seed,
+                           LaunchBucket(args.launch_rate, args.launch_burst))
+            rows.append({"years": args.years, "block_steps": block or "default", "containers": n,
+                         "containers_running": running, "map_children": stages[0][1], **res})
             print(json.dumps(rows[-1]), flush=True)
     if args.plot:
         import matplotlib

@@ -393,3 +393,84 @@ def test_a_wave_of_more_arrays_than_a_job_may_depend_on_is_refused_by_name():
     assert problem == ("relabel has 190000 chunks and publish has 25000 chunks: 22 arrays of up to 10000, more "
                        "than the 20 the next stage can depend on; use longer blocks or larger tiles")
     assert too_many_arrays(order, dict(fits, map=210_000).get).startswith("map has 210000 chunks: 21 arrays")
+
+
+def moto_recorder(aws, action: str) -> str:
+    return urllib.request.urlopen(urllib.request.Request(f"{aws}/moto-api/recorder/{action}",
+                                                         method="GET" if action.startswith("download") else "POST")
+                                  ).read().decode()
+
+
+def submitted_jobs(aws) -> list[dict]:
+    """What SubmitJob calls moto's server saw since the recording started (its request recorder)."""
+    import base64
+
+    out = []
+    for line in moto_recorder(aws, "download-recording").splitlines():
+        entry = json.loads(line)
+        if entry["url"].endswith("/v1/submitjob"):
+            body = base64.b64decode(entry["body"]).decode() if entry["body_encoded"] else entry["body"]
+            out.append(json.loads(body))
+    return out
+
+
+def test_a_fair_share_queue_gets_each_users_jobs_under_their_share(batch_setup, aws, tmp_path):
+    setup = batch_setup
+    prefix = f"t2c-{setup['tag']}"
+    args = ["aws", "register", "--platform", "fargate", "--image", "example.org/tos2ca-batch:1", "--subnets",
+            setup["subnet"], "--security-groups", setup["sg"], "--service-role-arn", setup["role"],
+            "--execution-role-arn", setup["role"], "--job-role-arn", setup["role"], "--secret-id", setup["sid"],
+            "--name-prefix", prefix]
+    p = cli([*args, "--scheduling-policy", "fair-share"], setup["env"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    reg = json.loads(p.stdout.strip().splitlines()[-1])
+    batch = boto3.client("batch")
+    [queue] = batch.describe_job_queues(jobQueues=[f"{prefix}-fargate-queue"])["jobQueues"]
+    assert queue["schedulingPolicyArn"] == reg["schedulingPolicyArn"]
+    [policy] = batch.describe_scheduling_policies(arns=[reg["schedulingPolicyArn"]])["schedulingPolicies"]
+    assert policy["name"] == f"{prefix}-fair-share" and policy["fairsharePolicy"]["shareDecaySeconds"] == 3600
+    again = cli([*args, "--scheduling-policy", "fair-share"], setup["env"])  # found again, not made twice
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1])["schedulingPolicyArn"] == \
+        reg["schedulingPolicyArn"]
+    assert len([a for a in batch.list_scheduling_policies()["schedulingPolicies"] if prefix in a["arn"]]) == 1
+    fifo = cli(args, setup["env"])  # the queue is fair-share: a FIFO registration of it is refused
+    assert fifo.returncode == 2 and "Batch cannot change a queue's kind" in fifo.stdout, fifo.stdout
+    bad = cli([*args, "--scheduling-policy", "round-robin"], setup["env"])
+    assert bad.returncode == 2 and "--scheduling-policy must be fair-share or" in bad.stdout
+
+    catalog = synthesize("imerg", tmp_path / "data", datetime(2020, 1, 4), datetime(2020, 1, 4, 3), res=2.0)
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, end="2020-01-04T03:00", email="scientist@example.org")))
+    work = str(tmp_path / "client")
+
+    def submit(*extra) -> tuple[subprocess.CompletedProcess, list[dict]]:
+        moto_recorder(aws, "reset-recording")
+        moto_recorder(aws, "start-recording")
+        try:
+            p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work, "--queue",
+                     reg["jobQueueArn"], "--job-definition", reg["jobDefinitionName"], *extra], setup["env"])
+        finally:
+            moto_recorder(aws, "stop-recording")
+        return p, submitted_jobs(aws)
+
+    p, jobs = submit()
+    assert p.returncode == 0, p.stderr[-3000:]
+    stages = json.loads(p.stdout.strip().splitlines()[-1])["aws_jobs"]
+    assert len(jobs) == len(stages) >= 5 and {j.get("shareIdentifier") for j in jobs} == {"user1"}, jobs
+    p, jobs = submit("--share-identifier", "hydrologyTeam")
+    assert p.returncode == 0 and {j.get("shareIdentifier") for j in jobs} == {"hydrologyTeam"}
+    p, jobs = submit("--share-identifier", "hydrology-team")
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 1 and res["status"] == "failed" and jobs == []
+    assert res["message"].startswith("share_identifier: 'hydrology-team': a share identifier is 1 to 255 letters")
+    # a first-in-first-out queue gets no share (Batch refuses one there)
+    fifo_reg = register(setup, "ec2")
+    assert fifo_reg.returncode == 0, fifo_reg.stderr[-2000:]
+    fifo_queue = json.loads(fifo_reg.stdout.strip().splitlines()[-1])
+    assert "schedulingPolicyArn" not in fifo_queue
+    moto_recorder(aws, "reset-recording")
+    moto_recorder(aws, "start-recording")
+    p = cli(["aws", "submit", str(spec), "--catalog", str(catalog), "--workdir", work, "--queue",
+             fifo_queue["jobQueueArn"], "--job-definition", fifo_queue["jobDefinitionName"]], setup["env"])
+    moto_recorder(aws, "stop-recording")
+    assert p.returncode == 0 and [j for j in submitted_jobs(aws) if "shareIdentifier" in j] == []

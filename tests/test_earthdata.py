@@ -207,3 +207,46 @@ def test_a_netrc_login_gets_its_token_from_earthdata_login_and_reads_over_https(
         assert "Traceback" not in p.stderr and "wrong" not in res["message"]
     finally:
         login.shutdown()
+
+
+def test_the_tasks_of_a_job_share_one_fetch_of_the_archive_credentials(archive, tmp_path):
+    """Every task a process of its own, as array children run: the plan task fetches the DAAC's
+    credentials and leaves them in the job's chunk store; the map children use them. A copy about
+    to lapse is renewed by the first task that finds it so, once, for the rest."""
+    from tos2ca_batch.config import Config
+    from tos2ca_batch.plans import load_plan
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("EARTHDATA_", "TOS2CA_"))}
+    environ.update(REQUESTS_CA_BUNDLE=str(archive["cert"]), NETRC=str(tmp_path / "no-netrc"), EARTHDATA_TOKEN=TOKEN,
+                   TOS2CA_EARTHDATA_ACCESS="s3", TOS2CA_CATALOG=str(archive["catalog"]))
+    work = str(tmp_path / "w")
+    spec = tmp_path / "blocks.json"
+    spec.write_text(json.dumps(dict(SPEC, chunking={"block_steps": 2})))
+
+    def cli(*args) -> None:
+        p = subprocess.run([sys.executable, "-m", "tos2ca_batch", *args, "--workdir", work], env=environ,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, (args, p.stdout, p.stderr[-3000:])
+
+    cli("submit", str(spec))
+    cli("task", "plan", "--job", "1")
+    server = archive["server"]
+    assert server.calls == {"s3credentials": 1}, server.calls
+    cfg = Config.from_env(work)
+    store = cfg.store(1)
+    [name] = [k.split(":")[2] for k in store.blobs.keys() if k.startswith("job:0:earthdata-")]
+    stages = load_plan(store).stages()
+    assert stages[0] == "map" and len(cfg.db().chunks(1, "map")) == 3
+    for stage in stages:
+        for row in cfg.db().chunks(1, stage):
+            if stage == "map" and row["chunkID"] == 1:  # the shared copy now lapses in two minutes
+                doc = store.get_shared(name)
+                store.put_shared(name, dict(doc, expiry=datetime.now(UTC).timestamp() + 120))
+            cli("task", stage, "--job", "1", "--chunk", str(row["chunkID"]))
+            if stage == "map":
+                assert server.calls == {"s3credentials": 1 if row["chunkID"] == 0 else 2}, (row, server.calls)
+    assert cfg.db().get_job(1)["status"] == "complete"
+    assert not [k for k in store.blobs.keys() if "earthdata" in k], "the credentials outlived the job"
+    outputs = [o["location"] for o in cfg.db().outputs(1)]
+    _, alone = run_job(tmp_path / "local", dict(SPEC, chunking={"block_steps": 2}), archive["local_catalog"])
+    assert_same_outputs(local_outputs(alone, tmp_path), local_outputs({"job_id": 1, "outputs": outputs}, tmp_path))

@@ -103,13 +103,53 @@ def _log_group(cfg: Config, jobdef: dict) -> str | None:
     return group
 
 
-def register(cfg: Config, values: dict, platform: str, sleep=time.sleep) -> dict:
+def scheduling_policy(cfg: Config, values: dict, policy: str) -> str:
+    """The ARN of the queue's scheduling policy: ``policy`` itself when it is an ARN, else (the
+    word ``fair-share``) ``manifests/scheduling-policy.json``'s, created when missing: every
+    share (``aws submit --share-identifier``, by default one per user) gets the same weight, so
+    one scientist's twenty-year job does not hold the queue while another's day waits."""
+    if policy.startswith("arn:"):
+        return policy
+    if policy != "fair-share":
+        raise ValueError(f"--scheduling-policy must be fair-share or a scheduling policy's ARN, got {policy!r}")
+    client = batch_client(cfg)
+    doc = load_manifest(cfg, "scheduling-policy.json", values)
+    arns = client.list_scheduling_policies().get("schedulingPolicies", [])
+    found = client.describe_scheduling_policies(arns=[a["arn"] for a in arns]).get("schedulingPolicies", []) \
+        if arns else []
+    for known in found:
+        if known["name"] == doc["name"]:
+            return known["arn"]
+    return client.create_scheduling_policy(**doc)["arn"]
+
+
+SHARE_ID = re.compile(r"[A-Za-z0-9]{1,255}")
+
+
+def share_identifier(cfg: Config, job_id: int, queue: str) -> str | None:
+    """The share the job's Batch jobs bill to when ``queue`` has a scheduling policy (Batch
+    refuses a job without one there), None for a first-in-first-out queue:
+    ``TOS2CA_SHARE_IDENTIFIER`` (``--share-identifier``), else ``user<N>`` of the job's user."""
+    described = batch_client(cfg).describe_job_queues(jobQueues=[queue]).get("jobQueues", [])
+    if not described or not described[0].get("schedulingPolicyArn"):
+        return None
+    share = cfg.share_identifier or f"user{cfg.db().get_job(job_id).get('userID') or 0}"
+    if not SHARE_ID.fullmatch(share):
+        raise SpecError("share_identifier", f"{share!r}: a share identifier is 1 to 255 letters and digits")
+    return share
+
+
+def register(cfg: Config, values: dict, platform: str, sleep=time.sleep, policy: str | None = None) -> dict:
     """Create the platform's compute environment and then its own job queue (if missing), each
-    once Batch reports it VALID, the awslogs group, and register the job definition."""
+    once Batch reports it VALID, the awslogs group, and register the job definition. ``policy``:
+    the queue is fair-share (:func:`scheduling_policy`); Batch cannot give one to a queue made
+    without it."""
     client = batch_client(cfg)
     values = dict(values, PLATFORM=platform, PLATFORM_CE="spot" if platform == "ec2" else "fargate")
     ce = load_manifest(cfg, f"compute-environment-{platform}.json", values)
     queue = load_manifest(cfg, "job-queue.json", values)
+    if policy:
+        queue["schedulingPolicyArn"] = scheduling_policy(cfg, values, policy)
     jobdef = load_manifest(cfg, f"job-definition-{platform}.json", values)
     out = {}
     ce_name, queue_name = ce["computeEnvironmentName"], queue["jobQueueName"]
@@ -124,9 +164,16 @@ def register(cfg: Config, values: dict, platform: str, sleep=time.sleep) -> dict
         client.create_compute_environment(**ce)
     out["computeEnvironmentArn"] = wait_valid(describe_ce, ce_name, "compute environment",
                                               sleep=sleep)["computeEnvironmentArn"]
-    if not client.describe_job_queues(jobQueues=[queue_name])["jobQueues"]:
+    existing = client.describe_job_queues(jobQueues=[queue_name])["jobQueues"]
+    if not existing:
         client.create_job_queue(**queue)
+    elif existing[0].get("schedulingPolicyArn") != queue.get("schedulingPolicyArn"):
+        has = existing[0].get("schedulingPolicyArn") or "none (first in, first out)"
+        raise ValueError(f"job queue {queue_name} exists with scheduling policy {has}, not the one asked for, and "
+                         f"Batch cannot change a queue's kind: delete the queue or use another --name-prefix")
     out["jobQueueArn"] = wait_valid(describe_queue, queue_name, "job queue", sleep=sleep)["jobQueueArn"]
+    if queue.get("schedulingPolicyArn"):
+        out["schedulingPolicyArn"] = queue["schedulingPolicyArn"]
     out["logGroup"] = _log_group(cfg, jobdef)
     res = client.register_job_definition(**jobdef)
     out["jobDefinitionArn"] = res["jobDefinitionArn"]
@@ -234,7 +281,7 @@ def too_many_arrays(order: list[str], chunks) -> str | None:
 
 
 def _stage_jobs(job_id: int, stage: str, n_chunks: int, queue: str, job_definition: str, env: list[dict],
-                after: list[str]) -> list[dict]:
+                after: list[str], share: str | None = None) -> list[dict]:
     """``submit_job`` parameters of one stage: an array job (or several, past AWS Batch's 10,000
     children) whose children run its chunks, each part waiting for the jobs ``after``."""
     parts = array_parts(n_chunks)
@@ -249,6 +296,8 @@ def _stage_jobs(job_id: int, stage: str, n_chunks: int, queue: str, job_definiti
         }
         if size > 1:
             params["arrayProperties"] = {"size": size}
+        if share:
+            params["shareIdentifier"] = share
         if after:
             params["dependsOn"] = [{"jobId": j} for j in after]
         jobs.append(params)
@@ -262,11 +311,13 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, af
     from tos2ca_batch.lifecycle import fail
     from tos2ca_batch.runner import plan_job
 
+    cfg.plan_for_arrays = True  # default blocks for array children (algorithm.default_chunking)
     try:
         plan = plan_job(cfg, job_id)
         problem = too_many_arrays(plan.stages(), plan.stage_chunks)
         if problem:
             raise SpecError("chunking", problem)
+        share = share_identifier(cfg, job_id, queue)
     except (SpecError, ValueError, OSError) as exc:
         fail(cfg, job_id, str(exc))
         return {"job_id": job_id, "status": "failed", "message": str(exc)}
@@ -278,7 +329,7 @@ def submit_planned(cfg: Config, job_id: int, queue: str, job_definition: str, af
         for stage in wave:
             ids[stage] = [client.submit_job(**params)["jobId"]
                           for params in _stage_jobs(job_id, stage, plan.stage_chunks(stage), queue, job_definition,
-                                                    env, previous)]
+                                                    env, previous, share)]
         previous = [j for stage in wave for j in ids[stage]]
     aws_jobs = {stage: v[0] if len(v) == 1 else v for stage, v in ids.items()}
     cfg.store(job_id).put_json("aws", {"queue": queue, "jobDefinition": job_definition, "jobs": aws_jobs})

@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "middle column; estimate gives the vCPUs each container count needs)")
     r.add_argument("--assign-public-ip", choices=["ENABLED", "DISABLED"], default="DISABLED",
                    help="Fargate: give tasks a public IP (only without a NAT gateway; default DISABLED)")
+    r.add_argument("--scheduling-policy", default=None, metavar="fair-share|ARN",
+                   help="make the job queue fair-share: 'fair-share' creates manifests/scheduling-policy.json's "
+                        "(equal shares; a job's share is its user's unless --share-identifier), or give a policy's "
+                        "ARN (default: first in, first out). Only when the queue is created")
     r.add_argument("--sync-schedule", default=None,
                    help="also create an EventBridge rule that runs 'sync --due' as a Batch job on this schedule, "
                         "e.g. 'rate(30 minutes)' (jobs get schedules with: sync J --every)")
@@ -268,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="whose job definition (vCPUs, memory) and container start to assume")
     p.add_argument("--components-per-step", type=float, default=None,
                    help="components a step (default: the measured rate per Mpx times the grid)")
+    p.add_argument("--max-vcpus", type=_count, default=2000,
+                   help="the compute environment's maxvCpus (default 2000, aws register's): containers beyond "
+                        "it wait")
     p.add_argument("--block-steps", type=_count, default=None, help="time steps per chunk (default: the planner's)")
     p.add_argument("--tile", type=_tile, default=None, help="tile size H,W in grid cells (default: the planner's)")
 
@@ -367,6 +374,8 @@ def _config(args, make_workdir: bool = True):
     from tos2ca_batch.config import Config
 
     cfg = Config.from_env(args.workdir, args.catalog)
+    if getattr(args, "share_identifier", None):
+        cfg.share_identifier = args.share_identifier
     if make_workdir:
         try:
             cfg.workdir.mkdir(parents=True, exist_ok=True)
@@ -422,11 +431,19 @@ def _run_spec(cfg, raw, args) -> int:
     return _on_backend(cfg, args, lambda backend: run(cfg, raw, backend), start_in_job=True)
 
 
-def _with_job(command):
-    """A command on an existing job: refused with a JSON error line when there is no such job."""
+def _with_job(command, create: bool = True):
+    """A command on an existing job: refused with a JSON error line when there is no such job.
+    ``create=False`` (what array children run): the jobs database is not made or upgraded."""
     def checked(args) -> int:
+        from tos2ca_batch.stores import NoSchema
+
         cfg = _config(args)
-        if cfg.db().get_job(args.job) is None:
+        try:
+            found = cfg.db(create).get_job(args.job) is not None
+        except NoSchema as exc:
+            print(json.dumps({"job_id": args.job, "error": f"no such job: {exc}"}))
+            return 1
+        if not found:
             print(json.dumps({"job_id": args.job, "error": f"no such job in {cfg.db().describe()}"}))
             return 1
         return command(cfg, args)
@@ -512,7 +529,12 @@ def cmd_cancel(cfg, args) -> int:
     return 0 if row["status"] == "cancelled" else 1
 
 
-@_with_job
+def _in_child(command):
+    """:func:`_with_job` for an array child: the client made the tables; a child only reads."""
+    return _with_job(command, create=False)
+
+
+@_in_child
 def cmd_task(cfg, args) -> int:
     from tos2ca_batch.context import TaskContext
     from tos2ca_batch.errors import SpecError
@@ -599,7 +621,11 @@ def cmd_aws_register(args) -> int:
         "MAX_VCPUS": args.max_vcpus, "ASSIGN_PUBLIC_IP": args.assign_public_ip,
     }
     cfg = Config.from_env()
-    out = aws_batch.register(cfg, values, args.platform)
+    try:
+        out = aws_batch.register(cfg, values, args.platform, policy=args.scheduling_policy)
+    except ValueError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 2
     if args.sync_schedule:
         if not args.events_role_arn:
             print(json.dumps({"error": "--sync-schedule needs --events-role-arn"}))
@@ -616,6 +642,9 @@ def _batch_opts(p) -> None:
     p.add_argument("--job-definition", default=None, help="default: <name-prefix>-<platform>")
     p.add_argument("--platform", choices=["ec2", "fargate"], default="ec2", help="whose job definition (ec2)")
     p.add_argument("--name-prefix", default="tos2ca-batch", help=PREFIX_HELP)
+    p.add_argument("--share-identifier", default=None,
+                   help="on a fair-share queue: the share the jobs bill to (letters and digits; default "
+                        "TOS2CA_SHARE_IDENTIFIER, else user<N> of the job's user)")
 
 
 def _sweep_opts(p) -> None:
@@ -699,7 +728,7 @@ def cmd_estimate(args) -> int:
     cfg = _config(args, make_workdir=False)  # an estimate writes nothing
     raw = apply_overrides(_load_spec(args.spec), args.block_steps, args.tile, None)
     try:
-        est = estimate(cfg, raw, args.containers, args.platform, args.components_per_step)
+        est = estimate(cfg, raw, args.containers, args.platform, args.components_per_step, args.max_vcpus)
     except SpecError as exc:
         print(json.dumps({"error": str(exc)}))
         return 2

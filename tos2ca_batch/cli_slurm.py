@@ -23,7 +23,7 @@ def add_parser(sub, cli) -> None:
     cli._on_job(slurm, "cancel", "scancel the job's Slurm jobs and cancel the job (resumable)",
                 cli._with_job(cmd_cancel), reason=True)
     cli._on_job(slurm, "settle", "end a job whose Slurm jobs all ended without completing it (the chain's last job "
-                                 "runs this)", cli._with_job(cmd_settle))
+                                 "runs this)", cli._in_child(cmd_settle))
 
 
 def _whole(name: str):

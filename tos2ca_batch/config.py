@@ -108,6 +108,7 @@ ENV_FIELDS = {
     "TOS2CA_LEASE_SECONDS": "lease_seconds", "TOS2CA_REDIS_TTL": "redis_ttl",
     "TOS2CA_REDIS_PART_BYTES": "redis_part_bytes", "TOS2CA_REDIS_PREFIX": "redis_prefix",
     "TOS2CA_INSTITUTION": "institution", "TOS2CA_MAX_CHUNKS": "max_chunks", "TOS2CA_SMTP_URL": "smtp_url",
+    "TOS2CA_ARRAY_CHUNKS": "array_chunks", "TOS2CA_SHARE_IDENTIFIER": "share_identifier",
     "TOS2CA_PERIOD_STEPS": "period_steps", "TOS2CA_PERIOD": "period", "TOS2CA_REDUCE_ROWS": "reduce_rows",
     "TOS2CA_SES_SENDER": "ses_sender", "TOS2CA_MAIL_FROM": "mail_from",
     "TOS2CA_BUILTIN_CATALOG": "builtin_catalog", "AWS_ENDPOINT_URL": "aws_endpoint_url",
@@ -138,6 +139,14 @@ class Config:
     redis_prefix: str = "tos2ca"
     institution: str = "unspecified"
     max_chunks: int = 100_000  # per stage; a plan over it is refused before anything is written
+    array_chunks: int = 2000
+    """``TOS2CA_ARRAY_CHUNKS``: the map chunks the default blocks of a job planned for an array
+    backend (``aws submit``, ``slurm submit``, ``estimate``) aim at: two waves of 1,000 containers."""
+    share_identifier: str | None = None
+    """``TOS2CA_SHARE_IDENTIFIER``: the fair-share share a job's Batch jobs bill to on a queue with
+    a scheduling policy (default ``user<N>``, N the job's user)."""
+    plan_for_arrays: bool = False
+    """Set by the commands that submit array jobs: default blocks follow :attr:`array_chunks`."""
     period_steps: int = 1488
     """Jobs of more steps (31 days of half-hourly data) get masks and ids files per ``period``
     (``TOS2CA_PERIOD_STEPS``), written in parallel: one file of a month of global 0.1-degree ids
@@ -196,6 +205,8 @@ class Config:
             redis_prefix=env.get("TOS2CA_REDIS_PREFIX", "tos2ca"),
             institution=env.get("TOS2CA_INSTITUTION", "unspecified"),
             max_chunks=_positive(env, "TOS2CA_MAX_CHUNKS", 100_000),
+            array_chunks=_positive(env, "TOS2CA_ARRAY_CHUNKS", 2000),
+            share_identifier=env.get("TOS2CA_SHARE_IDENTIFIER") or None,
             period_steps=_positive(env, "TOS2CA_PERIOD_STEPS", 1488),
             reduce_rows=_positive(env, "TOS2CA_REDUCE_ROWS", 250_000),
             period=_choice(env, "TOS2CA_PERIOD", ("month", "day"), "month"),
@@ -271,9 +282,11 @@ class Config:
             earthdata.register(entry.location, entry.earthdata)
         return catalog
 
-    def db(self) -> JobsDB:
+    def db(self, create: bool = True) -> JobsDB:
+        """The jobs database, opened once. ``create=False`` (commands on an existing job, array
+        children): the tables must be there already; only the client makes them."""
         if self._db is None:
-            self._db = open_jobs_db(self.db_url, self.workdir)
+            self._db = open_jobs_db(self.db_url, self.workdir, create)
         return self._db
 
     def store(self, job_id: int) -> ChunkStore:
@@ -292,6 +305,10 @@ class Config:
             else:
                 blobs = DirBlobs(f"{job_url}/tables")
             self._stores[job_id] = ChunkStore(blobs, f"{job_url}/store.zarr", identity=uid)
+            from tos2ca_batch.stores import earthdata
+
+            store = self._stores[job_id]
+            earthdata.share_through(store.get_shared, store.put_shared)  # one fetch of archive credentials a job
         return self._stores[job_id]
 
     def scan_cache(self):

@@ -5,8 +5,10 @@ axis, grid, chunking; only the first file's coordinates are read, never a pixel,
 written), then prices every stage with the per-chunk costs measured by the benchmarks
 (``costs.json`` beside this module, written by ``benchmarks/refresh_costs.py``). The time model
 is the simple one: each stage waits for the one before; its children run ``containers`` at a
-time, each paying a container start. ``benchmarks/simulate_batch.py`` adds Spot reclaims,
-retries and spread.
+time (no more than the compute environment's ``maxvCpus`` holds), each paying a container
+start, and no faster than the platform launches containers (Fargate: a token bucket of 100
+launches refilled at 20 a second per account and Region, AWS's documented throttling quota).
+``benchmarks/simulate_batch.py`` adds Spot reclaims, retries and spread.
 """
 
 from __future__ import annotations
@@ -89,8 +91,18 @@ def _file_bytes(path: str) -> int | None:
     return os.path.getsize(path) if os.path.exists(path) else None
 
 
+def stage_seconds(children: int, seconds: float, containers: int, start: float,
+                  launches: dict | None) -> float:
+    """A stage's wall time: waves of ``containers`` children, each ``start`` + ``seconds``, and
+    the ``children``-th launch no sooner than the launch bucket refills for it."""
+    waves = math.ceil(children / containers) * (seconds + start)
+    if not launches:
+        return waves
+    return max(waves, max(0, children - launches["burst"]) / launches["per_second"] + start + seconds)
+
+
 def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "fargate",
-             components_per_step: float | None = None) -> dict:
+             components_per_step: float | None = None, max_vcpus: int = 2000) -> dict:
     costs = json.loads(COSTS.read_text())
     catalog = cfg.catalog()
     spec = validate({k: v for k, v in raw.items() if k != "products"}, catalog)
@@ -104,7 +116,7 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
     rows, cols, _ = select_grid(src_lat, src_lon, spec.bbox)
     if rows.size == 0 or cols.size == 0:
         raise SpecError("bbox", f"{list(spec.bbox)} selects no grid cells of {spec.dataset}")
-    d_block, d_tile = default_chunking(n_steps, rows.size, cols.size, cfg.memory_mb)
+    d_block, d_tile = default_chunking(n_steps, rows.size, cols.size, cfg.memory_mb, cfg.array_chunks)
     tile = (min(spec.tile[0], rows.size), min(spec.tile[1], cols.size)) if spec.tile else d_tile
     layout = Layout(n_steps, int(rows.size), int(cols.size), min(spec.block_steps or d_block, n_steps), *tile)
     tile_mpx = layout.tile_h * layout.tile_w / 1e6
@@ -161,10 +173,20 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
         elif mib > jobdef_mib:
             warnings.append(f"{name}: about {mib / 1024:.1f} GiB per task, over the job definition's "
                             f"{jobdef_mib / 1024:.0f} GiB ({platform}): raise its MEMORY for that stage")
-    walls = {}
+    launches = costs.get("container_launches", {}).get(platform)
+    walls, running = {}, {}
     for n in containers:
-        wall = sum(math.ceil(children / n) * (seconds + start) for children, seconds in stages.values())
+        running[str(n)] = min(n, max(1, max_vcpus // vcpus))
+        wall = sum(stage_seconds(children, seconds, running[str(n)], start, launches)
+                   for children, seconds in stages.values())
         walls[str(n)] = round(wall / 3600, 2)
+    capped = [n for n in containers if running[str(n)] < n]
+    if capped:
+        warnings.append(f"maxvCpus {max_vcpus:,} runs at most {running[str(capped[0])]:,} containers of {vcpus} vCPUs: "
+                        f"the wall times of {', '.join(f'{n:,}' for n in capped)} are those of "
+                        f"{running[str(capped[0])]:,} (aws register --max-vcpus)")
+    launch_s = sum(max(0, c - launches["burst"]) / launches["per_second"] for c, _ in stages.values()) \
+        if launches else 0.0
     file_bytes = _file_bytes(file_for(entry, first))
     src_px = src_lat.size * src_lon.size
     read = None if file_bytes is None else int(file_bytes / steps_per_file * n_steps * rows.size * cols.size / src_px)
@@ -177,7 +199,9 @@ def estimate(cfg: Config, raw: dict, containers: list[int], platform: str = "far
         "mpx": round(total_mpx, 1), "chunking": {"block_steps": layout.block_steps,
                                                  "tile": [layout.tile_h, layout.tile_w]},
         "stages": out_stages, "wall_hours_by_containers": walls,
-        "max_vcpus_by_containers": {str(n): n * vcpus for n in containers}, "task_hours": round(task_hours, 2),
+        "max_vcpus_by_containers": {str(n): n * vcpus for n in containers}, "max_vcpus": max_vcpus,
+        "containers_running": running, "launch_hours": round(launch_s / 3600, 2),
+        "launches_per_second": launches["per_second"] if launches else None, "task_hours": round(task_hours, 2),
         "vcpu_hours": round(task_hours * vcpus, 2), "platform": platform, "vcpus_per_task": vcpus,
         "memory_mib_per_task": {k: round(v) for k, v in memory.items()}, "job_definition_memory_mib": jobdef_mib,
         "s3_bytes_read": read, "s3_bytes_written": written, "components_per_step": round(comps, 1),
@@ -197,7 +221,11 @@ def describe(est: dict) -> str:
     walls = ", ".join(f"{h} h with {n} containers" for n, h in est["wall_hours_by_containers"].items())
     lines.append(f"  wall: {walls}; {est['vcpu_hours']:,} vCPU-hours ({est['platform']})")
     need = ", ".join(f"{v:,} for {n}" for n, v in est["max_vcpus_by_containers"].items())
-    lines.append(f"  compute environment maxvCpus (aws register --max-vcpus): {need} containers")
+    lines.append(f"  compute environment maxvCpus (aws register --max-vcpus, here {est['max_vcpus']:,}): {need} "
+                 f"containers")
+    if est["launches_per_second"]:
+        lines.append(f"  container launches alone (at {est['launches_per_second']} a second): "
+                     f"{est['launch_hours']} h of the wall")
     mem = ", ".join(f"{k} {v / 1024:.1f} GiB" for k, v in est["memory_mib_per_task"].items())
     lines.append(f"  memory per task: {mem} (job definition {est['job_definition_memory_mib'] / 1024:.0f} GiB)")
     read = "unknown" if est["s3_bytes_read"] is None else f"{est['s3_bytes_read'] / 1e9:,.1f} GB"

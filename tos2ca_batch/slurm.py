@@ -185,6 +185,7 @@ def submit_planned(cfg: Config, job_id: int, opts: SlurmOptions) -> dict:
     from tos2ca_batch.runner import plan_job
 
     ids: dict[str, list[str]] = {}
+    cfg.plan_for_arrays = True  # default blocks for array children (algorithm.default_chunking)
     try:
         plan = plan_job(cfg, job_id)
         max_array = max_array_size()

@@ -81,7 +81,8 @@ def make_plan(ctx: TaskContext, spec: JobSpec, catalog: dict[str, CatalogEntry],
                                 f"{src_lat.min():.3f}..{src_lat.max():.3f}, lon {lon.min():.3f}..{lon.max():.3f})")
     block_steps = block_steps or spec.block_steps
     tile = tile or spec.tile
-    d_block, d_tile = default_chunking(len(times), rows.size, cols.size, cfg.memory_mb)
+    d_block, d_tile = default_chunking(len(times), rows.size, cols.size, cfg.memory_mb,
+                                       cfg.array_chunks if cfg.plan_for_arrays else None)
     tile = (min(tile[0], rows.size), min(tile[1], cols.size)) if tile else d_tile
     layout = Layout(len(times), int(rows.size), int(cols.size), min(block_steps or d_block, len(times)), *tile)
     stage_chunks = {"map": layout.n_chunks, "publish": publish_layout(layout).n_chunks}

@@ -115,6 +115,15 @@ class ChunkStore:
             raise self._foreign(f"job:0:{name}", doc.get("identity") if isinstance(doc, dict) else None)
         return doc["value"]
 
+    def put_shared(self, name: str, obj) -> None:
+        """A JSON document the job's tasks share that is no task's output (no done marker lists
+        it, so replacing it redoes nothing); deleted with the tables at completion."""
+        self.blobs.put(f"job:0:{name}", json.dumps({"identity": self.identity, "value": obj}, sort_keys=True).encode())
+
+    def get_shared(self, name: str):
+        """:meth:`put_shared`'s document, None if there is none."""
+        return self.get_json(name) if self.has_json(name) else None
+
     def has_json(self, name: str) -> bool:
         return self.blobs.exists(f"job:0:{name}")
 

@@ -8,9 +8,16 @@ HTTPS address its bucket is served at::
 
 Reads of that bucket (``stores.objectstore`` asks :func:`source_of`) then go, with access ``s3``
 (in AWS us-west-2, where the archives are: ``TOS2CA_EARTHDATA_ACCESS=auto`` picks it there),
-straight to S3 with the DAAC's temporary credentials (an hour long; fetched again five minutes
-before they lapse), and with access ``https`` (anywhere else) over HTTPS with the user's
-Earthdata token: the same byte ranges, following the archive's redirect to its signed address.
+straight to S3 with the DAAC's temporary credentials, and with access ``https`` (anywhere
+else) over HTTPS with the user's Earthdata token: the same byte ranges, following the
+archive's redirect to its signed address.
+
+The temporary credentials last an hour. One task of a job fetches them and puts them in the
+job's chunk store (:func:`share_through`, which ``Config.store`` calls), where every other task
+of the job finds them: a thousand array children make one call to the DAAC's endpoint, not a
+thousand (the endpoints and Earthdata Login limit their callers' rates). Each process renews
+them at its own moment, 5 to 20 minutes before they lapse (a random margin), so the first to
+come renews them for the rest; the store deletes them with the job's tables at completion.
 
 Login is earthaccess's (``earthaccess.Auth``): strategy ``environment`` (``EARTHDATA_TOKEN``, or
 ``EARTHDATA_USERNAME`` and ``EARTHDATA_PASSWORD``), then ``netrc`` (the Earthdata host's machine
@@ -22,8 +29,12 @@ raises :class:`NoEarthdataLogin` saying what to set. ``earthaccess`` is the opti
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
+import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,10 +43,15 @@ ACCESS_MODES = ("auto", "s3", "https")
 IN_REGION = "us-west-2"
 """Where NASA's Earthdata Cloud buckets are: direct S3 reads work only from there."""
 REFRESH_SECONDS = 300.0
+REFRESH_SPREAD = 900.0
+_MARGIN = REFRESH_SECONDS + random.uniform(0, REFRESH_SPREAD)  # this process's: processes spread out
+
+log = logging.getLogger("tos2ca_batch")
 
 _SETTINGS = {"host": DEFAULT_HOST, "access": "https"}
 _SOURCES: dict[str, Source] = {}  # bucket -> its archive
 _CREDENTIALS: dict[str, tuple[dict, float]] = {}  # s3credentials URL -> (credentials, expiry)
+_SHARED: list[tuple[Callable[[str], dict | None], Callable[[str, dict], None]]] = []  # the job's place
 _LOCK = threading.Lock()
 
 
@@ -83,6 +99,37 @@ def forget() -> None:
     _login.cache_clear()
     _session.cache_clear()
     _CREDENTIALS.clear()
+    _SHARED.clear()
+
+
+def share_through(load: Callable[[str], dict | None], save: Callable[[str, dict], None]) -> None:
+    """Where this process's job keeps credentials for all its tasks: ``load(name)`` (None if it
+    holds none) and ``save(name, document)``."""
+    _SHARED[:] = [(load, save)]
+
+
+def _shared_name(source: Source) -> str:
+    """One name per login host and endpoint, with no ``:`` or ``/`` for a store's key."""
+    return "earthdata-" + hashlib.sha256(f"{_SETTINGS['host']} {source.s3credentials}".encode()).hexdigest()[:16]
+
+
+def _from_job(source: Source) -> tuple[dict, float] | None:
+    if not _SHARED:
+        return None
+    try:
+        doc = _SHARED[0][0](_shared_name(source))
+        return (doc["credentials"], float(doc["expiry"])) if doc else None
+    except Exception as exc:  # an unreadable copy: this process fetches its own
+        log.warning("could not read the job's Earthdata credentials (%s); fetching them", type(exc).__name__)
+        return None
+
+
+def _to_job(source: Source, creds: dict, expiry: float) -> None:
+    if _SHARED:
+        try:
+            _SHARED[0][1](_shared_name(source), {"credentials": creds, "expiry": expiry})
+        except Exception as exc:  # the others fetch their own
+            log.warning("could not share the Earthdata credentials with the job's tasks (%s)", type(exc).__name__)
 
 
 def register(location: str, block: dict | None) -> None:
@@ -134,17 +181,20 @@ def _session(host: str):
 
 def s3_credentials(source: Source) -> dict:
     """The DAAC's temporary S3 credentials (``accessKeyId``, ``secretAccessKey``,
-    ``sessionToken``, ``expiration``), fetched once and again shortly before they lapse."""
+    ``sessionToken``, ``expiration``): this process's, else the job's, else fetched (and shared
+    with the job) once those are within this process's margin of lapsing."""
     with _LOCK:
-        held = _CREDENTIALS.get(source.s3credentials)
-        if held and held[1] - time.time() > REFRESH_SECONDS:
-            return held[0]
+        for held in (_CREDENTIALS.get(source.s3credentials), _from_job(source)):
+            if held and held[1] - time.time() > _MARGIN:
+                _CREDENTIALS[source.s3credentials] = held
+                return held[0]
         creds = _login(_SETTINGS["host"]).get_s3_credentials(endpoint=source.s3credentials)
         if not creds or "accessKeyId" not in creds:
             raise NoEarthdataLogin(f"{source.s3credentials} gave no S3 credentials to this Earthdata login (accept "
                                    f"the archive's EULA on Earthdata, or read over HTTPS: "
                                    f"TOS2CA_EARTHDATA_ACCESS=https)")
         _CREDENTIALS[source.s3credentials] = (creds, _expiry(creds.get("expiration")))
+        _to_job(source, creds, _CREDENTIALS[source.s3credentials][1])
         return creds
 
 

@@ -8,12 +8,14 @@ over once it has expired; ``attempts`` counts tries; claiming a complete chunk i
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from tos2ca_batch.timeutil import parse_time
+
+log = logging.getLogger("tos2ca_batch")
 
 SCHEMA_VERSION = 3  # 2: jobs.jobUID, the identity that keys a job's stored state; 3: jobs.version, syncs
 
@@ -49,6 +51,10 @@ JOB_COLUMNS = (
 SYNC_COLUMNS = ("schedule", "untilDate", "nextDue", "lastRun", "lastStep", "status", "message", "syncJob")
 
 
+class NoSchema(LookupError):
+    """The database has no tables of this version, and the caller may not make them."""
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -64,50 +70,119 @@ class JobsDB:
         raise NotImplementedError
 
     def _checkout(self):
-        """A connection for one statement or transaction (a new one unless a dialect keeps one)."""
+        """A connection for one transaction (a new one unless a dialect keeps one)."""
         return self._connect()
 
-    def _checkin(self, conn, broken: bool) -> None:
+    def _checkin(self, conn) -> None:
+        """The transaction committed: the connection may serve the next one."""
         conn.close()
 
-    @contextmanager
-    def _cursor(self):
-        conn = self._checkout()
-        broken = False
+    def _discard(self, conn, exc: BaseException) -> None:
+        """The transaction failed with ``exc``: roll it back and forget the connection."""
         try:
-            cur = conn.cursor()
-            yield cur
-            conn.commit()
-        except BaseException:
-            broken = True
+            conn.rollback()
+        except Exception:  # a broken connection cannot roll back; the server does on disconnect
+            pass
+        finally:
+            conn.close()
+
+    def _retry_delay(self, attempt: int, exc: BaseException) -> float | None:
+        """Seconds to wait before trying a failed transaction again, None to give up. A dialect
+        returns a delay only for failures that certainly left nothing applied."""
+        return None
+
+    def _run(self, work):
+        """``work(cursor)`` in one transaction, committed; tried again (from its start, on a
+        fresh transaction) while :meth:`_retry_delay` allows. A failed commit is never tried
+        again: a commit whose answer was lost may have been applied."""
+        attempt = 0
+        while True:
+            conn = None
             try:
-                conn.rollback()
-            finally:
-                self._checkin(conn, broken)
-            raise
-        self._checkin(conn, broken)
+                conn = self._checkout()
+                result = work(conn.cursor())
+            except Exception as exc:
+                if conn is not None:
+                    self._discard(conn, exc)
+                delay = self._retry_delay(attempt, exc)
+                if delay is None:
+                    raise
+                log.warning("jobs database %s: %s: %s; trying again in %.2f s (%d)", self.describe(),
+                            type(exc).__name__, exc, delay, attempt + 1)
+                time.sleep(delay)
+                attempt += 1
+                continue
+            except BaseException as exc:
+                if conn is not None:
+                    self._discard(conn, exc)
+                raise
+            try:
+                conn.commit()
+            except BaseException as exc:
+                self._discard(conn, exc)
+                raise
+            self._checkin(conn)
+            return result
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
 
     def execute(self, sql: str, params: tuple = ()) -> int:
-        with self._cursor() as cur:
+        def one(cur) -> int:
             cur.execute(self._sql(sql), params)
             return cur.rowcount
+        return self._run(one)
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        """One statement over many rows, in one transaction (one commit, one sync of a journal)."""
+        self._run(lambda cur: cur.executemany(self._sql(sql), rows))
 
     def query(self, sql: str, params: tuple = ()) -> list[dict]:
-        with self._cursor() as cur:
+        def rows(cur) -> list[dict]:
             cur.execute(self._sql(sql), params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
+        return self._run(rows)
 
-    def init_schema(self) -> None:
-        with self._cursor() as cur:
+    def open_schema(self, create: bool = True) -> None:
+        """Check that the tables are this version's; make or upgrade them only with ``create``
+        (the client that submits jobs), so that a thousand array children each read one row
+        and never race one another's DDL."""
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version is not None and version > SCHEMA_VERSION:
+            raise NoSchema(f"the jobs database {self.describe()} has schema version {version}, newer than this"
+                           f" tos2ca-batch's {SCHEMA_VERSION}: upgrade tos2ca-batch")
+        if not create:
+            found = "no tos2ca-batch tables" if version is None else f"schema version {version}, not {SCHEMA_VERSION}"
+            raise NoSchema(f"the jobs database {self.describe()} has {found}; the command that submits a job"
+                           " makes them (tos2ca-batch submit, run, aws submit, slurm submit or jobs)")
+        self.make_schema()
+
+    def schema_version(self) -> int | None:
+        """The version the tables were made at; None when there are none."""
+        try:
+            rows = self.query("SELECT version FROM schema_version")
+        except Exception as exc:
+            if not self._no_tables(exc):
+                raise
+            return None
+        return int(rows[0]["version"]) if rows else None
+
+    def _no_tables(self, exc: BaseException) -> bool:  # pragma: no cover - abstract
+        """``exc`` says the database or its tables do not exist."""
+        raise NotImplementedError
+
+    def make_schema(self) -> None:
+        """Make the tables, or add what later versions added (idempotent)."""
+        def tables(cur) -> None:
             for ddl in _TABLES:
                 cur.execute(ddl.format(pk=self.pk))
             cur.execute("SELECT version FROM schema_version")
             if not cur.fetchall():
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (SCHEMA_VERSION,))
+        self._run(tables)
         for column, kind in (("jobUID", "VARCHAR(32)"), ("version", "INTEGER")):  # added by versions 2 and 3
             try:
                 self.query(f"SELECT {column} FROM jobs WHERE 1 = 0")
@@ -153,12 +228,13 @@ class JobsDB:
             text("operator", 32), value, json.dumps(raw_spec, sort_keys=True, default=str), status, now_iso(),
             uuid.uuid4().hex,
         )
-        with self._cursor() as cur:
+        def insert(cur) -> int:
             cur.execute(self._sql(
                 "INSERT INTO jobs (userID, stage, phdefJobID, dataset, variable, coords, startDate, endDate,"
                 " ineqOperator, ineqValue, spec, status, submitTime, jobUID) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             ), params)
             return int(cur.lastrowid)
+        return self._run(insert)
 
     def update_job(self, job_id: int, **fields) -> None:
         """Descriptive columns (phase, nChunks...); the status changes only by :meth:`transition`."""
@@ -263,11 +339,10 @@ class JobsDB:
     def add_stage_chunks(self, job_id: int, ranges: dict[str, list[tuple[str, str]]]) -> None:
         """:meth:`add_chunks` of several stages (stage -> ranges) in one transaction: a plan's rows
         in one commit, not one a stage (each a sync of the journal on a disk)."""
-        with self._cursor() as cur:
-            cur.executemany(self._sql(
-                f"{self.insert_ignore} INTO chunks (jobID, chunkID, stage, status, attempts, startDate, endDate)"
-                " VALUES (?, ?, ?, 'pending', 0, ?, ?)"
-            ), [(job_id, i, stage, a, b) for stage, rs in ranges.items() for i, (a, b) in enumerate(rs)])
+        self.executemany(
+            f"{self.insert_ignore} INTO chunks (jobID, chunkID, stage, status, attempts, startDate, endDate)"
+            " VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+            [(job_id, i, stage, a, b) for stage, rs in ranges.items() for i, (a, b) in enumerate(rs)])
 
     def claim_chunk(self, job_id: int, stage: str, chunk_id: int, worker: str, lease_seconds: float) -> str:
         """``claimed``, ``complete`` (nothing to do) or ``busy`` (another worker holds a live lease)."""
@@ -309,10 +384,9 @@ class JobsDB:
 
     def reset_chunks(self, job_id: int, stage: str, chunk_ids: list[int]) -> None:
         """These chunks must run again (their outputs are gone): ``pending``."""
-        with self._cursor() as cur:
-            cur.executemany(self._sql(
-                "UPDATE chunks SET status = 'pending', leaseUntil = NULL, message = ? WHERE jobID = ? AND"
-                " stage = ? AND chunkID = ?"), [("outputs lost; to run again", job_id, stage, c) for c in chunk_ids])
+        self.executemany(
+            "UPDATE chunks SET status = 'pending', leaseUntil = NULL, message = ? WHERE jobID = ? AND"
+            " stage = ? AND chunkID = ?", [("outputs lost; to run again", job_id, stage, c) for c in chunk_ids])
 
     def chunks(self, job_id: int, stage: str | None = None) -> list[dict]:
         if stage is None:

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from tos2ca_batch.stores.jobsdb import JobsDB
+from tos2ca_batch.stores.jobsdb import JobsDB, NoSchema
 
 _OPENED: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection): what close_all closes
 
@@ -28,13 +28,14 @@ class SQLiteJobsDB(JobsDB):
     small job's wall time); a process forked with a connection opens its own (SQLite forbids
     using a connection across ``fork``), and a statement that failed drops its connection."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, create: bool = True):
         self._local = threading.local()
         self.path = str(path)
+        if not create and not Path(self.path).is_file():  # not even an empty file is left behind
+            raise NoSchema(f"there is no jobs database {self.path}")
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._cursor() as cur:
-            cur.execute("PRAGMA journal_mode=WAL").fetchall()
-        self.init_schema()
+        self._run(lambda cur: cur.execute("PRAGMA journal_mode=WAL").fetchall())
+        self.open_schema(create)
 
     def _connect(self):
         # check_same_thread=False only so that close_all may close it; each thread still has its own
@@ -48,11 +49,16 @@ class SQLiteJobsDB(JobsDB):
             local.pid, local.conn = os.getpid(), self._connect()  # an inherited one is left alone
         return local.conn
 
-    def _checkin(self, conn, broken: bool) -> None:
-        if broken:
-            self._local.conn = None
-            conn.close()
-            _OPENED[:] = [(pid, c) for pid, c in _OPENED if c is not conn]  # close_all keeps no closed ones
+    def _checkin(self, conn) -> None:
+        pass  # kept for the next statement
+
+    def _discard(self, conn, exc: BaseException) -> None:
+        self._local.conn = None
+        super()._discard(conn, exc)
+        _OPENED[:] = [(pid, c) for pid, c in _OPENED if c is not conn]  # close_all keeps no closed ones
+
+    def _no_tables(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_local"}
