@@ -71,15 +71,18 @@ def redis_namespace(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint():
-    """moto_server (S3, Secrets Manager, SES, Batch) on a loopback port for this session."""
+def moto_endpoint(tmp_path_factory):
+    """moto_server (S3, Secrets Manager, SES, Batch) on a loopback port for this session; its
+    request recorder (``/moto-api/recorder/``) writes into a temp dir, never the checkout."""
     try:
         import moto.server  # noqa: F401
     except Exception as exc:
         unavailable("moto_server", exc)
     port = free_port()
+    recording = tmp_path_factory.mktemp("moto") / "recording.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, MOTO_RECORDER_FILEPATH=str(recording)))
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:

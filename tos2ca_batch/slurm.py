@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tos2ca_batch.aws_batch import array_parts
 from tos2ca_batch.config import Config, has_password
 from tos2ca_batch.errors import SpecError
 from tos2ca_batch.pipeline import waves
@@ -92,11 +93,6 @@ def max_array_size() -> int:
     """The cluster's ``MaxArraySize``: an array's indices are 0 .. MaxArraySize - 1."""
     found = re.search(r"^MaxArraySize\s*=\s*(\d+)", slurm(["scontrol", "show", "config"]), re.M)
     return int(found.group(1)) if found else 1001  # Slurm's default
-
-
-def array_parts(n: int, max_array: int) -> list[tuple[int, int]]:
-    """``(first chunk, size)`` of the arrays that run a stage of ``n`` chunks."""
-    return [(k, min(max_array, n - k)) for k in range(0, n, max_array)]
 
 
 def job_dir(cfg: Config, job_id: int) -> Path:

@@ -66,8 +66,7 @@ def _take_from_dead_run(cfg: Config, job_id: int, stage: str, chunk: int) -> boo
     """The chunk's holder is gone (an earlier run of this array child, or a process of this host
     that no longer runs, e.g. killed and rerun by the batch script): its chunks go back to
     pending now instead of after its lease. True when it released any."""
-    holder = next((c["worker"] for c in cfg.db().chunks(job_id, stage)
-                   if c["chunkID"] == chunk and c["status"] == "running"), None)
+    holder = cfg.db().chunk_holder(job_id, stage, chunk)
     if not (lifecycle.holder_superseded(holder, cfg.task_identity) or lifecycle.holder_is_dead(holder)):
         return False
     log.warning("job %s %s chunk %s: its holder %s is gone; taking it over", job_id, stage, chunk, holder)

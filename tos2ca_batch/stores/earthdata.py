@@ -184,10 +184,13 @@ def s3_credentials(source: Source) -> dict:
     ``sessionToken``, ``expiration``): this process's, else the job's, else fetched (and shared
     with the job) once those are within this process's margin of lapsing."""
     with _LOCK:
-        for held in (_CREDENTIALS.get(source.s3credentials), _from_job(source)):
-            if held and held[1] - time.time() > _MARGIN:
-                _CREDENTIALS[source.s3credentials] = held
-                return held[0]
+        held = _CREDENTIALS.get(source.s3credentials)
+        if held and held[1] - time.time() > _MARGIN:  # every read asks: the job's copy only when needed
+            return held[0]
+        held = _from_job(source)
+        if held and held[1] - time.time() > _MARGIN:
+            _CREDENTIALS[source.s3credentials] = held
+            return held[0]
         creds = _login(_SETTINGS["host"]).get_s3_credentials(endpoint=source.s3credentials)
         if not creds or "accessKeyId" not in creds:
             raise NoEarthdataLogin(f"{source.s3credentials} gave no S3 credentials to this Earthdata login (accept "

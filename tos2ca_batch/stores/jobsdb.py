@@ -362,6 +362,12 @@ class JobsDB:
             raise KeyError(f"job {job_id} has no {stage} chunk {chunk_id}")
         return "complete" if rows[0]["status"] == "complete" else "busy"
 
+    def chunk_holder(self, job_id: int, stage: str, chunk_id: int) -> str | None:
+        """The worker holding a running chunk (None when it is not running)."""
+        rows = self.query("SELECT worker FROM chunks WHERE jobID = ? AND stage = ? AND chunkID = ? AND"
+                          " status = 'running'", (job_id, stage, chunk_id))
+        return rows[0]["worker"] if rows else None
+
     def renew_lease(self, job_id: int, stage: str, chunk_id: int, worker: str, lease_seconds: float) -> None:
         self.execute(
             "UPDATE chunks SET leaseUntil = ? WHERE jobID = ? AND stage = ? AND chunkID = ? AND worker = ?",

@@ -102,7 +102,8 @@ class MySQLJobsDB(JobsDB):
         try:
             if _code(exc) in CONNECTION_LOST or not conn.open:
                 self._conn = None  # lost or unusable: the next transaction connects again
-                conn.close() if conn.open else None
+                if conn.open:
+                    conn.close()
             else:
                 conn.rollback()
         except Exception:
