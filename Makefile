@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_VENV ?= .venv-demo
 DEMO_BIN := $(DEMO_VENV)/bin
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench lock clean
 
 $(BIN)/tos2ca-batch: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ bench: venv
 	$(BIN)/python benchmarks/bench_kernels.py
 	$(BIN)/python benchmarks/bench_run.py
 	$(BIN)/python benchmarks/refresh_costs.py
+
+# The image installs exactly this set, hash-checked (Dockerfile): the project's dependencies with
+# the image's extras and its build requirements, resolved for the base image's Python and platform.
+# Run after any change to pyproject.toml's dependencies; tests/test_dockerfile.py fails until then.
+IMAGE_LOCK := manifests/image-requirements.txt
+IMAGE_EXTRAS := --extra mpi --extra parquet --extra earthdata
+lock: venv
+	$(BIN)/pip install -q "uv>=0.9"
+	$(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\\n')" \
+	  | $(BIN)/uv pip compile pyproject.toml - $(IMAGE_EXTRAS) --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" -o $(IMAGE_LOCK)
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) tos2ca-work .pytest_cache

@@ -11,13 +11,18 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = "manifests/image-requirements.txt"
 
 
 def parse_dockerfile() -> dict:
-    env, copies, runs, workdirs = {}, [], [], []
+    env, copies, runs, workdirs, froms = {}, [], [], [], []
     lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
     for line in lines:
         parts = line.strip().split(None, 1)
@@ -35,7 +40,43 @@ def parse_dockerfile() -> dict:
             runs.append(rest)
         elif cmd == "WORKDIR":
             workdirs.append(rest)
-    return {"env": env, "copies": copies, "runs": runs, "workdirs": workdirs}
+        elif cmd == "FROM":
+            froms.append(rest)
+    return {"env": env, "copies": copies, "runs": runs, "workdirs": workdirs, "froms": froms}
+
+
+def locked_pins() -> dict[str, str]:
+    text = (ROOT / LOCK).read_text()
+    return {canonicalize_name(m[1]): m[2] for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", text, re.M)}
+
+
+def test_base_image_pinned_by_digest_and_python_matches_the_lock():
+    (base,) = parse_dockerfile()["froms"]
+    match = re.fullmatch(r"python:(\d+\.\d+)-slim@sha256:[0-9a-f]{64}", base)
+    assert match, f"the base image is pinned by its index digest, not a moving tag: {base!r}"
+    make = (ROOT / "Makefile").read_text()
+    assert f"--python-version {match[1]} " in make, "the lock is resolved for the base image's Python"
+
+
+def test_lock_satisfies_the_projects_requirements():
+    """Edit pyproject.toml's dependencies without `make lock` and this fails: every requirement of
+    the project, of the image's extras and of its build backend is met by one locked version."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = re.search(r'"\.\[([^\]]*)\]"', " ".join(parse_dockerfile()["runs"]))[1].split(",")
+    wanted = [*project["project"]["dependencies"], *project["build-system"]["requires"]]
+    for extra in extras:
+        wanted += project["project"]["optional-dependencies"][extra]
+    pins = locked_pins()
+    for text in wanted:
+        req = Requirement(text)
+        if req.marker and not req.marker.evaluate({"python_version": "3.11"}):
+            continue
+        version = pins.get(canonicalize_name(req.name))
+        assert version, f"{req.name} is not in {LOCK}: run `make lock`"
+        assert req.specifier.contains(version, prereleases=True), \
+            f"{LOCK} pins {req.name}=={version}, outside {req.specifier}: run `make lock`"
+    hashes = re.findall(r"--hash=sha256:[0-9a-f]{64}", (ROOT / LOCK).read_text())
+    assert len(hashes) >= len(pins), "every locked version carries its files' hashes"
 
 
 def test_image_install_steps(tmp_path):
@@ -43,20 +84,36 @@ def test_image_install_steps(tmp_path):
     app_dir = df["workdirs"][0]  # where the COPYs land and pip runs
     assert df["env"]["HDF5_USE_FILE_LOCKING"] == "FALSE"
     text = (ROOT / "Dockerfile").read_text()
-    assert "USER tos2ca" in text and "python:3.11-slim" in text
+    assert "USER tos2ca" in text and "python:3.11-slim@sha256:" in text
     app = tmp_path / "app"
     app.mkdir()
     for src in df["copies"]:
-        s = ROOT / src
-        (shutil.copytree if s.is_dir() else shutil.copy)(s, app / src)
+        s, d = ROOT / src, app / src
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if s.is_dir():  # COPY merges into what is there
+            shutil.copytree(s, d, dirs_exist_ok=True)
+        else:
+            shutil.copy(s, d)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     bin_dir = venv / "bin"
     pip_runs = [r for r in df["runs"] if r.startswith("pip install")]
-    extras = re.search(r'"\.\[([^\]]*)\]"', pip_runs[0]) if pip_runs else None
+    assert any("--require-hashes" in r and LOCK in r for r in pip_runs), "the image installs the lock, hash-checked"
+    extras = re.search(r'"\.\[([^\]]*)\]"', " ".join(pip_runs))
     assert extras and {"mpi", "parquet", "earthdata"} <= set(extras.group(1).split(",")), \
         "the image installs the project with the mpi, parquet and earthdata extras"
-    subprocess.run(f"{bin_dir}/{pip_runs[0]}", shell=True, cwd=app, check=True, capture_output=True, timeout=900)
+    # Each RUN as the image's shell runs it, with the venv's pip and python first on PATH.
+    shell_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    shell_env.pop("PYTHONPATH", None)
+    for run_line in pip_runs:
+        done = subprocess.run(run_line, shell=True, cwd=app, env=shell_env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"{run_line}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    frozen = subprocess.run([str(bin_dir / "python"), "-m", "pip", "freeze", "--all", "--exclude", "tos2ca-batch"],
+                            env=shell_env, capture_output=True, text=True, check=True).stdout
+    installed = {canonicalize_name(n): v for n, _, v in (ln.partition("==") for ln in frozen.split()) if v}
+    pins = locked_pins()
+    assert {k: installed.get(k) for k in pins} == pins, "the image holds exactly the locked versions"
     env = {k: v.replace(app_dir, str(app)) for k, v in df["env"].items()}
     env = {**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TOS2CA_WORKDIR": str(tmp_path / "work")}
     env.pop("PYTHONPATH", None)
