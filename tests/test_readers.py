@@ -5,9 +5,12 @@ from datetime import datetime
 import netCDF4
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tos2ca_batch.catalog import CatalogEntry, file_for, load_catalog
-from tos2ca_batch.readers import HDF5File, StepReader, index_runs
+from tos2ca_batch.rawchunks import top_byte_below
+from tos2ca_batch.readers import CandidateStep, HDF5File, StepReader, index_runs
 from tos2ca_batch.synth import grid, synthesize
 
 T = datetime(2020, 1, 1, 0, 0)
@@ -431,3 +434,106 @@ def test_named_attributes_are_the_full_set_restricted(tmp_path, fast):
     assert set(named) == {"scale_factor", "valid_range"}
     for k in named:
         np.testing.assert_array_equal(named[k], every[k])
+
+
+def _same_at_and_above(full: np.ndarray, got: np.ndarray, floor: float) -> None:
+    """Every ``> T`` and ``>= T`` mask with ``T >= floor`` and its values: as a whole read's."""
+    f32 = np.float32(floor)
+    for threshold in {floor, float(f32), float(np.nextafter(f32, np.float32(np.inf))), floor * 1.5}:
+        if threshold < floor:
+            continue
+        for name, mask in (("greater", np.greater), ("greater_equal", np.greater_equal)):
+            with np.errstate(invalid="ignore", over="ignore"):
+                want, have = mask(full, threshold), mask(got, threshold)
+            assert np.array_equal(want, have), f"{name} {threshold!r} (floor {floor!r})"
+            assert full[want].tobytes() == got[want].tobytes()
+
+
+@pytest.mark.parametrize("kind", ["imerg", "mergir", "merra2", "mur"])
+def test_reads_at_least_a_floor_equal_whole_reads_there(tmp_path, kind):
+    """The map's read for ``> T`` jobs: from every synthetic layout (IMERG's shuffled float32
+    chunks skip what cannot reach the floor; packed MUR and the rest are read whole), whole grids,
+    windows and wrapped, descending tiles, one step array reused from read to read."""
+    cat = synthesize(kind, tmp_path, datetime(2020, 1, 1), datetime(2020, 1, 1, 12 if kind == "mur" else 3),
+                     res=1.0, **({"field": "fractal"} if kind == "imerg" else {}))
+    import json
+
+    entry = load_catalog([str(cat)])[next(iter(json.loads(cat.read_text())))]
+    variable = entry.variables[0]
+    with StepReader(entry, variable) as r:
+        lat, lon = r.grid(entry.first)
+        picks = [(np.arange(lat.size), np.arange(lon.size)), (np.arange(5, 40), np.arange(100, 200)),
+                 (np.arange(lat.size)[::-1][10:30], np.r_[np.arange(lon.size - 7, lon.size), np.arange(0, 9)])]
+        values = r.read(entry.first, *picks[0])
+        finite = values[np.isfinite(values)]
+        floors = [float(np.quantile(finite, q)) for q in (0.5, 0.9, 0.99)] + [1e-30, 0.0, -5.0]
+        for rows, cols in picks:
+            step = CandidateStep((rows.size, cols.size))
+            for floor in floors:  # each step read over the other's leftovers
+                for t in (entry.first, entry.last, entry.first):
+                    full = r.read(t, rows, cols).copy()
+                    _same_at_and_above(full, r.read_at_least(t, rows, cols, step, floor), floor)
+        if kind == "imerg":  # the skipping path was taken, and skipped most of a rain-like step
+            handle = r.handle(entry.first)
+            assert isinstance(handle, HDF5File) and handle.chunks is not None and handle.chunks.top_bytes
+            r.read_at_least(entry.first, *picks[0], step := CandidateStep(values.shape), floors[1])
+            assert np.isnan(step.values).mean() > 0.8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=1e-40, max_value=1e39, allow_nan=False, allow_infinity=False))
+def test_the_top_byte_below_a_floor_is_that_of_every_value_that_reaches_it(floor):
+    top = top_byte_below(floor)
+    with np.errstate(over="ignore"):
+        nearest = np.float32(floor)
+        low = nearest if float(nearest) <= floor else np.nextafter(nearest, np.float32(0))
+        reaching = [np.nextafter(low, np.float32(np.inf)), np.float32(3.4028235e38), np.float32(np.inf)]
+        reaching += [low] if float(low) >= floor else []
+        reaching += [np.nextafter(nearest, np.float32(np.inf))] if np.isfinite(nearest) else []
+    if top is None:  # only where the top byte is 0 (below 2**-125): then nothing is skipped
+        assert float(low) < 2.0 ** -125
+        return
+    for v in reaching:
+        assert np.array(v, "<f4").reshape(1).view(np.int8)[3] >= top, (floor, v)
+    assert np.array(low, "<f4").reshape(1).view(np.int8)[3] == top  # and no lower: it skips all it can
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True),
+                min_size=1, max_size=40), st.integers(0, 2**31), st.sampled_from([0.5, 10.0, 3e38, 2.0 ** -120]),
+       st.booleans(), st.sampled_from([-9999.9, 1e20]))
+def test_any_float32_bits_read_at_least_a_floor_as_whole(tmp_path_factory, specials, seed, floor, shuffle, fill):
+    """IMERG's layout, (time, lon, lat) shuffled or not, chunks that do not divide the grid and
+    one never written (all fill: a fill above the floor reads as NaN both ways), with every kind
+    of float32: NaNs, infinities, signed zeros, subnormals, the fill, the floor and its neighbours."""
+    rng = np.random.default_rng(seed)
+    nlon, nlat = 11, 7
+    f32 = np.float32(floor)
+    pool = np.array(specials + [fill, floor, np.nextafter(f32, np.float32(0)), np.nextafter(f32, np.float32(np.inf)),
+                                -floor, 0.0, -0.0], np.float32)
+    with np.errstate(over="ignore"):
+        field = rng.choice(pool, (nlon, nlat)) * rng.choice(np.float32([1, 1, 1, 0.999, 1.001]), (nlon, nlat))
+    folder = tmp_path_factory.mktemp("bits")
+    path = folder / "f.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        for d, n in (("time", 1), ("lon", nlon), ("lat", nlat)):
+            ds.createDimension(d, n)
+        tv = ds.createVariable("time", "i4", ("time",))
+        tv.units = "hours since 2020-01-01 00:00:00"
+        tv[:] = [0]
+        ds.createVariable("lat", "f8", ("lat",))[:] = np.linspace(-30, 30, nlat)
+        ds.createVariable("lon", "f8", ("lon",))[:] = np.linspace(-150, 150, nlon)
+        var = ds.createVariable("precipitation", "f4", ("time", "lon", "lat"), zlib=True, shuffle=shuffle,
+                                chunksizes=(1, 4, 3), fill_value=np.float32(fill))
+        var.set_auto_maskandscale(False)
+        var[0, :8, :] = field[:8]  # lon 8..10 (lat 0..2 of them: a whole chunk) never written
+        var[0, 8:, 3:] = field[8:, 3:]
+    entry = CatalogEntry("f", str(path), 60, {"lat": "lat", "lon": "lon", "time": "time"},
+                         dimension_order=("time", "lon", "lat"))
+    rows, cols = np.arange(nlat), np.arange(nlon)
+    with StepReader(entry, "precipitation") as r:
+        full = r.read(T, rows, cols).copy()
+        step = CandidateStep((nlat, nlon))
+        for _ in range(2):  # the second read into the same array sets back what the first wrote
+            _same_at_and_above(full, r.read_at_least(T, rows, cols, step, floor), floor)
+        assert r.handle(T).chunks is not None

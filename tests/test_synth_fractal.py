@@ -81,3 +81,34 @@ def test_a_job_on_rain_like_data_is_the_same_for_every_chunking_and_reduce_block
     assert table["step"].size > 50 and int(table["anomaly_id"].max()) > 20  # a busy job
     tags = set(table["tag"].tolist())
     assert {0, 1, 2, 3} <= tags  # initiations, continuations, merges and splits
+
+
+def test_reading_only_what_can_pass_the_threshold_changes_no_output(tmp_path, monkeypatch):
+    """A ``> 10`` job's map reads only the values whose exponent can reach 10 (most of a rain-like
+    step is never unshuffled nor decoded); the same job with every value read gives every file
+    byte for byte, on a tiling that cuts the IMERG chunks and the longitude wrap."""
+    import dataclasses
+
+    from tos2ca_batch import operators
+    from tos2ca_batch.readers import StepReader as Reader
+
+    catalog = synthesize("imerg", tmp_path / "data", T0, T0 + timedelta(hours=2), res=0.5, field="fractal")
+    whole_reads, skipping_reads = [], []
+    monkeypatch.setattr(Reader, "read_at_least", _counted(Reader.read_at_least, skipping_reads))
+    spec = dict(SPEC, end="2020-01-04T02:00")
+    _, skipping = run_job(tmp_path / "a", spec, catalog, block_steps=2, tile=(97, 130), products=NO_PLOTS)
+    read_all = dataclasses.replace(operators.get("greaterThan"), floor=None)
+    monkeypatch.setitem(operators._BUILTIN_BY_NAME, "greaterThan", read_all)
+    monkeypatch.setattr(Reader, "read", _counted(Reader.read, whole_reads))
+    _, whole = run_job(tmp_path / "b", spec, catalog, block_steps=2, tile=(97, 130), products=NO_PLOTS)
+    assert skipping["status"] == whole["status"] == "complete", (skipping["message"], whole["message"])
+    assert len(skipping_reads) >= 5 * 8 and len(whole_reads) >= 5 * 8  # every map read took its path
+    assert_same_outputs(local_outputs(skipping, tmp_path), local_outputs(whole, tmp_path))
+
+
+def _counted(method, calls: list):
+    def counting(self, *args, **kwargs):
+        calls.append(args[0])
+        return method(self, *args, **kwargs)
+
+    return counting

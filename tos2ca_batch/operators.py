@@ -49,6 +49,9 @@ class Operator:
     """``keeps(value_min, value_max, value, value2)``: which joined components count (None: all)."""
     baseline: str | None = None
     """The per-pixel statistic of a baseline period it needs: None, ``moments`` or ``percentile``."""
+    floor: Callable[..., float | None] | None = None
+    """``floor(value, value2)``: a number below which no value can be in a mask, or None (any
+    may). The map then reads only the values that can reach it (``StepReader.read_at_least``)."""
     source: str = "built-in"
 
     @property
@@ -59,8 +62,9 @@ class Operator:
 def _inequality(name: str) -> Operator:
     symbol = {"lessThan": "<", "lessThanOrEqualTo": "<=", "greaterThan": ">", "greaterThanOrEqualTo": ">=",
               "equalTo": "=="}[name]
+    above = name in ("greaterThan", "greaterThanOrEqualTo")
     return Operator(name, f"pixels whose value {symbol} value", lambda v, t, t2, b: binarize(v, name, t),
-                    event_type=EVENT_TYPES[name])
+                    event_type=EVENT_TYPES[name], floor=(lambda t, t2: t) if above else None)
 
 
 BUILTIN = (

@@ -197,11 +197,9 @@ class RawChunks:
             for k, target in enumerate(_byte_planes(dest)):
                 target[...] = planes[k][src]
 
-    def read(self, key: tuple, out: np.ndarray | None = None) -> np.ndarray:
-        """Values at ``key`` (one int or a ``slice(start, stop)`` with step 1 per dimension), as
-        ``dataset[key]`` would return them; into ``out`` when given (an array of that shape and
-        the dataset's dtype, any strides: e.g. a transposed or reversed view of the caller's
-        array, which then holds the values in its own order without another copy)."""
+    def _regions(self, key: tuple, out: np.ndarray | None) -> tuple[np.ndarray, list]:
+        """``out`` (made when None) and, per chunk the read ``key`` meets, (origin, slices in the
+        chunk, the view of ``out`` they go to)."""
         starts, stops, dropped = [], [], []
         for axis, (k, n) in enumerate(zip(key, self.dataset.shape)):
             if isinstance(k, slice):
@@ -219,30 +217,111 @@ class RawChunks:
         if out.shape != tuple(kept) or out.dtype != self.dtype:
             raise ValueError(f"out is {out.shape} {out.dtype}; the read gives {tuple(kept)} {self.dtype}")
         full = np.expand_dims(out, dropped) if dropped else out  # a view, whatever out's strides
-        if out.size:
-            ranges = [range(a // c, (b - 1) // c + 1) for a, b, c in zip(starts, stops, self.chunk)]
-            origins = [tuple(i * c for i, c in zip(index, self.chunk)) for index in itertools.product(*ranges)]
-            if self.source is not None:
-                self._infos = {o: self.dataset.id.get_chunk_info_by_coord(o) for o in origins}
-                self.source.prefetch([(i.byte_offset, i.byte_offset + i.size) for i in self._infos.values()
-                                      if i.byte_offset is not None and i.size])
-            for origin in origins:
-                lo = [max(a, o) for a, o in zip(starts, origin)]
-                hi = [min(b, o + c) for b, o, c in zip(stops, origin, self.chunk)]
-                src = tuple(slice(x - o, y - o) for x, y, o in zip(lo, hi, origin))
-                dst = tuple(slice(x - a, y - a) for x, y, a in zip(lo, hi, starts))
-                self._put(origin, src, full[dst])
+        if not out.size:
+            return out, []
+        ranges = [range(a // c, (b - 1) // c + 1) for a, b, c in zip(starts, stops, self.chunk)]
+        origins = [tuple(i * c for i, c in zip(index, self.chunk)) for index in itertools.product(*ranges)]
+        if self.source is not None:
+            self._infos = {o: self.dataset.id.get_chunk_info_by_coord(o) for o in origins}
+            self.source.prefetch([(i.byte_offset, i.byte_offset + i.size) for i in self._infos.values()
+                                  if i.byte_offset is not None and i.size])
+        regions = []
+        for origin in origins:
+            lo = [max(a, o) for a, o in zip(starts, origin)]
+            hi = [min(b, o + c) for b, o, c in zip(stops, origin, self.chunk)]
+            src = tuple(slice(x - o, y - o) for x, y, o in zip(lo, hi, origin))
+            dst = tuple(slice(x - a, y - a) for x, y, a in zip(lo, hi, starts))
+            regions.append((origin, src, full[dst]))
+        return out, regions
+
+    def read(self, key: tuple, out: np.ndarray | None = None) -> np.ndarray:
+        """Values at ``key`` (one int or a ``slice(start, stop)`` with step 1 per dimension), as
+        ``dataset[key]`` would return them; into ``out`` when given (an array of that shape and
+        the dataset's dtype, any strides: e.g. a transposed or reversed view of the caller's
+        array, which then holds the values in its own order without another copy)."""
+        out, regions = self._regions(key, out)
+        for origin, src, dest in regions:
+            self._put(origin, src, dest)
         return out
 
+    @property
+    def top_bytes(self) -> bool:
+        """Little-endian float32: each value's top byte (sign, exponent) is readable on its own."""
+        return self.dtype == np.dtype("<f4")
 
-def _byte_planes(view: np.ndarray) -> list[np.ndarray]:
-    """One uint8 view per byte of ``view``'s elements (byte k of every element), whatever its
-    strides: ``view`` must be a view of a C-contiguous array."""
+    def candidates(self, key: tuple, out: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+        """The values at ``key`` whose top byte, read as int8, is at least ``top`` (0 < ``top``
+        < 128: non-negative values from ``2**(2 * top - 127)`` up, +inf and positive NaNs), and
+        where they go: (flat indices into the C-contiguous array ``out`` is a view of, values
+        undecoded). Nothing is written to ``out``.
+
+        Why: a threshold ``> T`` (``T > 0``) can only hold for such values (:func:`top_byte_below`),
+        and on rain-like fields they are a few percent of a step. Their top bytes are one plane of
+        a shuffled chunk, compared as they were inflated; only the candidates' four bytes are
+        gathered, not every value unshuffled (the copy that was a third of a map task's read)."""
+        if not self.top_bytes or not 0 < top < 128:
+            raise NotFast(f"{self.dataset.name}: dtype {self.dtype}, top byte {top}")
+        out, regions = self._regions(key, out)
+        start = root_array(out).__array_interface__["data"][0]
+        positions, values = [], []
+        for origin, src, dest in regions:
+            flat = self._inflated(origin)
+            shape = dest.shape
+            if flat is None:  # never written: the fill value everywhere
+                fill = np.array(self.fill if self.fill is not None else 0, "<f4")
+                if fill.reshape(1).view(np.int8)[3] < top:
+                    continue
+                where = np.unravel_index(np.arange(math.prod(shape)), shape)
+                found = np.full(where[0].size, fill, "<f4")
+            else:
+                planes = (flat.reshape(4, -1) if self.shuffled else flat.reshape(-1, 4).T)
+                tops = planes[3].reshape(self.chunk)[src].view(np.int8)
+                where = np.unravel_index(np.flatnonzero(tops >= top), shape)
+                at = np.ravel_multi_index(tuple(w + s.start for w, s in zip(where, src)), self.chunk)
+                found = np.empty((at.size, 4), np.uint8)
+                for k in range(4):
+                    found[:, k] = planes[k][at]
+                found = found.view("<f4").reshape(-1)
+            flat_index = np.full(found.size, (dest.__array_interface__["data"][0] - start) // 4, np.int64)
+            for axis, w in enumerate(where):
+                flat_index += w * (dest.strides[axis] // 4)
+            positions.append(flat_index)
+            values.append(found)
+        if not positions:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(positions), np.concatenate(values)
+
+
+def top_byte_below(floor: float) -> int | None:
+    """The least top byte (read as int8) of any float32 ``v`` with ``v >= floor``, or with
+    ``v > float32(floor)`` (numpy compares a float32 array with a Python float in float32):
+    the top byte of the largest float32 not above ``floor``, since the bits of non-negative
+    floats are ordered as their values. None when ``floor`` is not a finite positive number,
+    or below 2**-125 (top byte 0: zeros and every dry pixel would pass, nothing to skip)."""
+    if not math.isfinite(floor) or floor <= 0:
+        return None
+    with np.errstate(over="ignore"):
+        low = np.float32(floor)  # the nearest float32 (inf beyond the largest)
+    if float(low) > floor:
+        low = np.nextafter(low, np.float32(0))
+    top = int(np.array(low, "<f4").reshape(1).view(np.int8)[3])
+    return top if top > 0 else None
+
+
+def root_array(view: np.ndarray) -> np.ndarray:
+    """The C-contiguous array ``view`` is a view of: the first of its bases that is no view."""
     root = view
     while isinstance(root.base, np.ndarray):
         root = root.base
     if not root.flags.c_contiguous:
         raise NotFast("destination is not a view of a contiguous array")
+    return root
+
+
+def _byte_planes(view: np.ndarray) -> list[np.ndarray]:
+    """One uint8 view per byte of ``view``'s elements (byte k of every element), whatever its
+    strides: ``view`` must be a view of a C-contiguous array."""
+    root = root_array(view)
     offset = view.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     buffer = root.reshape(-1).view(np.uint8)
     return [np.ndarray(view.shape, np.uint8, buffer=buffer, offset=offset + k, strides=view.strides)

@@ -23,7 +23,7 @@ import numpy as np
 
 from tos2ca_batch.catalog import CatalogEntry, file_for
 from tos2ca_batch.decoding import DECODING_ATTRIBUTES, Decoding, NotDecodable, netcdf_value
-from tos2ca_batch.rawchunks import NotFast, RangeFile, RawChunks
+from tos2ca_batch.rawchunks import NotFast, RangeFile, RawChunks, root_array, top_byte_below
 from tos2ca_batch.timeutil import decode_file_times
 
 
@@ -313,8 +313,51 @@ class HDF5File:
                 self.chunks = None
         dest[...] = self.decode(self.raw(key))
 
+    def read_candidates_into(self, key: tuple, dest: np.ndarray, top: int) -> np.ndarray | None:
+        """:meth:`read_into` for only the values whose top byte is at least ``top``
+        (:meth:`RawChunks.candidates`), decoded; returns their flat indices in the array ``dest``
+        is a view of. None when this read cannot skip any (packed values, a filter not ours...):
+        then it wrote every value, as :meth:`read_into` does."""
+        if self.chunks is not None and self.decoding.in_place and self.chunks.top_bytes:
+            try:
+                positions, raw = self.chunks.candidates(key, dest, top)
+            except NotFast:  # a chunk that skipped a filter: h5py reads the rest of this file
+                self.chunks = None
+            else:
+                root_array(dest).reshape(-1)[positions] = self.decoding.apply(raw)
+                return positions
+        self.read_into(key, dest)
+        return None
+
     def attributes(self, names: tuple[str, ...] | None = None) -> dict:
         return self._attrs(self.var, names)
+
+
+class CandidateStep:
+    """The step array of reads that need only the values at or above a floor (a ``>`` or ``>=``
+    threshold above 0, :meth:`StepReader.read_at_least`): NaN everywhere but where the last read
+    wrote, which the next read sets back to NaN before it writes. Setting back the few percent of
+    a rain-like step a read wrote costs far less than writing the whole step."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.values = np.full(shape, np.nan, np.float32)
+        self._written: list[np.ndarray] | None = []  # flat indices; None: a read wrote every value
+
+    def clear(self) -> None:
+        flat = self.values.reshape(-1)
+        if self._written is None:
+            flat.fill(np.nan)
+        else:
+            for positions in self._written:
+                flat[positions] = np.nan
+        self._written = []
+
+    def wrote(self, positions: np.ndarray | None) -> None:
+        """A read wrote ``positions`` (flat indices), or every value of its part (None)."""
+        if positions is None or self._written is None:
+            self._written = None
+        else:
+            self._written.append(positions)
 
 
 class StepReader:
@@ -436,19 +479,11 @@ class StepReader:
         self._runs.move_to_end(key)
         return self._runs[key]
 
-    def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing;
-        into ``out`` when given (a C-contiguous float32 array of that shape: a task reading step
-        after step reuses one, whose pages are then faulted in once, not every step)."""
-        handle = self.handle(t)
+    def _parts(self, handle, t: datetime, rows: np.ndarray, cols: np.ndarray, out: np.ndarray):
+        """(the file's key, the view of ``out`` its values go to) for each run of rows x cols."""
         roles = self._roles(handle.dims)
         tk = self._time_index(t) if "time" in roles else None
         kept = [r for r in roles if r != "time"]
-        if out is None:
-            out = np.empty((rows.size, cols.size), np.float32)
-        elif out.shape != (rows.size, cols.size) or out.dtype != np.float32 or not out.flags.c_contiguous:
-            raise ValueError(f"out is {out.shape} {out.dtype}; the read needs C-contiguous float32 "
-                             f"{(rows.size, cols.size)}")
         for r0, r1, rlo, rhi in self._index_runs(rows):
             for c0, c1, clo, chi in self._index_runs(cols):
                 parts = {"time": tk if tk is not None else 0, "lat": slice(rlo, rhi), "lon": slice(clo, chi)}
@@ -459,8 +494,44 @@ class StepReader:
                     dest = dest[:, ::-1]
                 if kept != ["lat", "lon"]:
                     dest = dest.T
-                handle.read_into(tuple(parts[role] for role in roles), dest)
+                yield tuple(parts[role] for role in roles), dest
+
+    @staticmethod
+    def _check_out(out: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
+        if out.shape != (rows.size, cols.size) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out is {out.shape} {out.dtype}; the read needs C-contiguous float32 "
+                             f"{(rows.size, cols.size)}")
+
+    def read(self, t: datetime, rows: np.ndarray, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Values at source rows x cols (index arrays) as float32 (len(rows), len(cols)), NaN missing;
+        into ``out`` when given (a C-contiguous float32 array of that shape: a task reading step
+        after step reuses one, whose pages are then faulted in once, not every step)."""
+        handle = self.handle(t)
+        if out is None:
+            out = np.empty((rows.size, cols.size), np.float32)
+        self._check_out(out, rows, cols)
+        for key, dest in self._parts(handle, t, rows, cols, out):
+            handle.read_into(key, dest)
         return out
+
+    def read_at_least(self, t: datetime, rows: np.ndarray, cols: np.ndarray, step: CandidateStep,
+                      floor: float) -> np.ndarray:
+        """:meth:`read` into ``step.values``, exact wherever a value is at least ``floor`` (or above
+        ``float32(floor)``), elsewhere exact or NaN: every mask ``values > T`` or ``values >= T``
+        with ``T >= floor`` is the same as :meth:`read`'s, and so are the values in it. From
+        unpacked float32 HDF5 chunks only the values whose exponent can reach ``floor`` are
+        unshuffled and decoded; every other file, or a ``floor`` of 0 or below, is read whole."""
+        handle = self.handle(t)
+        self._check_out(step.values, rows, cols)
+        step.clear()
+        top = top_byte_below(floor)
+        for key, dest in self._parts(handle, t, rows, cols, step.values):
+            if top is not None and isinstance(handle, HDF5File):
+                step.wrote(handle.read_candidates_into(key, dest, top))
+            else:
+                handle.read_into(key, dest)
+                step.wrote(None)
+        return step.values
 
     def attributes(self, t: datetime, names: tuple[str, ...] | None = None) -> dict:
         """The variable's own attributes (units, long_name...) from the file holding ``t``; only

@@ -12,7 +12,7 @@ from tos2ca_batch import operators
 from tos2ca_batch.context import TaskContext
 from tos2ca_batch.kernels.binarize import polygon_mask
 from tos2ca_batch.kernels.blockmap import BlockMapper
-from tos2ca_batch.readers import StepReader
+from tos2ca_batch.readers import CandidateStep, StepReader
 from tos2ca_batch.stages.common import create_ids_dataset, last_step_tile, pixel_records, tile_baseline
 
 
@@ -46,16 +46,27 @@ def run(ctx: TaskContext, chunk: int) -> None:
     if plan.sync_of and t0 == 0:  # a sync's step 0 is the job's last step, as stored at its end
         earlier = last_step_tile(store.get_table("sync", 0, "last"), lay.width, (r0, r1, c0, c1))
     # Every step is read into one array: a step's values are done with before the next is read
-    # (records copy the masked ones).
-    buffer = np.empty((rows.size, cols.size), np.float32)
+    # (records copy the masked ones). Only the masked values are ever used, so with a floor below
+    # which no value can be masked (a "> T" threshold) a read may skip the values under it.
+    floor = operator.floor(plan.threshold, plan.value2) if operator.floor else None
+    if floor is None:
+        buffer = np.empty((rows.size, cols.size), np.float32)
+    else:
+        step_buffer = CandidateStep((rows.size, cols.size))
+
+    def read(t) -> np.ndarray:
+        if floor is None:
+            return reader.read(t, rows, cols, buffer)
+        return reader.read_at_least(t, rows, cols, step_buffer, floor)
+
     with StepReader(plan.entry, plan.variable, grid.source) as reader:
         if t0 > 0:
-            mapper.add_halo(mask_of(reader.read(times[t0 - 1], rows, cols, buffer)))
+            mapper.add_halo(mask_of(read(times[t0 - 1])))
         for s in range(t0, t1):
             if s == 0 and earlier is not None:
                 mask, values = earlier
             else:
-                values = reader.read(times[s], rows, cols, buffer)
+                values = read(times[s])
                 mask = mask_of(values)
             labels = mapper.add(s, mask, values)
             index = mapper.index.astype(np.int32)
