@@ -36,8 +36,9 @@ def test_twenty_years_priced_without_reading_a_pixel(twenty_years, tmp_path, mon
     def no_pixels(*args, **kwargs):
         raise AssertionError("estimate read pixels")
 
-    monkeypatch.setattr(StepReader, "read", no_pixels)
-    monkeypatch.setattr(RawChunks, "read", no_pixels)
+    for cls, method in ((StepReader, "read"), (StepReader, "read_at_least"), (RawChunks, "read"),
+                        (RawChunks, "candidates")):
+        monkeypatch.setattr(cls, method, no_pixels)
     cfg = Config.from_env(str(tmp_path / "w"), [str(cat)])
     est = estimate(cfg, SPEC, [100, 1000])
     steps = (datetime(2039, 12, 31, 23, 30) - datetime(2020, 1, 4)).total_seconds() // 1800 + 1

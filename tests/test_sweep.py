@@ -42,13 +42,17 @@ def injected(tmp_path_factory):
 def test_a_sweep_reads_each_file_once_per_binarization_and_equals_separate_jobs(injected, tmp_path, monkeypatch):
     tmp, catalogs, spec, truth = injected
     reads: dict[datetime, int] = {}
-    original = StepReader.read
 
-    def counted(self, t, *a, **k):
-        reads[t] = reads.get(t, 0) + 1
-        return original(self, t, *a, **k)
+    def counted(original):
+        def counting(self, t, *a, **k):
+            reads[t] = reads.get(t, 0) + 1
+            return original(self, t, *a, **k)
 
-    monkeypatch.setattr(StepReader, "read", counted)
+        return counting
+
+    originals = {m: getattr(StepReader, m) for m in ("read", "read_at_least")}  # whole, or what can pass
+    for method, original in originals.items():
+        monkeypatch.setattr(StepReader, method, counted(original))
     cfg = Config.from_env(str(tmp_path / "w"), [str(c) for c in catalogs])
     cfg.workdir.mkdir(parents=True)
     lines = []
@@ -58,7 +62,8 @@ def test_a_sweep_reads_each_file_once_per_binarization_and_equals_separate_jobs(
     # one chunk per file: each of the 12 files read once per distinct value, never per combination
     assert len(reads) == 12 and set(reads.values()) == {3}, reads
     assert "18 combinations, 3 distinct binarizations" in lines[0]
-    monkeypatch.setattr(StepReader, "read", original)
+    for method, original in originals.items():
+        monkeypatch.setattr(StepReader, method, original)
 
     rows = {r["combination"]: r for r in res["rows"]}
     sweep_dir = Path(res["outputs"][0]).parent
