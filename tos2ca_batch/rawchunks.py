@@ -268,8 +268,8 @@ class RawChunks:
             flat = self._inflated(origin)
             shape = dest.shape
             if flat is None:  # never written: the fill value everywhere
-                fill = np.array(self.fill if self.fill is not None else 0, "<f4")
-                if fill.reshape(1).view(np.int8)[3] < top:
+                fill = np.float32(self.fill if self.fill is not None else 0)
+                if top_byte(fill) < top:
                     continue
                 where = np.unravel_index(np.arange(math.prod(shape)), shape)
                 found = np.full(where[0].size, fill, "<f4")
@@ -304,8 +304,14 @@ def top_byte_below(floor: float) -> int | None:
         low = np.float32(floor)  # the nearest float32 (inf beyond the largest)
     if float(low) > floor:
         low = np.nextafter(low, np.float32(0))
-    top = int(np.array(low, "<f4").reshape(1).view(np.int8)[3])
+    top = top_byte(low)
     return top if top > 0 else None
+
+
+def top_byte(value: np.float32) -> int:
+    """A float32's top byte (sign and the exponent's high seven bits) read as int8: negative for
+    every negative value, and ordered as the values of non-negative ones."""
+    return int(np.array(value, "<f4").reshape(1).view(np.int8)[3])
 
 
 def root_array(view: np.ndarray) -> np.ndarray:
